@@ -1,0 +1,87 @@
+//! Alerts: what the matcher raises, what an operator decides, and what happened on the ground.
+
+use super::{FaceRef, Redacted, Timestamp};
+use crate::wire::{Kind, Message};
+use serde::{Deserialize, Serialize};
+
+/// Why a person is on a watch list. `Blue` entries are staff volunteers whose alerts measure the
+/// system's miss rate and are never sent to officers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WatchlistCategory {
+    Wanted,
+    MissingVulnerable,
+    Risk,
+    Blue,
+}
+
+/// A match that passed the deployment's threshold and corroboration rule, awaiting review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateAlert {
+    pub alert_id: String,
+    pub deployment: String,
+    pub raised_at: Timestamp,
+    /// The probe face that matched (best-scoring frame of the track).
+    pub probe: FaceRef,
+    pub category: WatchlistCategory,
+    /// Opaque watch-list entry reference; the subject's identity stays in the watch-list store.
+    pub entry_ref: String,
+    pub score: f32,
+    /// Frames of the track that matched, out of frames seen, when the alert was raised.
+    pub corroborating_frames: u16,
+    pub probe_jpeg: Redacted,
+    pub context_jpeg: Redacted,
+}
+
+impl Message for CandidateAlert {
+    const KIND: Kind = Kind::CandidateAlert;
+    const VERSION: u8 = 1;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// The operator agrees: the alert goes to officers' handheld devices.
+    Confirmed,
+    /// The operator judged it a false alert: it never reaches an officer.
+    RejectedFalseAlert,
+}
+
+/// An operator's review of a candidate alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertDecision {
+    pub alert_id: String,
+    pub deployment: String,
+    pub decision: Decision,
+    /// Account id of the operator, never a name.
+    pub actor: String,
+    pub reason: Option<String>,
+    pub decided_at: Timestamp,
+}
+
+impl Message for AlertDecision {
+    const KIND: Kind = Kind::AlertDecision;
+    const VERSION: u8 = 1;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    EngagedArrested,
+    EngagedNoFurtherAction,
+    NotThePersonFalseAlert,
+    NotLocated,
+}
+
+/// What officers recorded after a confirmed alert. An arrest places the alert under legal hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertOutcome {
+    pub alert_id: String,
+    pub deployment: String,
+    pub outcome: Outcome,
+    pub actor: String,
+    pub note: Option<String>,
+    pub recorded_at: Timestamp,
+}
+
+impl Message for AlertOutcome {
+    const KIND: Kind = Kind::AlertOutcome;
+    const VERSION: u8 = 1;
+}

@@ -1,0 +1,50 @@
+//! The messages of the pipeline, in the order a face travels:
+//! [`Frame`] -> [`DetectedFace`] -> [`Embedding`] -> [`CandidateAlert`] -> [`AlertDecision`] /
+//! [`AlertOutcome`], with [`AuditEvent`] recording who did what along the way.
+//!
+//! Images travel as JPEG (frames, context crops, probes for display) or as raw RGB (the aligned chip
+//! the embedder needs, where JPEG artefacts would cost accuracy). None of these types is ever
+//! written to a log: they implement `Debug` only through [`Redacted`] fields for image bytes.
+
+mod alert;
+mod audit;
+mod embedding;
+mod face;
+mod frame;
+mod time;
+
+pub use alert::{
+    AlertDecision, AlertOutcome, CandidateAlert, Decision, Outcome, WatchlistCategory,
+};
+pub use audit::{AuditAction, AuditEvent};
+pub use embedding::Embedding;
+pub use face::{BoundingBox, DetectedFace, FaceQuality, FaceRef, Point, RgbImage};
+pub use frame::{Frame, FrameRef};
+pub use time::Timestamp;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Image bytes that must never be printed: `Debug` shows only their length.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Redacted(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes redacted>", self.0.len())
+    }
+}
+
+impl From<Vec<u8>> for Redacted {
+    fn from(v: Vec<u8>) -> Self {
+        Redacted(v)
+    }
+}
+
+impl std::ops::Deref for Redacted {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}

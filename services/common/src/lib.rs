@@ -1,0 +1,25 @@
+//! # lfr-common: what every lfr service shares
+//!
+//! Each service's `main.rs` reads as its own description because the plumbing lives here, once:
+//!
+//! - [`config`]: one TOML file for the whole system, each service reading its section, with
+//!   `LFR_...` environment overrides.
+//! - [`bus`]: connecting to NATS (reconnecting forever, counting disconnects), declaring the
+//!   JetStream topology from `lfr-schemas`, and publishing with a per-message TTL.
+//! - [`local_nats`]: a nats-server child process, for `lfr up` and for integration tests.
+//! - [`telemetry`]: structured logs, a per-service Prometheus registry, and the HTTP endpoints
+//!   `/metrics`, `/healthz` and `/readyz`.
+//! - [`stage`]: the consume -> handle -> acknowledge loop of a pipeline stage, with its metrics and
+//!   clean refusal of malformed messages.
+//! - [`service`]: the start-up every binary shares, so each `main.rs` is a few lines.
+//! - [`shutdown`]: SIGTERM/SIGINT turned into a cancellation every task can watch.
+
+pub mod bus;
+pub mod config;
+pub mod local_nats;
+pub mod service;
+pub mod shutdown;
+pub mod stage;
+pub mod telemetry;
+
+pub use shutdown::Shutdown;

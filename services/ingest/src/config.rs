@@ -1,0 +1,114 @@
+//! Ingest configuration: the `[ingest]` section and its `[[ingest.cameras]]`.
+
+use lfr_common::config::{secs, Common};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    #[serde(flatten)]
+    pub common: Common,
+    pub ingest: IngestConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IngestConfig {
+    /// Where `/metrics`, `/healthz` and `/readyz` listen.
+    pub http_addr: SocketAddr,
+    pub cameras: Vec<CameraConfig>,
+    /// JPEG quality of published frames (1-100).
+    pub jpeg_quality: u8,
+    /// Frames a camera may have waiting for the bus; beyond it the oldest is dropped (and counted).
+    pub queue_capacity: usize,
+    /// Publishes a camera may have awaiting acknowledgement: the bus's push-back.
+    pub max_in_flight: usize,
+    /// First wait before re-opening a failed or ended camera; doubles up to `max_backoff`.
+    #[serde(with = "secs")]
+    pub initial_backoff: Duration,
+    #[serde(with = "secs")]
+    pub max_backoff: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            http_addr: "127.0.0.1:9101".parse().unwrap(),
+            cameras: Vec::new(),
+            jpeg_quality: 85,
+            queue_capacity: 4,
+            max_in_flight: 16,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CameraConfig {
+    /// Subject token: 1-64 of A-Z a-z 0-9 - _.
+    pub id: String,
+    /// `rtsp://...` or `http(s)://...`, `v4l2:/dev/video0` (or `/dev/videoN`), a video file, or a
+    /// directory of images (`dir:` or `file:` prefixes make the kind explicit).
+    pub source: String,
+    /// Frames per second to sample.
+    #[serde(default = "default_fps")]
+    pub fps: f64,
+    /// Resize every frame to `[width, height]` before encoding.
+    #[serde(default)]
+    pub resize: Option<[u32; 2]>,
+    /// Play files and image folders at `fps` in real time (true) or as fast as the bus takes them
+    /// (false; for benchmarks and replays).
+    #[serde(default = "yes")]
+    pub realtime: bool,
+    /// Start a file or folder again from the beginning when it ends.
+    #[serde(default)]
+    pub repeat: bool,
+}
+
+fn default_fps() -> f64 {
+    5.0
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Config {
+    /// Refuse configurations that cannot work, with the reason, before anything starts.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for cam in &self.ingest.cameras {
+            lfr_schemas::subjects::validate_token("camera", &cam.id)?;
+            anyhow::ensure!(seen.insert(&cam.id), "camera id {:?} is used twice", cam.id);
+            anyhow::ensure!(
+                cam.fps > 0.0 && cam.fps <= 60.0,
+                "camera {}: fps must be in (0, 60], got {}",
+                cam.id,
+                cam.fps
+            );
+            if let Some([w, h]) = cam.resize {
+                anyhow::ensure!(
+                    (16..=8192).contains(&w) && (16..=8192).contains(&h),
+                    "camera {}: resize {w}x{h} out of range",
+                    cam.id
+                );
+            }
+        }
+        anyhow::ensure!(
+            (1..=100).contains(&self.ingest.jpeg_quality),
+            "jpeg_quality must be 1-100"
+        );
+        anyhow::ensure!(
+            self.ingest.queue_capacity >= 1,
+            "queue_capacity must be at least 1"
+        );
+        anyhow::ensure!(
+            self.ingest.max_in_flight >= 1,
+            "max_in_flight must be at least 1"
+        );
+        Ok(())
+    }
+}

