@@ -119,7 +119,7 @@ async fn no_frame_byte_touches_disk() {
     let markers: Vec<Vec<u8>> = (0..6)
         .map(|i| {
             let img = opencv::imgcodecs::imread(
-                &images.join(format!("img-{i:04}.jpg")),
+                images.join(format!("img-{i:04}.jpg")),
                 opencv::imgcodecs::IMREAD_COLOR,
             )
             .unwrap();
@@ -153,8 +153,10 @@ async fn no_frame_byte_touches_disk() {
 
     // The rest expire unconsumed; a second pass of the camera is taken by the detect stage.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut detect_cfg = lfr_detect::Config::default();
-    detect_cfg.common = cfg.common.clone();
+    let mut detect_cfg = lfr_detect::Config {
+        common: cfg.common.clone(),
+        ..Default::default()
+    };
     detect_cfg.detect.http_addr = "127.0.0.1:0".parse().unwrap();
     let detect = lfr_detect::start(detect_cfg, shutdown.clone())
         .await

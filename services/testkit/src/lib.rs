@@ -4,6 +4,8 @@
 //!
 //! The binary is found as [`lfr_common::local_nats::binary`] says.
 
+pub mod media;
+
 use lfr_common::local_nats::LocalNats;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

