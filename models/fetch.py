@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -162,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             if not build_one(art, dest, python, os.path.abspath(args.cache),
                              os.path.abspath(args.manifest)):
                 failed += 1
+    if not failed and not args.only:
+        # The services read the manifest beside the files it describes.
+        shutil.copyfile(args.manifest, os.path.join(dest, "manifest.toml"))
     n = len(arts)
     print(f"{n - failed}/{n} artefacts present and verified in {dest} "
           f"({time.monotonic() - t0:.1f} s)")

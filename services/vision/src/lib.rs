@@ -1,0 +1,22 @@
+//! # lfr-vision: faces from frames, templates from faces
+//!
+//! The same code serves the detect and embed services and `lfr eval`, so what is calibrated offline
+//! is exactly what runs live.
+//!
+//! - [`manifest`]: the model manifest (`models/manifest.toml`): files, hashes, input and output specs.
+//! - [`runtime`]: loading ONNX Runtime and models, refusing any file whose hash is not the manifest's.
+//! - [`image`]: decoding untrusted JPEG safely (dimension checks, reduced decoding of huge images).
+//! - [`detector`]: RetinaFace-style detection: priors, box and landmark decoding, NMS.
+//! - [`align`]: the similarity transform that puts 5 landmarks on the embedder's template.
+//! - [`quality`]: sharpness, pose and size measures that decide whether a face is worth embedding.
+//! - [`faces`]: detection + quality + alignment + context crop: one frame in, probe faces out.
+//! - [`embedder`]: batched embedding with L2 normalisation.
+
+pub mod align;
+pub mod detector;
+pub mod embedder;
+pub mod faces;
+pub mod image;
+pub mod manifest;
+pub mod quality;
+pub mod runtime;
