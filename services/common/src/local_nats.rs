@@ -45,7 +45,12 @@ impl LocalNats {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill().await;
         std::fs::create_dir_all(&self.store_dir)?;
+        // Frames from high-resolution cameras exceed NATS's default 1 MB message limit.
+        let config = self.store_dir.join("lfr-nats.conf");
+        std::fs::write(&config, "max_payload: 8MB\n")?;
         let child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(&config)
             .args(["-js", "-a", "127.0.0.1"])
             .args(["-p", &self.port.to_string()])
             .args(["-m", &self.monitor_port.to_string()])

@@ -1,5 +1,5 @@
 //! A pipeline stage: consume a stream through a durable pull consumer shared by every replica,
-//! hand each message to the stage's [`Handler`], then acknowledge.
+//! hand messages to the stage's handler, then acknowledge each.
 //!
 //! The loop is the same shape for detect, embed, match and dispatch (input -> transform -> output),
 //! so the rules live here once:
@@ -7,24 +7,27 @@
 //!   counted under `lfr_stage_rejected_total{reason}`: a poison message must not loop forever;
 //! - a handler's [`HandleError::Retry`] is negatively acknowledged with a delay; the transient TTL
 //!   still bounds how long a frame can wait;
-//! - on shutdown the stage stops pulling, finishes the message in hand, and returns;
+//! - on shutdown the stage stops pulling, finishes the messages in hand, and returns;
 //! - if the consumer disappears (NATS restarted without its memory streams) the topology and the
 //!   consumer are declared again after a back-off.
+//!
+//! A [`Handler`] takes one message at a time; a [`BatchHandler`] takes up to `max_batch` messages
+//! that arrived within `max_wait` of the first (the embedder batches faces across cameras).
 
 use crate::bus::Bus;
 use crate::config::Common;
-use crate::service::{self, Running};
+use crate::service::{self, Context, Running};
 use crate::telemetry::{Health, LATENCY_BUCKETS};
 use crate::Shutdown;
 use async_nats::jetstream::{consumer::pull, AckKind};
 use futures::StreamExt;
 use lfr_schemas::{Message, Timestamp};
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// Where a stage reads from.
+/// Where a stage reads from, and how much it takes at once.
 #[derive(Debug, Clone)]
 pub struct StageSpec {
     /// Metric label and log field.
@@ -38,12 +41,16 @@ pub struct StageSpec {
     pub max_ack_pending: i64,
     /// How long the server waits for an acknowledgement before redelivering.
     pub ack_wait: Duration,
+    /// Largest batch given to the handler (1 for one-at-a-time stages).
+    pub max_batch: usize,
+    /// How long to wait for a batch to fill once its first message has arrived.
+    pub max_wait: Duration,
 }
 
 /// Why a handler did not complete a message.
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
-    /// Worth another try (a dependency was briefly unavailable): negative acknowledgement.
+    /// Worth another try (the bus was briefly unavailable): negative acknowledgement.
     #[error("retry: {0}")]
     Retry(anyhow::Error),
     /// Can never succeed (undecodable image, impossible content): terminate and count.
@@ -52,6 +59,15 @@ pub enum HandleError {
         reason: &'static str,
         error: anyhow::Error,
     },
+}
+
+impl HandleError {
+    pub fn reject(reason: &'static str, error: impl Into<anyhow::Error>) -> HandleError {
+        HandleError::Reject {
+            reason,
+            error: error.into(),
+        }
+    }
 }
 
 /// What a stage does with one message.
@@ -65,12 +81,45 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+/// What a stage does with a batch of messages: one result per input, in order.
+pub trait BatchHandler: Send + Sync + 'static {
+    type Input: Message + Send;
+    fn handle_batch(
+        &self,
+        inputs: Vec<Self::Input>,
+    ) -> impl Future<Output = Vec<Result<(), HandleError>>> + Send;
+
+    fn captured_at(_input: &Self::Input) -> Option<Timestamp> {
+        None
+    }
+}
+
+/// A one-at-a-time handler is a batch handler whose batches hold one message.
+struct OneByOne<H>(H);
+
+impl<H: Handler> BatchHandler for OneByOne<H> {
+    type Input = H::Input;
+
+    async fn handle_batch(&self, inputs: Vec<H::Input>) -> Vec<Result<(), HandleError>> {
+        let mut results = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            results.push(self.0.handle(input).await);
+        }
+        results
+    }
+
+    fn captured_at(input: &H::Input) -> Option<Timestamp> {
+        H::captured_at(input)
+    }
+}
+
 #[derive(Clone)]
 struct StageMetrics {
     messages: IntCounterVec,
     rejected: IntCounterVec,
     handle_seconds: HistogramVec,
     age_seconds: HistogramVec,
+    batch_size: Histogram,
 }
 
 impl StageMetrics {
@@ -88,7 +137,7 @@ impl StageMetrics {
                 &["stage", "reason"],
             )?,
             handle_seconds: HistogramVec::new(
-                HistogramOpts::new("stage_handle_seconds", "Time to handle one message")
+                HistogramOpts::new("stage_handle_seconds", "Time to handle one batch")
                     .buckets(LATENCY_BUCKETS.to_vec()),
                 &["stage"],
             )?,
@@ -100,30 +149,55 @@ impl StageMetrics {
                 .buckets(LATENCY_BUCKETS.to_vec()),
                 &["stage"],
             )?,
+            batch_size: Histogram::with_opts(
+                HistogramOpts::new("stage_batch_size", "Messages handled together")
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
+            )?,
         };
         registry.register(Box::new(m.messages.clone()))?;
-        registry.register(Box::new(m.age_seconds.clone()))?;
         registry.register(Box::new(m.rejected.clone()))?;
         registry.register(Box::new(m.handle_seconds.clone()))?;
+        registry.register(Box::new(m.age_seconds.clone()))?;
+        registry.register(Box::new(m.batch_size.clone()))?;
         Ok(m)
     }
 }
 
 /// Start a service that is one stage: telemetry, bus, then the consume loop in a task.
-/// `make_handler` builds the handler once the service's registry exists (for its own metrics).
+/// `make_handler` builds the handler from the started service (its bus, its registry).
 pub async fn start_service<H: Handler>(
     name: &'static str,
     common: &Common,
     http_addr: SocketAddr,
     spec: StageSpec,
-    make_handler: impl FnOnce(&Registry) -> anyhow::Result<H>,
+    make_handler: impl FnOnce(&Context) -> anyhow::Result<H>,
+    shutdown: Shutdown,
+) -> anyhow::Result<Running> {
+    start_batched_service(
+        name,
+        common,
+        http_addr,
+        spec,
+        |ctx| make_handler(ctx).map(OneByOne),
+        shutdown,
+    )
+    .await
+}
+
+/// [`start_service`] for a stage that handles batches.
+pub async fn start_batched_service<H: BatchHandler>(
+    name: &'static str,
+    common: &Common,
+    http_addr: SocketAddr,
+    spec: StageSpec,
+    make_handler: impl FnOnce(&Context) -> anyhow::Result<H>,
     shutdown: Shutdown,
 ) -> anyhow::Result<Running> {
     let ctx = service::start(name, common, http_addr, shutdown).await?;
-    let handler = make_handler(&ctx.registry)?;
+    let handler = make_handler(&ctx)?;
     let metrics_addr = ctx.metrics_addr;
     let done = tokio::spawn(async move {
-        if let Err(e) = run(
+        let ran = run(
             &ctx.bus,
             spec,
             handler,
@@ -131,8 +205,8 @@ pub async fn start_service<H: Handler>(
             &ctx.health,
             &ctx.shutdown,
         )
-        .await
-        {
+        .await;
+        if let Err(e) = ran {
             tracing::error!(service = name, error = %e, "stage failed");
         }
         let _ = ctx.bus.client.flush().await;
@@ -141,7 +215,7 @@ pub async fn start_service<H: Handler>(
 }
 
 /// Run a stage until shutdown.
-pub async fn run<H: Handler>(
+pub async fn run<H: BatchHandler>(
     bus: &Bus,
     spec: StageSpec,
     handler: H,
@@ -170,8 +244,10 @@ pub async fn run<H: Handler>(
     Ok(())
 }
 
+type Delivery = async_nats::jetstream::Message;
+
 /// One consumer session: returns `Ok` on shutdown, `Err` when the consumer must be re-created.
-async fn consume<H: Handler>(
+async fn consume<H: BatchHandler>(
     bus: &Bus,
     spec: &StageSpec,
     handler: &H,
@@ -193,42 +269,75 @@ async fn consume<H: Handler>(
             },
         )
         .await?;
-    // Small batches: a replica should not hoard frames another replica could be handling.
+    // Small pulls: a replica should not hoard work another replica could be doing.
     let mut messages = consumer
         .stream()
-        .max_messages_per_batch(4)
+        .max_messages_per_batch(spec.max_batch.clamp(1, 64))
         .messages()
         .await?;
     health.set_ready(true);
     tracing::info!(stage = spec.name, stream = spec.stream, "consuming");
     loop {
-        let next = tokio::select! {
+        let first = tokio::select! {
             next = messages.next() => next,
             _ = shutdown.requested() => return Ok(()),
         };
-        let message = match next {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                // Heartbeat misses and the like are transient; the stream recovers or ends.
-                tracing::debug!(stage = spec.name, error = %e, "consumer stream error");
-                if is_fatal(&e) {
-                    anyhow::bail!("consumer stream failed: {e}");
-                }
-                continue;
+        let mut batch = vec![delivery(first, spec)?];
+        let deadline = tokio::time::Instant::now() + spec.max_wait;
+        while batch.len() < spec.max_batch {
+            match tokio::time::timeout_at(deadline, messages.next()).await {
+                Ok(next) => batch.push(delivery(next, spec)?),
+                Err(_) => break,
             }
-            None => anyhow::bail!("consumer stream ended"),
-        };
-        let started = Instant::now();
-        let outcome = match H::Input::decode(&message.payload) {
-            Err(e) => {
-                tracing::warn!(stage = spec.name, subject = %message.subject, error = %e, "refusing message");
-                metrics
-                    .rejected
-                    .with_label_values(&[spec.name, e.reason()])
-                    .inc();
-                ack(&message, AckKind::Term, spec.name).await;
-                "rejected"
-            }
+        }
+        handle(
+            batch.into_iter().flatten().collect(),
+            spec,
+            handler,
+            metrics,
+        )
+        .await;
+    }
+}
+
+/// A delivered message, `None` for a transient consumer error, `Err` when the consumer is gone.
+fn delivery(
+    next: Option<Result<Delivery, pull::MessagesError>>,
+    spec: &StageSpec,
+) -> anyhow::Result<Option<Delivery>> {
+    use async_nats::jetstream::consumer::pull::MessagesErrorKind as K;
+    match next {
+        Some(Ok(m)) => Ok(Some(m)),
+        Some(Err(e))
+            if matches!(
+                e.kind(),
+                K::ConsumerDeleted | K::NoResponders | K::MissingHeartbeat
+            ) =>
+        {
+            anyhow::bail!("consumer stream failed: {e}")
+        }
+        Some(Err(e)) => {
+            tracing::debug!(stage = spec.name, error = %e, "consumer stream error");
+            Ok(None)
+        }
+        None => anyhow::bail!("consumer stream ended"),
+    }
+}
+
+async fn handle<H: BatchHandler>(
+    deliveries: Vec<Delivery>,
+    spec: &StageSpec,
+    handler: &H,
+    metrics: &StageMetrics,
+) {
+    if deliveries.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let mut accepted = Vec::with_capacity(deliveries.len());
+    let mut inputs = Vec::with_capacity(deliveries.len());
+    for message in deliveries {
+        match H::Input::decode(&message.payload) {
             Ok(input) => {
                 if let Some(at) = H::captured_at(&input) {
                     metrics
@@ -236,53 +345,69 @@ async fn consume<H: Handler>(
                         .with_label_values(&[spec.name])
                         .observe(at.until(Timestamp::now()).as_secs_f64());
                 }
-                match handler.handle(input).await {
-                    Ok(()) => {
-                        ack(&message, AckKind::Ack, spec.name).await;
-                        "ok"
-                    }
-                    Err(HandleError::Reject { reason, error }) => {
-                        tracing::warn!(stage = spec.name, reason, error = %error, "rejecting message");
-                        metrics
-                            .rejected
-                            .with_label_values(&[spec.name, reason])
-                            .inc();
-                        ack(&message, AckKind::Term, spec.name).await;
-                        "rejected"
-                    }
-                    Err(HandleError::Retry(error)) => {
-                        tracing::warn!(stage = spec.name, error = %error, "will retry message");
-                        ack(
-                            &message,
-                            AckKind::Nak(Some(Duration::from_millis(250))),
-                            spec.name,
-                        )
-                        .await;
-                        "retried"
-                    }
-                }
+                inputs.push(input);
+                accepted.push(message);
             }
-        };
-        metrics
-            .messages
-            .with_label_values(&[spec.name, outcome])
-            .inc();
-        metrics
-            .handle_seconds
-            .with_label_values(&[spec.name])
-            .observe(started.elapsed().as_secs_f64());
+            Err(e) => {
+                tracing::warn!(stage = spec.name, subject = %message.subject, error = %e, "refusing message");
+                reject(&message, e.reason(), spec, metrics).await;
+            }
+        }
     }
+    if inputs.is_empty() {
+        return;
+    }
+    metrics.batch_size.observe(inputs.len() as f64);
+    let results = handler.handle_batch(inputs).await;
+    for (message, result) in accepted.iter().zip(results) {
+        match result {
+            Ok(()) => {
+                ack(message, AckKind::Ack, spec.name).await;
+                metrics.messages.with_label_values(&[spec.name, "ok"]).inc();
+            }
+            Err(HandleError::Reject { reason, error }) => {
+                tracing::warn!(stage = spec.name, reason, error = %error, "rejecting message");
+                reject(message, reason, spec, metrics).await;
+            }
+            Err(HandleError::Retry(error)) => {
+                tracing::warn!(stage = spec.name, error = %error, "will retry message");
+                ack(
+                    message,
+                    AckKind::Nak(Some(Duration::from_millis(250))),
+                    spec.name,
+                )
+                .await;
+                metrics
+                    .messages
+                    .with_label_values(&[spec.name, "retried"])
+                    .inc();
+            }
+        }
+    }
+    metrics
+        .handle_seconds
+        .with_label_values(&[spec.name])
+        .observe(started.elapsed().as_secs_f64());
 }
 
-fn is_fatal(e: &async_nats::jetstream::consumer::pull::MessagesError) -> bool {
-    use async_nats::jetstream::consumer::pull::MessagesErrorKind as K;
-    matches!(
-        e.kind(),
-        K::ConsumerDeleted | K::NoResponders | K::MissingHeartbeat
-    )
+async fn reject(
+    message: &Delivery,
+    reason: &'static str,
+    spec: &StageSpec,
+    metrics: &StageMetrics,
+) {
+    metrics
+        .rejected
+        .with_label_values(&[spec.name, reason])
+        .inc();
+    metrics
+        .messages
+        .with_label_values(&[spec.name, "rejected"])
+        .inc();
+    ack(message, AckKind::Term, spec.name).await;
 }
 
-async fn ack(message: &async_nats::jetstream::Message, kind: AckKind, stage: &str) {
+async fn ack(message: &Delivery, kind: AckKind, stage: &str) {
     // `ack_with` only sends; a lost ack is redelivered by the server after `ack_wait`.
     if let Err(e) = message.ack_with(kind).await {
         tracing::warn!(stage, error = %e, "acknowledgement not sent");

@@ -1,23 +1,37 @@
 //! # lfr-detect: frames in, faces out
 //!
-//! Consumes FRAMES through the shared `detect` consumer. The face detector arrives with the vision
-//! work (issue 3); until then this stage validates and acknowledges every frame, so frames leave
-//! the bus as soon as they are taken and nothing is left behind.
+//! Consumes FRAMES through the shared `detect` consumer. For each frame: decode the JPEG (refusing
+//! corrupt, tiny or absurdly large images), find faces, drop those that fail the quality gate,
+//! align each survivor to the embedder's template and crop its upper-torso context, publish them to
+//! `lfr.faces.<camera>` with the transient TTL, and only then acknowledge the frame. A frame with no
+//! face leaves nothing behind.
 
+mod metrics;
+
+use lfr_common::bus::Bus;
 use lfr_common::config::Common;
 use lfr_common::service::Running;
 use lfr_common::stage::{self, HandleError, Handler, StageSpec};
 use lfr_common::Shutdown;
-use lfr_schemas::{streams, Frame, Timestamp};
+use lfr_schemas::{
+    streams, subjects, BoundingBox, DetectedFace, FaceRef, Frame, Point, RgbImage, Timestamp,
+};
+use lfr_vision::config::ModelsConfig;
+use lfr_vision::faces::{FaceFinder, Found};
+use lfr_vision::image::{decode_jpeg, ImageError};
+use metrics::DetectMetrics;
+use opencv::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     #[serde(flatten)]
     pub common: Common,
+    pub models: ModelsConfig,
     pub detect: DetectConfig,
 }
 
@@ -44,32 +58,128 @@ pub fn spec() -> StageSpec {
         filter_subject: None,
         max_ack_pending: 64,
         ack_wait: Duration::from_secs(10),
+        max_batch: 1,
+        max_wait: Duration::ZERO,
     }
 }
 
-/// Acknowledges what it receives; the stage's real work replaces this.
-pub struct DetectStage;
+struct DetectStage {
+    finder: Arc<Mutex<FaceFinder>>,
+    /// The detector's longer input side: frames are decoded at a reduced scale down to this.
+    input_side: u32,
+    bus: Bus,
+    metrics: DetectMetrics,
+}
 
 impl Handler for DetectStage {
     type Input = Frame;
 
-    async fn handle(&self, input: Frame) -> Result<(), HandleError> {
-        tracing::trace!(at = ?Self::captured_at(&input), "received");
+    async fn handle(&self, frame: Frame) -> Result<(), HandleError> {
+        let started = Instant::now();
+        let finder = self.finder.clone();
+        let input_side = self.input_side;
+        let jpeg = frame.jpeg.0;
+        let found = tokio::task::spawn_blocking(move || find(&finder, &jpeg, input_side))
+            .await
+            .map_err(|e| HandleError::reject("internal", e))??;
+        let (found, scale) = found;
+        self.metrics.observe(&found, started.elapsed());
+        let detected_at = Timestamp::now();
+        for (index, face) in found.faces.into_iter().enumerate() {
+            let message = detected_face(&frame.source, index, face, scale, detected_at)
+                .map_err(|e| HandleError::reject("internal", e))?;
+            let published = self
+                .bus
+                .publish_transient(
+                    streams::FACES,
+                    subjects::faces(&frame.source.camera),
+                    &message,
+                )
+                .await
+                .map_err(|e| HandleError::Retry(e.into()))?;
+            published
+                .acknowledged()
+                .await
+                .map_err(|e| HandleError::Retry(e.into()))?;
+        }
         Ok(())
     }
 
-    fn captured_at(input: &Frame) -> Option<Timestamp> {
-        Some(input.source.captured_at)
+    fn captured_at(frame: &Frame) -> Option<Timestamp> {
+        Some(frame.source.captured_at)
     }
 }
 
+/// Decode and search one frame (blocking: runs on the blocking pool).
+fn find(
+    finder: &Mutex<FaceFinder>,
+    jpeg: &[u8],
+    input_side: u32,
+) -> Result<(Found, f32), HandleError> {
+    let (image, scale) = decode_jpeg(jpeg, input_side)
+        .map_err(|e: ImageError| HandleError::reject(e.reason(), e))?;
+    let mut finder = finder.lock().unwrap_or_else(|p| p.into_inner());
+    let found = finder
+        .find(&image)
+        .map_err(|e| HandleError::reject("detector_failed", e))?;
+    Ok((found, scale))
+}
+
+/// The bus message for one face; coordinates scaled back to the original frame's pixels.
+fn detected_face(
+    frame: &lfr_schemas::FrameRef,
+    index: usize,
+    face: lfr_vision::faces::ProbeFace,
+    scale: f32,
+    detected_at: Timestamp,
+) -> anyhow::Result<DetectedFace> {
+    let [x1, y1, x2, y2] = face.detection.bbox.map(|v| v * scale);
+    let mut quality = face.quality;
+    quality.eye_distance_px *= scale;
+    let chip = &face.chip_rgb;
+    Ok(DetectedFace {
+        face: FaceRef {
+            frame: frame.clone(),
+            index: index as u16,
+        },
+        detected_at,
+        bbox: BoundingBox {
+            x: x1,
+            y: y1,
+            width: x2 - x1,
+            height: y2 - y1,
+        },
+        landmarks: face.detection.landmarks.map(|[x, y]| Point {
+            x: x * scale,
+            y: y * scale,
+        }),
+        quality,
+        chip: RgbImage {
+            width: chip.cols() as u32,
+            height: chip.rows() as u32,
+            pixels: chip.data_bytes()?.to_vec().into(),
+        },
+        context_jpeg: face.context_jpeg.into(),
+    })
+}
+
 pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
+    let store = config.models.store()?;
+    let finder = config.models.face_finder(&store)?;
+    let input_side = config.models.detector_input[0].max(config.models.detector_input[1]);
     stage::start_service(
         "detect",
         &config.common,
         config.detect.http_addr,
         spec(),
-        |_registry| Ok(DetectStage),
+        |ctx| {
+            Ok(DetectStage {
+                finder: Arc::new(Mutex::new(finder)),
+                input_side,
+                bus: ctx.bus.clone(),
+                metrics: DetectMetrics::new(&ctx.registry)?,
+            })
+        },
         shutdown,
     )
     .await

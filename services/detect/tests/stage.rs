@@ -1,54 +1,71 @@
-//! The detect stage over a real nats-server: malformed and mis-versioned messages are refused with
-//! a reason and a counter, and the stage keeps taking good frames.
+//! The detect stage over a real nats-server with the real detector: bad messages and bad images are
+//! refused with a reason and a counter, and the stage keeps taking good frames.
 
 use lfr_common::Shutdown;
 use lfr_schemas::wire::with_version;
-use lfr_schemas::{streams, subjects, Frame, FrameRef, Message, Timestamp};
-use lfr_testkit::{eventually, metric, scrape, NatsServer};
+use lfr_schemas::{streams, subjects, Message};
+use lfr_testkit::{eventually, frame, metric, sample_photo, scrape, NatsServer};
+use opencv::core::{Mat, Scalar, Vector, CV_8UC3};
+use opencv::prelude::*;
+use opencv::{core, imgcodecs};
 use std::time::Duration;
 
-fn frame(seq: u64) -> Frame {
-    Frame {
-        source: FrameRef {
-            camera: "cam-a".into(),
-            epoch: Timestamp(7),
-            seq,
-            captured_at: Timestamp::now(),
-        },
-        width: 2,
-        height: 2,
-        jpeg: vec![0xFF, 0xD8, 0xFF, 0xD9].into(),
-    }
+fn jpeg_of(image: &Mat) -> Vec<u8> {
+    let mut out = Vector::<u8>::new();
+    imgcodecs::imencode(".jpg", image, &mut out, &Vector::new()).unwrap();
+    out.to_vec()
 }
 
-#[tokio::test]
-async fn bad_messages_are_refused_counted_and_the_stage_keeps_running() {
-    let nats = NatsServer::start().await;
+fn blank(w: i32, h: i32) -> Mat {
+    Mat::new_rows_cols_with_default(h, w, CV_8UC3, Scalar::all(90.0)).unwrap()
+}
+
+async fn start_detect(nats: &NatsServer) -> (lfr_common::service::Running, Shutdown) {
     let mut cfg = lfr_detect::Config::default();
     cfg.common.nats.url = nats.url();
     cfg.detect.http_addr = "127.0.0.1:0".parse().unwrap();
     let shutdown = Shutdown::new();
-    let running = lfr_detect::start(cfg, shutdown.clone()).await.unwrap();
+    (
+        lfr_detect::start(cfg, shutdown.clone()).await.unwrap(),
+        shutdown,
+    )
+}
 
+async fn publish(js: &async_nats::jetstream::Context, bytes: Vec<u8>) {
+    js.publish(subjects::frames("cam-a"), bytes.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn bad_messages_and_bad_images_are_refused_counted_and_the_stage_keeps_running() {
+    let nats = NatsServer::start().await;
+    let (running, shutdown) = start_detect(&nats).await;
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let subject = subjects::frames("cam-a");
-    let publish = |bytes: Vec<u8>| {
-        let js = js.clone();
-        let subject = subject.clone();
-        async move {
-            js.publish(subject, bytes.into())
-                .await
-                .unwrap()
-                .await
-                .unwrap()
-        }
-    };
-    publish(with_version(frame(0).encode(), 99)).await;
-    publish(b"not even an lfr message".to_vec()).await;
-    publish(frame(1).encode()[..10].to_vec()).await;
-    publish(frame(2).encode()).await;
+    let photo = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
 
-    let text = eventually(Duration::from_secs(10), || async {
+    publish(
+        &js,
+        with_version(frame("cam-a", 0, photo.clone(), 0, 0).encode(), 99),
+    )
+    .await;
+    publish(&js, b"not even an lfr message".to_vec()).await;
+    publish(
+        &js,
+        frame("cam-a", 1, photo.clone(), 0, 0).encode()[..10].to_vec(),
+    )
+    .await;
+    publish(
+        &js,
+        frame("cam-a", 2, b"\xFF\xD8garbage".to_vec(), 0, 0).encode(),
+    )
+    .await;
+    publish(&js, frame("cam-a", 3, jpeg_of(&blank(1, 1)), 1, 1).encode()).await;
+    publish(&js, frame("cam-a", 4, photo.clone(), 0, 0).encode()).await;
+
+    let text = eventually(Duration::from_secs(20), || async {
         let text = scrape(running.metrics_addr).await;
         metric(&text, "lfr_stage_messages_total", &[("outcome", "ok")])
             .filter(|n| *n >= 1.0)
@@ -56,26 +73,85 @@ async fn bad_messages_are_refused_counted_and_the_stage_keeps_running() {
     })
     .await
     .expect("the good frame after the bad ones was handled");
-    for reason in ["unsupported_version", "not_lfr", "malformed"] {
+    for reason in [
+        "unsupported_version",
+        "not_lfr",
+        "malformed",
+        "undecodable",
+        "too_small",
+    ] {
         assert_eq!(
             metric(&text, "lfr_stage_rejected_total", &[("reason", reason)]),
             Some(1.0),
             "{reason}"
         );
     }
+    assert_eq!(metric(&text, "lfr_detect_faces_total", &[]), Some(1.0));
     // Refused messages are terminated, not redelivered: the work queue is empty.
-    let stream = js.get_stream(streams::FRAMES).await.unwrap();
-    let emptied = eventually(Duration::from_secs(5), || {
-        let mut stream = stream.clone();
-        async move { (stream.info().await.unwrap().state.messages == 0).then_some(()) }
-    })
-    .await;
-    assert!(emptied.is_some(), "refused messages left on FRAMES");
+    let mut stream = js.get_stream(streams::FRAMES).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 0);
     let ready = reqwest::get(format!("http://{}/readyz", running.metrics_addr))
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+    shutdown.trigger();
+    running.done.await.unwrap();
+}
 
+#[tokio::test]
+async fn huge_frames_and_faces_at_the_border_are_handled() {
+    let nats = NatsServer::start().await;
+    let (running, shutdown) = start_detect(&nats).await;
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+
+    // 10000x10000: decoded at 1/8 scale, never in full.
+    let mut huge = blank(10000, 10000);
+    let mut rng = core::RNG::new(5).unwrap();
+    let mut patch = Mat::roi_mut(&mut huge, core::Rect::new(0, 0, 200, 200)).unwrap();
+    rng.fill(
+        &mut patch,
+        core::RNG_UNIFORM,
+        &Scalar::all(0.0),
+        &Scalar::all(255.0),
+        false,
+    )
+    .unwrap();
+    publish(
+        &js,
+        frame("cam-a", 0, jpeg_of(&huge), 10000, 10000).encode(),
+    )
+    .await;
+    drop(huge);
+
+    // A face cut by the left edge of the frame.
+    let photo =
+        imgcodecs::imread(sample_photo("faces/obama.jpg"), imgcodecs::IMREAD_COLOR).unwrap();
+    let cols = photo.cols();
+    let shifted = Mat::roi(
+        &photo,
+        core::Rect::new(cols * 2 / 5, 0, cols * 3 / 5, photo.rows()),
+    )
+    .unwrap()
+    .try_clone()
+    .unwrap();
+    publish(&js, frame("cam-a", 1, jpeg_of(&shifted), 0, 0).encode()).await;
+
+    let text = eventually(Duration::from_secs(30), || async {
+        let text = scrape(running.metrics_addr).await;
+        metric(&text, "lfr_stage_messages_total", &[("outcome", "ok")])
+            .filter(|n| *n >= 2.0)
+            .map(|_| text)
+    })
+    .await
+    .expect("both frames handled");
+    assert_eq!(
+        metric(
+            &text,
+            "lfr_stage_messages_total",
+            &[("outcome", "rejected")]
+        ),
+        None
+    );
     shutdown.trigger();
     running.done.await.unwrap();
 }

@@ -43,6 +43,8 @@ pub fn spec() -> StageSpec {
         filter_subject: Some("lfr.alerts.*.candidate"),
         max_ack_pending: 64,
         ack_wait: Duration::from_secs(10),
+        max_batch: 1,
+        max_wait: Duration::ZERO,
     }
 }
 
@@ -68,7 +70,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
         &config.common,
         config.dispatch.http_addr,
         spec(),
-        |_registry| Ok(DispatchStage),
+        |_ctx| Ok(DispatchStage),
         shutdown,
     )
     .await

@@ -1,74 +1,221 @@
 //! # lfr-embed: faces in, templates out
 //!
-//! Consumes FACES through the shared `embed` consumer. The embedding model arrives with the vision
-//! work (issue 3); until then this stage validates and acknowledges every face.
+//! Consumes FACES through the shared `embed` consumer, in batches across cameras (up to
+//! `max_batch` faces, waiting at most `max_wait` for a batch to fill), runs the embedder once per
+//! batch, L2-normalises, and publishes each template to `lfr.embeddings.<camera>` with the probe
+//! chip (as JPEG, for the operator) and the context crop. A face is acknowledged only once its
+//! template is on the bus.
 
-use lfr_common::config::Common;
+mod metrics;
+
+use lfr_common::bus::Bus;
+use lfr_common::config::{secs, Common};
 use lfr_common::service::Running;
-use lfr_common::stage::{self, HandleError, Handler, StageSpec};
+use lfr_common::stage::{self, BatchHandler, HandleError, StageSpec};
 use lfr_common::Shutdown;
-use lfr_schemas::{streams, DetectedFace, Timestamp};
+use lfr_schemas::{streams, subjects, DetectedFace, Embedding, Timestamp};
+use lfr_vision::config::ModelsConfig;
+use lfr_vision::embedder::Embedder;
+use lfr_vision::image::encode_jpeg;
+use metrics::EmbedMetrics;
+use opencv::core::{Mat, CV_8UC3};
+use opencv::imgproc;
+use opencv::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     #[serde(flatten)]
     pub common: Common,
+    pub models: ModelsConfig,
     pub embed: EmbedConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EmbedConfig {
-    /// Where `/metrics`, `/healthz` and `/readyz` listen.
     pub http_addr: SocketAddr,
+    /// Most faces embedded in one inference call.
+    pub max_batch: usize,
+    /// Longest wait for a batch to fill once a face has arrived.
+    #[serde(with = "secs")]
+    pub max_wait: Duration,
 }
 
 impl Default for EmbedConfig {
     fn default() -> Self {
         EmbedConfig {
             http_addr: "127.0.0.1:9103".parse().unwrap(),
+            max_batch: 8,
+            max_wait: Duration::from_millis(20),
         }
     }
 }
 
-pub fn spec() -> StageSpec {
+pub fn spec(config: &EmbedConfig) -> StageSpec {
     StageSpec {
         name: "embed",
         stream: streams::FACES,
         durable: streams::consumers::EMBED,
         filter_subject: None,
-        max_ack_pending: 64,
+        max_ack_pending: 256,
         ack_wait: Duration::from_secs(10),
+        max_batch: config.max_batch.clamp(1, 64),
+        max_wait: config.max_wait,
     }
 }
 
-/// Acknowledges what it receives; the stage's real work replaces this.
-pub struct EmbedStage;
+struct EmbedStage {
+    embedder: Arc<Mutex<Embedder>>,
+    bus: Bus,
+    metrics: EmbedMetrics,
+}
 
-impl Handler for EmbedStage {
+impl BatchHandler for EmbedStage {
     type Input = DetectedFace;
 
-    async fn handle(&self, input: DetectedFace) -> Result<(), HandleError> {
-        tracing::trace!(at = ?Self::captured_at(&input), "received");
-        Ok(())
+    async fn handle_batch(&self, faces: Vec<DetectedFace>) -> Vec<Result<(), HandleError>> {
+        let embedder = self.embedder.clone();
+        let started = Instant::now();
+        let batch = faces.len();
+        let computed = tokio::task::spawn_blocking(move || embed_all(&embedder, faces)).await;
+        let computed = match computed {
+            Ok(c) => c,
+            Err(e) => {
+                let error = anyhow::anyhow!("embedding task failed: {e}");
+                return (0..batch)
+                    .map(|_| Err(HandleError::Retry(anyhow::anyhow!("{error}"))))
+                    .collect();
+            }
+        };
+        self.metrics.observe(batch, started.elapsed());
+        let mut results = Vec::with_capacity(computed.len());
+        for item in computed {
+            results.push(match item {
+                Ok(embedding) => self.publish(embedding).await,
+                Err(e) => Err(e),
+            });
+        }
+        results
     }
 
-    fn captured_at(input: &DetectedFace) -> Option<Timestamp> {
-        Some(input.face.frame.captured_at)
+    fn captured_at(face: &DetectedFace) -> Option<Timestamp> {
+        Some(face.face.frame.captured_at)
     }
+}
+
+impl EmbedStage {
+    async fn publish(&self, embedding: Embedding) -> Result<(), HandleError> {
+        let subject = subjects::embeddings(&embedding.face.frame.camera);
+        self.bus
+            .publish_transient(streams::EMBEDDINGS, subject, &embedding)
+            .await
+            .map_err(|e| HandleError::Retry(e.into()))?
+            .acknowledged()
+            .await
+            .map_err(|e| HandleError::Retry(e.into()))?;
+        self.metrics.templates.inc();
+        Ok(())
+    }
+}
+
+/// Validate chips, embed the valid ones in one call, and build the messages (blocking).
+fn embed_all(
+    embedder: &Mutex<Embedder>,
+    faces: Vec<DetectedFace>,
+) -> Vec<Result<Embedding, HandleError>> {
+    let mut embedder = embedder.lock().unwrap_or_else(|p| p.into_inner());
+    let [w, h] = embedder.spec.template_size;
+    let chips: Vec<Result<Mat, HandleError>> = faces.iter().map(|f| chip_mat(f, w, h)).collect();
+    let valid: Vec<Mat> = chips
+        .iter()
+        .filter_map(|c| c.as_ref().ok().cloned())
+        .collect();
+    let mut vectors = match embedder.embed(&valid) {
+        Ok(v) => v.into_iter(),
+        Err(e) => {
+            let msg = e.to_string();
+            return faces
+                .iter()
+                .map(|_| {
+                    Err(HandleError::reject(
+                        "embedder_failed",
+                        anyhow::anyhow!("{msg}"),
+                    ))
+                })
+                .collect();
+        }
+    };
+    let model = embedder.name.clone();
+    faces
+        .into_iter()
+        .zip(chips)
+        .map(|(face, chip)| {
+            let chip = chip?;
+            let vector = vectors.next().expect("one template per valid chip");
+            let probe_jpeg = probe_jpeg(&chip).map_err(|e| HandleError::reject("internal", e))?;
+            Ok(Embedding {
+                face: face.face,
+                embedded_at: Timestamp::now(),
+                model: model.clone(),
+                vector,
+                bbox: face.bbox,
+                quality: face.quality,
+                probe_jpeg: probe_jpeg.into(),
+                context_jpeg: face.context_jpeg,
+            })
+        })
+        .collect()
+}
+
+/// The chip as an OpenCV image, refusing one that is not the embedder's size.
+fn chip_mat(face: &DetectedFace, w: u32, h: u32) -> Result<Mat, HandleError> {
+    let chip = &face.chip;
+    if chip.width != w || chip.height != h || chip.pixels.len() != (w * h * 3) as usize {
+        return Err(HandleError::reject(
+            "bad_chip",
+            anyhow::anyhow!(
+                "chip {}x{} ({} bytes) does not fit the embedder's {w}x{h}",
+                chip.width,
+                chip.height,
+                chip.pixels.len()
+            ),
+        ));
+    }
+    let flat = Mat::from_slice(&chip.pixels).map_err(|e| HandleError::reject("bad_chip", e))?;
+    let shaped = flat
+        .reshape(3, h as i32)
+        .and_then(|m| m.try_clone())
+        .map_err(|e| HandleError::reject("bad_chip", e))?;
+    debug_assert_eq!(shaped.typ(), CV_8UC3);
+    Ok(shaped)
+}
+
+fn probe_jpeg(rgb_chip: &Mat) -> opencv::Result<Vec<u8>> {
+    let mut bgr = Mat::default();
+    imgproc::cvt_color_def(rgb_chip, &mut bgr, imgproc::COLOR_RGB2BGR)?;
+    encode_jpeg(&bgr, 90)
 }
 
 pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
-    stage::start_service(
+    let store = config.models.store()?;
+    let embedder = config.models.embedder(&store)?;
+    stage::start_batched_service(
         "embed",
         &config.common,
         config.embed.http_addr,
-        spec(),
-        |_registry| Ok(EmbedStage),
+        spec(&config.embed),
+        |ctx| {
+            Ok(EmbedStage {
+                embedder: Arc::new(Mutex::new(embedder)),
+                bus: ctx.bus.clone(),
+                metrics: EmbedMetrics::new(&ctx.registry)?,
+            })
+        },
         shutdown,
     )
     .await

@@ -73,7 +73,8 @@ pub async fn take_frames(
             continue;
         };
         while let Some(Ok(m)) = batch.next().await {
-            m.ack().await.unwrap();
+            // Confirmed acknowledgement: the server has removed it from the work queue on return.
+            m.double_ack().await.unwrap();
             out.push(Frame::decode(&m.payload).expect("a valid frame"));
         }
     }

@@ -1,5 +1,6 @@
 //! lfr: the operator's command line. `lfr up` runs the whole system on one box.
 
+mod eval;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -20,11 +21,18 @@ enum Command {
     /// Run every service on this machine against a local NATS server, with a sample camera when no
     /// camera is configured. Stops cleanly on Ctrl-C or SIGTERM.
     Up(up::UpArgs),
+    /// Measure open-set identification accuracy on labelled photos (one folder per person) and the
+    /// threshold for a target false-alert rate; writes report.md, report.json and det.svg.
+    Eval(eval::run::EvalArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up(args) => up::run(args).await,
+        Command::Eval(args) => {
+            lfr_common::telemetry::init_logging(&Default::default());
+            tokio::task::spawn_blocking(move || eval::run::run(args)).await?
+        }
     }
 }

@@ -45,6 +45,8 @@ pub fn spec() -> StageSpec {
         filter_subject: None,
         max_ack_pending: 64,
         ack_wait: Duration::from_secs(10),
+        max_batch: 1,
+        max_wait: Duration::ZERO,
     }
 }
 
@@ -70,7 +72,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
         &config.common,
         config.matcher.http_addr,
         spec(),
-        |_registry| Ok(MatchStage),
+        |_ctx| Ok(MatchStage),
         shutdown,
     )
     .await

@@ -126,3 +126,30 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     }
     hits
 }
+
+/// A real photo fetched by `scripts/setup.sh` (`faces/obama.jpg`, `group/sample1.jpg`, ...).
+pub fn sample_photo(name: &str) -> PathBuf {
+    let home = std::env::var_os("HOME").expect("HOME");
+    let path = PathBuf::from(home).join(".cache/lfr/samples").join(name);
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/setup.sh",
+        path.display()
+    );
+    path
+}
+
+/// A frame message carrying `jpeg`, as ingest would publish it.
+pub fn frame(camera: &str, seq: u64, jpeg: Vec<u8>, width: u32, height: u32) -> lfr_schemas::Frame {
+    lfr_schemas::Frame {
+        source: lfr_schemas::FrameRef {
+            camera: camera.into(),
+            epoch: lfr_schemas::Timestamp(1),
+            seq,
+            captured_at: lfr_schemas::Timestamp::now(),
+        },
+        width,
+        height,
+        jpeg: jpeg.into(),
+    }
+}

@@ -3,6 +3,7 @@
 //! The same code serves the detect and embed services and `lfr eval`, so what is calibrated offline
 //! is exactly what runs live.
 //!
+//! - [`config`]: the `[models]` section: which models, where, how many threads, what quality.
 //! - [`manifest`]: the model manifest (`models/manifest.toml`): files, hashes, input and output specs.
 //! - [`runtime`]: loading ONNX Runtime and models, refusing any file whose hash is not the manifest's.
 //! - [`image`]: decoding untrusted JPEG safely (dimension checks, reduced decoding of huge images).
@@ -13,6 +14,7 @@
 //! - [`embedder`]: batched embedding with L2 normalisation.
 
 pub mod align;
+pub mod config;
 pub mod detector;
 pub mod embedder;
 pub mod faces;

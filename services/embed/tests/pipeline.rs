@@ -1,0 +1,94 @@
+//! Detect and embed end to end over a real nats-server with the real models: a frame in, a
+//! template out, and nothing left behind on FRAMES or FACES.
+
+use async_nats::jetstream::consumer::pull;
+use futures::StreamExt;
+use lfr_common::Shutdown;
+use lfr_schemas::{streams, subjects, Embedding, Message};
+use lfr_testkit::{eventually, frame, metric, sample_photo, scrape, NatsServer};
+use std::time::Duration;
+
+async fn messages(js: &async_nats::jetstream::Context, stream: &str) -> u64 {
+    js.get_stream(stream)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
+}
+
+#[tokio::test]
+async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
+    let nats = NatsServer::start().await;
+    let shutdown = Shutdown::new();
+    let mut detect = lfr_detect::Config::default();
+    detect.common.nats.url = nats.url();
+    detect.detect.http_addr = "127.0.0.1:0".parse().unwrap();
+    let mut embed = lfr_embed::Config::default();
+    embed.common.nats.url = nats.url();
+    embed.embed.http_addr = "127.0.0.1:0".parse().unwrap();
+    let detect = lfr_detect::start(detect, shutdown.clone()).await.unwrap();
+    let embed = lfr_embed::start(embed, shutdown.clone()).await.unwrap();
+
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let photo = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
+    let sent = frame("gate-2", 41, photo, 0, 0);
+    js.publish(subjects::frames("gate-2"), sent.encode().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let consumer = js
+        .get_stream(streams::EMBEDDINGS)
+        .await
+        .unwrap()
+        .create_consumer(pull::Config {
+            durable_name: Some("test-matcher".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut batch = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(20))
+        .messages()
+        .await
+        .unwrap();
+    let delivered = batch.next().await.expect("a template").unwrap();
+    assert_eq!(delivered.subject.as_str(), subjects::embeddings("gate-2"));
+    let template = Embedding::decode(&delivered.payload).unwrap();
+    delivered.ack().await.unwrap();
+
+    assert_eq!(template.face.frame, sent.source);
+    assert_eq!(template.model, "mobilefacenet");
+    assert_eq!(template.vector.len(), 192);
+    let norm: f32 = template.vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4);
+    assert!(template.bbox.width > 50.0 && template.quality.score > 0.9);
+    let probe = opencv::imgcodecs::imdecode(
+        &opencv::core::Vector::from_slice(&template.probe_jpeg),
+        opencv::imgcodecs::IMREAD_COLOR,
+    )
+    .unwrap();
+    use opencv::prelude::MatTraitConst;
+    assert_eq!((probe.cols(), probe.rows()), (112, 112));
+    assert!(template.context_jpeg.len() > 1000);
+
+    let emptied = eventually(Duration::from_secs(5), || async {
+        let left = messages(&js, streams::FRAMES).await
+            + messages(&js, streams::FACES).await
+            + messages(&js, streams::EMBEDDINGS).await;
+        (left == 0).then_some(())
+    })
+    .await;
+    assert!(emptied.is_some(), "frame, face or template left on the bus");
+    let text = scrape(embed.metrics_addr).await;
+    assert_eq!(metric(&text, "lfr_embed_templates_total", &[]), Some(1.0));
+    shutdown.trigger();
+    detect.done.await.unwrap();
+    embed.done.await.unwrap();
+}
