@@ -29,6 +29,7 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
     let mut embed = lfr_embed::Config::default();
     embed.common.nats.url = nats.url();
     embed.embed.http_addr = "127.0.0.1:0".parse().unwrap();
+    embed.embed.max_batch = 8; // exercise batching across frames and cameras
     let detect = lfr_detect::start(detect, shutdown.clone()).await.unwrap();
     let embed = lfr_embed::start(embed, shutdown.clone()).await.unwrap();
 
@@ -78,6 +79,43 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
     assert_eq!((probe.cols(), probe.rows()), (112, 112));
     assert!(template.context_jpeg.len() > 1000);
 
+    // A group photo on another camera: every face detect publishes becomes a template too.
+    let group = std::fs::read(sample_photo("group/sample5.jpg")).unwrap();
+    js.publish(
+        subjects::frames("gate-3"),
+        frame("gate-3", 0, group, 0, 0).encode().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let faces = eventually(Duration::from_secs(20), || async {
+        let d = scrape(detect.metrics_addr).await;
+        let e = scrape(embed.metrics_addr).await;
+        let faces = metric(&d, "lfr_detect_faces_total", &[])?;
+        let templates = metric(&e, "lfr_embed_templates_total", &[])?;
+        (faces >= 3.0 && templates == faces).then_some(faces)
+    })
+    .await
+    .expect("every face of the group photo embedded");
+    let mut rest = consumer
+        .fetch()
+        .max_messages(64)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    let mut cameras = 0;
+    while let Some(Ok(m)) = rest.next().await {
+        assert_eq!(
+            Embedding::decode(&m.payload).unwrap().face.frame.camera,
+            "gate-3"
+        );
+        m.ack().await.unwrap();
+        cameras += 1;
+    }
+    assert_eq!(cameras as f64, faces - 1.0);
+
     let emptied = eventually(Duration::from_secs(5), || async {
         let left = messages(&js, streams::FRAMES).await
             + messages(&js, streams::FACES).await
@@ -86,8 +124,6 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
     })
     .await;
     assert!(emptied.is_some(), "frame, face or template left on the bus");
-    let text = scrape(embed.metrics_addr).await;
-    assert_eq!(metric(&text, "lfr_embed_templates_total", &[]), Some(1.0));
     shutdown.trigger();
     detect.done.await.unwrap();
     embed.done.await.unwrap();

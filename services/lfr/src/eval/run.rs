@@ -3,7 +3,8 @@
 //! run, then searched 1:N as the matcher would.
 //!
 //! Protocol (as for LFW in open-set studies): the first photo of every person with two or more
-//! photos is enrolled; their other photos are mated searches; every person with a single photo is a
+//! photos is enrolled (up to `--max-enrolled` people); their other photos are mated searches; every
+//! photo of everyone else (people with a single photo, people beyond the enrolment limit) is a
 //! non-mated search (a stranger walking past). A photo in which no face passes the quality gate is
 //! a failure to acquire, counted and reported, not silently dropped.
 
@@ -30,7 +31,8 @@ pub struct EvalArgs {
     /// Use at most this many enrolled identities (0: all).
     #[arg(long, default_value_t = 0)]
     pub max_enrolled: usize,
-    /// Use at most this many non-mated (single-photo) identities (0: all).
+    /// Use at most this many non-mated search photos (0: all): photos of people with a single photo
+    /// and of people beyond `--max-enrolled`.
     #[arg(long, default_value_t = 0)]
     pub max_nonmated: usize,
     /// ONNX Runtime threads per model.
@@ -45,11 +47,19 @@ struct Person {
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let people = people(&args.photos)?;
-    let (mut enrolled, mut strangers): (Vec<&Person>, Vec<&Person>) =
+    let (mut enrolled, singles): (Vec<&Person>, Vec<&Person>) =
         people.iter().partition(|p| p.photos.len() >= 2);
-    if args.max_enrolled > 0 {
-        enrolled.truncate(args.max_enrolled);
-    }
+    // People beyond the enrolment limit are not on the list: all their photos are strangers too.
+    let not_enrolled = if args.max_enrolled > 0 && enrolled.len() > args.max_enrolled {
+        enrolled.split_off(args.max_enrolled)
+    } else {
+        Vec::new()
+    };
+    let mut strangers: Vec<&PathBuf> = singles
+        .iter()
+        .chain(&not_enrolled)
+        .flat_map(|p| &p.photos)
+        .collect();
     if args.max_nonmated > 0 {
         strangers.truncate(args.max_nonmated);
     }
@@ -110,18 +120,27 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             });
         }
     }
-    for p in &strangers {
-        let Some(probe) = pipeline.template(&p.photos[0]) else {
+    // The strictest thresholds are set by the few highest non-mated scores: keep them to show.
+    let mut highest_nonmated: Vec<(f32, &Path, &Path)> = Vec::new();
+    for photo in &strangers {
+        let Some(probe) = pipeline.template(photo) else {
             continue;
         };
-        let mut top = f32::NEG_INFINITY;
-        for (_, t) in &enrolled_templates {
+        let mut top = (f32::NEG_INFINITY, 0);
+        for (i, t) in &enrolled_templates {
             let s = cosine(&probe, t);
             impostor.push(s);
-            top = top.max(s);
+            if s > top.0 {
+                top = (s, *i);
+            }
         }
-        searches.push(Search::NonMated { top_score: top });
+        searches.push(Search::NonMated { top_score: top.0 });
+        if top.0.is_finite() {
+            highest_nonmated.push((top.0, photo, &enrolled[top.1].photos[0]));
+        }
     }
+    highest_nonmated.sort_by(|a, b| b.0.total_cmp(&a.0));
+    highest_nonmated.truncate(10);
 
     let identification = Identification::new(&searches);
     let verification = Verification::new(&genuine, &impostor);
@@ -138,6 +157,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         100.0 * pipeline.failures as f64 / pipeline.processed.max(1) as f64
     );
     markdown.push_str(&report.to_markdown());
+    markdown.push_str(&highest_nonmated_table(&highest_nonmated, &args.photos));
     markdown.push_str("\n![DET curve](det.svg)\n");
 
     let curve: Vec<(f64, f64)> = identification
@@ -168,6 +188,29 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     println!("{markdown}");
     println!("written: {}", args.out.join("report.md").display());
     Ok(())
+}
+
+/// The non-mated searches that came closest to an alert: where label errors in an evaluation set
+/// (one person under two names) and photos whose largest face is someone else show up.
+fn highest_nonmated_table(rows: &[(f32, &Path, &Path)], root: &Path) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let short = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let mut md = String::from(
+        "\n## Highest-scoring non-mated searches\n\nThe strict thresholds above are set by these few \
+         searches. Check them: if a pair is in fact one person under two names, or the probe's largest \
+         face is someone else, correct the evaluation set and run again.\n\n\
+         | score | probe | closest enrolled photo |\n|---|---|---|\n",
+    );
+    for (score, probe, enrolled) in rows {
+        md.push_str(&format!(
+            "| {score:.4} | {} | {} |\n",
+            short(probe),
+            short(enrolled)
+        ));
+    }
+    md
 }
 
 fn people(dir: &Path) -> anyhow::Result<Vec<Person>> {
