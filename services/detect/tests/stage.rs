@@ -155,3 +155,32 @@ async fn huge_frames_and_faces_at_the_border_are_handled() {
     shutdown.trigger();
     running.done.await.unwrap();
 }
+
+#[tokio::test]
+async fn replicas_share_the_work_of_one_durable_consumer() {
+    let nats = NatsServer::start().await;
+    let (first, shutdown_first) = start_detect(&nats).await;
+    let (second, shutdown_second) = start_detect(&nats).await;
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let photo = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
+    for seq in 0..12 {
+        publish(&js, frame("cam-a", seq, photo.clone(), 0, 0).encode()).await;
+    }
+    let handled =
+        |text: &str| metric(text, "lfr_stage_messages_total", &[("outcome", "ok")]).unwrap_or(0.0);
+    let split = eventually(Duration::from_secs(30), || async {
+        let a = handled(&scrape(first.metrics_addr).await);
+        let b = handled(&scrape(second.metrics_addr).await);
+        (a + b == 12.0).then_some((a, b))
+    })
+    .await
+    .expect("all frames handled exactly once between the replicas");
+    assert!(
+        split.0 >= 1.0 && split.1 >= 1.0,
+        "one replica did all the work: {split:?}"
+    );
+    shutdown_first.trigger();
+    shutdown_second.trigger();
+    first.done.await.unwrap();
+    second.done.await.unwrap();
+}

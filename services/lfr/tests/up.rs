@@ -1,8 +1,7 @@
-//! `lfr up` as an operator runs it: a real nats-server, every service binary, the sample camera;
-//! frames flow through ingest into the detect stage, every service is ready, and SIGTERM stops it
-//! all cleanly.
+//! `lfr up` as an operator runs it: a real nats-server, every service binary, the sample camera
+//! replaying real photos; frames flow through ingest, detect and embed to templates, every service
+//! is ready, and SIGTERM stops it all cleanly.
 
-use lfr_testkit::media::write_images;
 use lfr_testkit::{eventually, free_port, metric};
 use std::process::Stdio;
 use std::time::Duration;
@@ -26,8 +25,7 @@ async fn lfr_up_runs_the_pipeline_and_stops_cleanly() {
         );
     }
     let tmp = tempfile::tempdir().unwrap();
-    let sample = tmp.path().join("sample");
-    write_images(&sample, 4, 11);
+    let sample = lfr_testkit::sample_photo("faces");
     let services = ["ingest", "detect", "embed", "match", "dispatch", "purge"];
     let ports: Vec<u16> = services.iter().map(|_| free_port()).collect();
     let config: String = services

@@ -5,7 +5,8 @@
 //! Protocol (as for LFW in open-set studies): the first photo of every person with two or more
 //! photos is enrolled (up to `--max-enrolled` people); their other photos are mated searches; every
 //! photo of everyone else (people with a single photo, people beyond the enrolment limit) is a
-//! non-mated search (a stranger walking past). A photo in which no face passes the quality gate is
+//! non-mated search (a stranger walking past). The face used is the one nearest the photo's centre
+//! (labelled sets centre the labelled person). A photo in which no face passes the quality gate is
 //! a failure to acquire, counted and reported, not silently dropped.
 
 use super::det_plot::render_svg;
@@ -245,7 +246,7 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    /// The template of the largest face that passes the quality gate.
+    /// The template of the face nearest the photo's centre that passes the quality gate.
     fn template(&mut self, photo: &Path) -> Option<Vec<f32>> {
         self.processed += 1;
         let template = self.try_template(photo).unwrap_or_else(|e| {
@@ -262,11 +263,14 @@ impl Pipeline {
         let image = imgcodecs::imread(photo, imgcodecs::IMREAD_COLOR)?;
         anyhow::ensure!(!image.empty(), "not a readable image");
         let found = self.finder.find(&image)?;
-        let area = |b: &[f32; 4]| (b[2] - b[0]) * (b[3] - b[1]);
+        // Labelled sets (LFW among them) centre the labelled person; bystanders sit elsewhere.
+        let (cx, cy) = (image.cols() as f32 / 2.0, image.rows() as f32 / 2.0);
+        let off_centre =
+            |b: &[f32; 4]| ((b[0] + b[2]) / 2.0 - cx).powi(2) + ((b[1] + b[3]) / 2.0 - cy).powi(2);
         let Some(face) = found
             .faces
             .into_iter()
-            .max_by(|a, b| area(&a.detection.bbox).total_cmp(&area(&b.detection.bbox)))
+            .min_by(|a, b| off_centre(&a.detection.bbox).total_cmp(&off_centre(&b.detection.bbox)))
         else {
             return Ok(None);
         };
