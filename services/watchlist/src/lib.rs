@@ -9,7 +9,9 @@
 //!   listing, with the reason) any image that would make a poor reference.
 //! - [`list`]: the watch list itself and its digest: what the matcher loads must hash to what was
 //!   authorised.
+//! - [`store`]: deployments, lists and load reports in JetStream; secure erasure on wipe.
 
 pub mod deployment;
 pub mod enrol;
 pub mod list;
+pub mod store;

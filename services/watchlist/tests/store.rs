@@ -1,0 +1,207 @@
+//! Deployments and watch lists in a real nats-server: gates, load verification across replicas, and
+//! a wipe that leaves no image or template bytes anywhere in the store's files.
+
+use lfr_schemas::Timestamp;
+use lfr_testkit::{files_containing, sample_photo, NatsServer};
+use lfr_vision::detector::Detector;
+use lfr_vision::embedder::Embedder;
+use lfr_vision::manifest::Role;
+use lfr_vision::runtime::ModelStore;
+use lfr_watchlist::deployment::{Deployment, GateError, NewDeployment, State};
+use lfr_watchlist::enrol::{enrol, Checks};
+use lfr_watchlist::store::{LoadReport, Store, Verification};
+use std::time::Duration;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn later(d: Duration) -> Timestamp {
+    Timestamp(Timestamp::now().0 + d.as_nanos() as u64)
+}
+
+fn enrolled(dir: &std::path::Path) -> lfr_watchlist::enrol::Enrolment {
+    std::fs::copy(sample_photo("faces/obama.jpg"), dir.join("a.jpg")).unwrap();
+    std::fs::copy(sample_photo("faces/biden.jpg"), dir.join("b.jpg")).unwrap();
+    std::fs::write(
+        dir.join("manifest.toml"),
+        "[[entry]]\nreference = \"CUST-A\"\ncategory = \"wanted\"\nimage = \"a.jpg\"\n\
+         [[entry]]\nreference = \"CUST-B\"\ncategory = \"blue\"\nimage = \"b.jpg\"\n",
+    )
+    .unwrap();
+    let store = ModelStore::open(&ModelStore::default_dir(), None).unwrap();
+    let mut detector = Detector::load(
+        &store,
+        store.model("retinaface-mnet025", Role::Detector).unwrap(),
+        [1280, 1280],
+        1,
+    )
+    .unwrap();
+    let mut embedder = Embedder::load(
+        &store,
+        store.model("mobilefacenet", Role::Embedder).unwrap(),
+        1,
+    )
+    .unwrap();
+    let threshold = embedder.spec.threshold;
+    enrol(
+        dir,
+        "match-day",
+        &mut detector,
+        &mut embedder,
+        &Checks::for_threshold(threshold),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_deployment_goes_live_only_through_its_gates_and_its_wipe_leaves_nothing() {
+    let mut nats = NatsServer::start().await;
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let store = Store::open(&js).await.unwrap();
+    let photos = tempfile::tempdir().unwrap();
+    let enrolment = enrolled(photos.path());
+    assert_eq!(enrolment.list.entries.len(), 2, "{:?}", enrolment.refused);
+
+    let deployment = Deployment::create(NewDeployment {
+        id: "match-day".into(),
+        name: "Match day".into(),
+        location: "North gate".into(),
+        cameras: vec!["gate-1".into()],
+        starts_at: later(HOUR),
+        ends_at: later(HOUR * 6),
+        purpose: "Locate wanted offenders".into(),
+        default_threshold: 0.6,
+    })
+    .unwrap();
+    store.create(&deployment).await.unwrap();
+    assert!(store.create(&deployment).await.is_err(), "ids are unique");
+
+    let images: Vec<(String, Vec<u8>)> = ["a.jpg", "b.jpg"]
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(photos.path().join(f)).unwrap();
+            (lfr_watchlist::list::sha256_hex(&bytes), bytes)
+        })
+        .collect();
+    let attached = store.put_watchlist(&enrolment.list, &images).await.unwrap();
+    store
+        .update("match-day", |d| d.attach(attached.clone()))
+        .await
+        .unwrap();
+
+    // Not authorised, not reviewed: refused, with the reason.
+    let err = store
+        .update("match-day", |d| d.activate(Timestamp::now()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not authorised"), "{err}");
+    store
+        .update("match-day", |d| d.authorise("supt-17", Timestamp::now()))
+        .await
+        .unwrap();
+    let err = store
+        .update("match-day", |d| d.activate(Timestamp::now()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not been reviewed"), "{err}");
+    let wrong = store
+        .update("match-day", |d| {
+            d.review("insp-4", "0000", Timestamp::now())
+        })
+        .await;
+    assert!(
+        wrong.is_err(),
+        "a review must name the attached list's digest"
+    );
+    store
+        .update("match-day", |d| {
+            d.review("insp-4", &attached.digest, Timestamp::now())
+        })
+        .await
+        .unwrap();
+    let live = store
+        .update("match-day", |d| d.activate(Timestamp::now()))
+        .await
+        .unwrap();
+    assert_eq!(live.state, State::Active);
+
+    // What the matchers load must be what was authorised.
+    let loaded = store.watchlist("match-day").await.unwrap().unwrap();
+    assert_eq!(loaded.digest(), attached.digest);
+    assert!(matches!(
+        store.verification(&live).await.unwrap(),
+        Verification::Unverified(_)
+    ));
+    let report = |replica: &str, digest: &str| LoadReport {
+        replica: replica.into(),
+        digest: digest.into(),
+        entries: 2,
+        at: Timestamp::now(),
+    };
+    store
+        .report_load("match-day", &report("m-1", &attached.digest))
+        .await
+        .unwrap();
+    store
+        .report_load("match-day", &report("m-2", &attached.digest))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.verification(&live).await.unwrap(),
+        Verification::Verified { replicas: 2 }
+    );
+    store
+        .report_load("match-day", &report("m-3", "tampered"))
+        .await
+        .unwrap();
+    match store.verification(&live).await.unwrap() {
+        Verification::Unverified(why) => assert!(why.contains("m-3"), "{why}"),
+        v => panic!("a tampered replica must unverify the deployment: {v:?}"),
+    }
+
+    // The bytes really are in the store before the wipe (so the search below can fail).
+    let image_marker = images[0].1[images[0].1.len() / 2..][..64].to_vec();
+    let template_marker: Vec<u8> = loaded.entries[0].template[..16]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    nats.server.stop().await;
+    assert!(!files_containing(nats.store_dir(), &image_marker).is_empty());
+    assert!(!files_containing(nats.store_dir(), &template_marker).is_empty());
+    nats.restart().await;
+
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let store = Store::open(&js).await.unwrap();
+    let ended = store
+        .update("match-day", |d| d.end(Timestamp::now()))
+        .await
+        .unwrap();
+    assert_eq!(ended.state, State::Ended);
+    let wiped = store.wipe("match-day").await.unwrap();
+    assert_eq!(wiped.messages_erased, 3, "two images and the list");
+    assert_eq!(wiped.list_digest.as_deref(), Some(attached.digest.as_str()));
+    assert_eq!(wiped.image_sha256s.len(), 2);
+    assert!(store.watchlist("match-day").await.unwrap().is_none());
+    assert!(store
+        .image("match-day", &images[0].0)
+        .await
+        .unwrap()
+        .is_none());
+    let err = store
+        .update("match-day", |d| d.activate(Timestamp::now()))
+        .await
+        .unwrap_err();
+    assert!(
+        err.downcast_ref::<GateError>().is_some() || err.to_string().contains("Ended"),
+        "{err}"
+    );
+
+    nats.server.stop().await;
+    assert!(
+        files_containing(nats.store_dir(), &image_marker).is_empty(),
+        "image bytes survived the wipe"
+    );
+    assert!(
+        files_containing(nats.store_dir(), &template_marker).is_empty(),
+        "template bytes survived the wipe"
+    );
+}
