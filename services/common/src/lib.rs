@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: one TOML file for the whole system, each service reading its section, with
 //!   `LFR_...` environment overrides.
+//! - [`audit`]: recording who did what, when and why on the AUDIT stream.
 //! - [`bus`]: connecting to NATS (reconnecting forever, counting disconnects), declaring the
 //!   JetStream topology from `lfr-schemas`, and publishing with a per-message TTL.
 //! - [`local_nats`]: a nats-server child process, for `lfr up` and for integration tests.
@@ -14,6 +15,7 @@
 //! - [`service`]: the start-up every binary shares, so each `main.rs` is a few lines.
 //! - [`shutdown`]: SIGTERM/SIGINT turned into a cancellation every task can watch.
 
+pub mod audit;
 pub mod bus;
 pub mod config;
 pub mod local_nats;

@@ -1,5 +1,6 @@
 //! lfr: the operator's command line. `lfr up` runs the whole system on one box.
 
+mod deployment;
 mod eval;
 mod up;
 
@@ -24,12 +25,15 @@ enum Command {
     /// Measure open-set identification accuracy on labelled photos (one folder per person) and the
     /// threshold for a target false-alert rate; writes report.md, report.json and det.svg.
     Eval(eval::run::EvalArgs),
+    /// Create, enrol, authorise, review, activate, show and end deployments.
+    Deployment(deployment::DeploymentArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up(args) => up::run(args).await,
+        Command::Deployment(args) => deployment::run(args).await,
         Command::Eval(args) => {
             lfr_common::telemetry::init_logging(&Default::default());
             tokio::task::spawn_blocking(move || eval::run::run(args)).await?
