@@ -5,19 +5,8 @@ use async_nats::jetstream::consumer::pull;
 use futures::StreamExt;
 use lfr_common::Shutdown;
 use lfr_schemas::{streams, subjects, Embedding, Message};
-use lfr_testkit::{eventually, frame, metric, sample_photo, scrape, NatsServer};
+use lfr_testkit::{eventually, frame, metric, sample_photo, scrape, stream_messages, NatsServer};
 use std::time::Duration;
-
-async fn messages(js: &async_nats::jetstream::Context, stream: &str) -> u64 {
-    js.get_stream(stream)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .messages
-}
 
 #[tokio::test]
 async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
@@ -117,9 +106,9 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
     assert_eq!(cameras as f64, faces - 1.0);
 
     let emptied = eventually(Duration::from_secs(5), || async {
-        let left = messages(&js, streams::FRAMES).await
-            + messages(&js, streams::FACES).await
-            + messages(&js, streams::EMBEDDINGS).await;
+        let left = stream_messages(&js, streams::FRAMES).await
+            + stream_messages(&js, streams::FACES).await
+            + stream_messages(&js, streams::EMBEDDINGS).await;
         (left == 0).then_some(())
     })
     .await;

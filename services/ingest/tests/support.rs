@@ -8,6 +8,7 @@ use futures::StreamExt;
 use lfr_ingest::config::{CameraConfig, Config};
 use lfr_schemas::{streams, Frame, Message};
 pub use lfr_testkit::media::*;
+pub use lfr_testkit::stream_messages;
 use std::time::Duration;
 
 pub fn camera(id: &str, source: &str, fps: f64) -> CameraConfig {
@@ -79,16 +80,4 @@ pub async fn take_frames(
         }
     }
     out
-}
-
-/// Messages currently held by a stream.
-pub async fn stream_messages(js: &jetstream::Context, name: &str) -> u64 {
-    js.get_stream(name)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .messages
 }

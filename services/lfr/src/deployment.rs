@@ -17,10 +17,8 @@
 use lfr_common::audit::Audit;
 use lfr_schemas::{AuditAction, Timestamp};
 use lfr_vision::config::ModelsConfig;
-use lfr_vision::detector::Detector;
-use lfr_vision::manifest::Role;
 use lfr_watchlist::deployment::{Deployment, NewDeployment};
-use lfr_watchlist::enrol::{enrol, Checks};
+use lfr_watchlist::enrol::Enroller;
 use lfr_watchlist::list::sha256_hex;
 use lfr_watchlist::store::Store;
 use std::path::PathBuf;
@@ -162,19 +160,8 @@ pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
         }
         Command::Enrol { id, folder, by } => {
             anyhow::ensure!(store.get(&id).await?.is_some(), "no deployment {id}");
-            let models = ModelsConfig::default();
-            let model_store = models.store()?;
-            let mut detector = Detector::load(
-                &model_store,
-                model_store.model(&models.detector, Role::Detector)?,
-                [1280, 1280],
-                2,
-            )?;
-            let mut embedder = models.embedder(&model_store)?;
-            let checks = Checks::for_threshold(embedder.spec.threshold);
-            let enrolment = tokio::task::block_in_place(|| {
-                enrol(&folder, &id, &mut detector, &mut embedder, &checks)
-            })?;
+            let mut enroller = Enroller::load(&ModelsConfig::default())?;
+            let enrolment = tokio::task::block_in_place(|| enroller.enrol(&folder, &id))?;
             for r in &enrolment.refused {
                 println!(
                     "REFUSED {} ({}): {}",

@@ -153,3 +153,15 @@ pub fn frame(camera: &str, seq: u64, jpeg: Vec<u8>, width: u32, height: u32) -> 
         jpeg: jpeg.into(),
     }
 }
+
+/// Messages a stream holds right now.
+pub async fn stream_messages(js: &async_nats::jetstream::Context, name: &str) -> u64 {
+    js.get_stream(name)
+        .await
+        .expect("stream exists")
+        .info()
+        .await
+        .expect("stream info")
+        .state
+        .messages
+}

@@ -104,6 +104,44 @@ pub struct Enrolment {
     pub refused: Vec<Refused>,
 }
 
+/// The detector, embedder and checks enrolment runs with.
+pub struct Enroller {
+    pub detector: Detector,
+    pub embedder: Embedder,
+    pub checks: Checks,
+}
+
+impl Enroller {
+    /// The configured models; custody images are searched at up to 1280x1280, and the checks'
+    /// similarity limits follow the embedder's published threshold.
+    pub fn load(models: &lfr_vision::config::ModelsConfig) -> anyhow::Result<Enroller> {
+        let store = models.store()?;
+        let detector = Detector::load(
+            &store,
+            store.model(&models.detector, lfr_vision::manifest::Role::Detector)?,
+            [1280, 1280],
+            models.threads,
+        )?;
+        let embedder = models.embedder(&store)?;
+        let checks = Checks::for_threshold(embedder.spec.threshold);
+        Ok(Enroller {
+            detector,
+            embedder,
+            checks,
+        })
+    }
+
+    pub fn enrol(&mut self, dir: &Path, deployment: &str) -> anyhow::Result<Enrolment> {
+        enrol(
+            dir,
+            deployment,
+            &mut self.detector,
+            &mut self.embedder,
+            &self.checks,
+        )
+    }
+}
+
 /// Candidate entry: checked image, template computed.
 struct Candidate {
     entry: Entry,

@@ -4,31 +4,9 @@
 //! with its reason.
 
 use lfr_testkit::sample_photo;
-use lfr_vision::detector::Detector;
-use lfr_vision::embedder::Embedder;
-use lfr_vision::manifest::Role;
-use lfr_vision::runtime::ModelStore;
-use lfr_watchlist::enrol::{enrol, Checks, Enrolment};
+use lfr_vision::config::ModelsConfig;
+use lfr_watchlist::enrol::{Enroller, Enrolment};
 use std::path::Path;
-
-fn models() -> (Detector, Embedder, f32) {
-    let store = ModelStore::open(&ModelStore::default_dir(), None).unwrap();
-    let detector = Detector::load(
-        &store,
-        store.model("retinaface-mnet025", Role::Detector).unwrap(),
-        [1280, 1280],
-        1,
-    )
-    .unwrap();
-    let embedder = Embedder::load(
-        &store,
-        store.model("mobilefacenet", Role::Embedder).unwrap(),
-        1,
-    )
-    .unwrap();
-    let threshold = embedder.spec.threshold;
-    (detector, embedder, threshold)
-}
 
 fn folder(files: &[(&str, &str)], manifest: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -40,14 +18,7 @@ fn folder(files: &[(&str, &str)], manifest: &str) -> tempfile::TempDir {
 }
 
 fn run(dir: &Path) -> anyhow::Result<Enrolment> {
-    let (mut detector, mut embedder, threshold) = models();
-    enrol(
-        dir,
-        "match-day",
-        &mut detector,
-        &mut embedder,
-        &Checks::for_threshold(threshold),
-    )
+    Enroller::load(&ModelsConfig::default())?.enrol(dir, "match-day")
 }
 
 fn reason<'a>(e: &'a Enrolment, reference: &str) -> &'a str {

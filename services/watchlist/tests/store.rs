@@ -3,12 +3,9 @@
 
 use lfr_schemas::Timestamp;
 use lfr_testkit::{files_containing, sample_photo, NatsServer};
-use lfr_vision::detector::Detector;
-use lfr_vision::embedder::Embedder;
-use lfr_vision::manifest::Role;
-use lfr_vision::runtime::ModelStore;
+use lfr_vision::config::ModelsConfig;
 use lfr_watchlist::deployment::{Deployment, GateError, NewDeployment, State};
-use lfr_watchlist::enrol::{enrol, Checks};
+use lfr_watchlist::enrol::Enroller;
 use lfr_watchlist::store::{LoadReport, Store, Verification};
 use std::time::Duration;
 
@@ -27,29 +24,10 @@ fn enrolled(dir: &std::path::Path) -> lfr_watchlist::enrol::Enrolment {
          [[entry]]\nreference = \"CUST-B\"\ncategory = \"blue\"\nimage = \"b.jpg\"\n",
     )
     .unwrap();
-    let store = ModelStore::open(&ModelStore::default_dir(), None).unwrap();
-    let mut detector = Detector::load(
-        &store,
-        store.model("retinaface-mnet025", Role::Detector).unwrap(),
-        [1280, 1280],
-        1,
-    )
-    .unwrap();
-    let mut embedder = Embedder::load(
-        &store,
-        store.model("mobilefacenet", Role::Embedder).unwrap(),
-        1,
-    )
-    .unwrap();
-    let threshold = embedder.spec.threshold;
-    enrol(
-        dir,
-        "match-day",
-        &mut detector,
-        &mut embedder,
-        &Checks::for_threshold(threshold),
-    )
-    .unwrap()
+    Enroller::load(&ModelsConfig::default())
+        .unwrap()
+        .enrol(dir, "match-day")
+        .unwrap()
 }
 
 #[tokio::test]
