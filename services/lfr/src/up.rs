@@ -133,9 +133,12 @@ fn entry_table<'a>(config: &'a mut toml::Table, key: &str) -> &'a mut toml::Tabl
 async fn supervise(name: &'static str, binary: PathBuf, config: PathBuf, shutdown: Shutdown) {
     let mut pause = Duration::from_secs(1);
     while !shutdown.is_triggered() {
+        // faiss (match) and OpenBLAS read this once at start: their extra threads would only fight
+        // the models for the cores of a small box.
         let mut child = match Command::new(&binary)
             .arg("--config")
             .arg(&config)
+            .env("OMP_NUM_THREADS", "1")
             .kill_on_drop(true)
             .spawn()
         {

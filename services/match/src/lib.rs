@@ -3,6 +3,10 @@
 //! Consumes EMBEDDINGS through the shared `match` consumer. Watch lists and matching arrive with
 //! issue 4; until then this stage validates and acknowledges every embedding, so a template that
 //! does not match (today: all of them) is discarded right after it is read.
+//!
+//! [`index`] is the watch-list search (faiss) the matcher will use.
+
+pub mod index;
 
 use lfr_common::config::Common;
 use lfr_common::service::Running;
