@@ -85,7 +85,8 @@ pub fn decode_jpeg(bytes: &[u8], want_side: u32) -> Result<(Mat, f32), ImageErro
         return Err(ImageError::TooLarge { width, height });
     }
     let long = width.max(height);
-    let (flag, factor) = [
+    // The largest reduction that still leaves the detector `want_side` pixels.
+    let (flag, _) = [
         (imgcodecs::IMREAD_REDUCED_COLOR_8, 8),
         (imgcodecs::IMREAD_REDUCED_COLOR_4, 4),
         (imgcodecs::IMREAD_REDUCED_COLOR_2, 2),
@@ -98,8 +99,8 @@ pub fn decode_jpeg(bytes: &[u8], want_side: u32) -> Result<(Mat, f32), ImageErro
     if mat.empty() {
         return Err(ImageError::Corrupt("decoder produced no image"));
     }
+    // Measured rather than assumed: libjpeg rounds reduced sizes up.
     let scale = width as f32 / mat.cols().max(1) as f32;
-    debug_assert!(factor >= 1);
     Ok((mat, scale))
 }
 
