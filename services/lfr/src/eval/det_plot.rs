@@ -105,16 +105,21 @@ fn lowest_decade(values: impl Iterator<Item = f64>, floor: i32) -> i32 {
     (smallest.log10().floor() as i32).clamp(LOWEST_DECADE, floor)
 }
 
+/// Decade lines darker than the lines between them.
+fn grid_stroke(decade: bool) -> &'static str {
+    if decade {
+        "#c8c8c8"
+    } else {
+        "#ececec"
+    }
+}
+
 fn grid(svg: &mut String, x: &LogAxis, y: &LogAxis) {
     svg.push_str(r#"<g id="grid" stroke-width="1">"#);
     svg.push('\n');
     for (v, decade) in x.ticks() {
         let px = x.pos(v);
-        let stroke = if decade.is_some() {
-            "#c8c8c8"
-        } else {
-            "#ececec"
-        };
+        let stroke = grid_stroke(decade.is_some());
         let _ = writeln!(
             svg,
             r#"<line x1="{px:.1}" y1="{TOP:.1}" x2="{px:.1}" y2="{BOTTOM:.1}" stroke="{stroke}"/>"#
@@ -122,11 +127,7 @@ fn grid(svg: &mut String, x: &LogAxis, y: &LogAxis) {
     }
     for (v, decade) in y.ticks() {
         let py = y.pos(v);
-        let stroke = if decade.is_some() {
-            "#c8c8c8"
-        } else {
-            "#ececec"
-        };
+        let stroke = grid_stroke(decade.is_some());
         let _ = writeln!(
             svg,
             r#"<line x1="{LEFT:.1}" y1="{py:.1}" x2="{RIGHT:.1}" y2="{py:.1}" stroke="{stroke}"/>"#
