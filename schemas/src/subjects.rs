@@ -7,6 +7,7 @@
 //! | `lfr.faces.<camera>`               | FACES      | [`DetectedFace`] |
 //! | `lfr.embeddings.<camera>`          | EMBEDDINGS | [`Embedding`]    |
 //! | `lfr.alerts.<deployment>.candidate`| ALERTS     | [`CandidateAlert`] |
+//! | `lfr.alerts.<deployment>.blue`     | ALERTS     | [`CandidateAlert`] (blue watch list) |
 //! | `lfr.alerts.<deployment>.decision` | ALERTS     | [`AlertDecision`] |
 //! | `lfr.alerts.<deployment>.outcome`  | ALERTS     | [`AlertOutcome`] |
 //! | `lfr.audit.<deployment or system>` | AUDIT      | [`AuditEvent`]   |
@@ -42,6 +43,11 @@ pub fn embeddings(camera: &str) -> String {
 
 pub fn alert_candidates(deployment: &str) -> String {
     format!("lfr.alerts.{deployment}.candidate")
+}
+
+/// Alerts on staff volunteers of the blue watch list: for the technical team, never officers.
+pub fn blue_alerts(deployment: &str) -> String {
+    format!("lfr.alerts.{deployment}.blue")
 }
 
 pub fn alert_decisions(deployment: &str) -> String {

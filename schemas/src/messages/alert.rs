@@ -15,6 +15,10 @@ pub enum WatchlistCategory {
 }
 
 /// A match that passed the deployment's threshold and corroboration rule, awaiting review.
+///
+/// Published on `lfr.alerts.<deployment>.candidate` for operators, or on
+/// `lfr.alerts.<deployment>.blue` when the entry is a staff volunteer of the blue watch list: those
+/// measure the system and go to the technical team only, never to officers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidateAlert {
     pub alert_id: String,
@@ -25,9 +29,16 @@ pub struct CandidateAlert {
     pub category: WatchlistCategory,
     /// Opaque watch-list entry reference; the subject's identity stays in the watch-list store.
     pub entry_ref: String,
+    /// sha256 of the watch-list image that matched: the console fetches it from the watch-list
+    /// store to show beside the probe (and cannot once the deployment is wiped).
+    pub reference_image_sha256: String,
+    /// Digest of the verified watch list the match was made against.
+    pub watchlist_digest: String,
     pub score: f32,
-    /// Frames of the track that matched, out of frames seen, when the alert was raised.
+    /// Frames of the track that matched the entry when the alert was raised...
     pub corroborating_frames: u16,
+    /// ...out of the frames of the track seen so far.
+    pub track_frames: u16,
     pub probe_jpeg: Redacted,
     pub context_jpeg: Redacted,
 }

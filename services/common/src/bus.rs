@@ -179,6 +179,29 @@ impl Bus {
         })
     }
 
+    /// Publish a record (an alert, a decision) to a file-backed stream. `id` becomes the
+    /// `Nats-Msg-Id`, so a publish retried after a lost acknowledgement is stored once.
+    pub async fn publish_record<M: Message>(
+        &self,
+        stream: &'static str,
+        subject: String,
+        id: &str,
+        message: &M,
+    ) -> Result<Published, PublishError> {
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(message.encode().into())
+            .message_id(id);
+        let started = Instant::now();
+        let ack = self.jetstream.send_publish(subject, publish).await;
+        let ack = ack.inspect_err(|e| self.count_failure(stream, e))?;
+        Ok(Published {
+            ack,
+            started,
+            stream,
+            bus: self.clone(),
+        })
+    }
+
     fn count_failure(&self, stream: &str, e: &PublishError) {
         let reason = match e.kind() {
             PublishErrorKind::StreamNotFound => "stream_not_found",

@@ -94,8 +94,9 @@ pub trait BatchHandler: Send + Sync + 'static {
     }
 }
 
-/// A one-at-a-time handler is a batch handler whose batches hold one message.
-struct OneByOne<H>(H);
+/// A one-at-a-time handler is a batch handler whose batches hold one message (for services that
+/// call [`run`] themselves rather than [`start_service`]).
+pub struct OneByOne<H>(pub H);
 
 impl<H: Handler> BatchHandler for OneByOne<H> {
     type Input = H::Input;

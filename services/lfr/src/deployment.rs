@@ -5,6 +5,7 @@
 //!                         --cameras gate-1,gate-2 --start 2026-11-28T12:00:00Z --end 2026-11-28T18:00:00Z \
 //!                         --purpose "Locate wanted offenders attending the match"
 //! lfr deployment enrol    --id match-day --folder ./custody-images   # manifest.toml beside the images
+//! lfr deployment enrol    --id match-day --archive custody.tar.gz     # or the same as a tar archive
 //! lfr deployment authorise --id match-day --officer supt-17
 //! lfr deployment review   --id match-day --reviewer insp-4 --digest <digest printed by enrol>
 //! lfr deployment activate --id match-day
@@ -12,15 +13,14 @@
 //! lfr deployment end      --id match-day --by supt-17                # ends and wipes the watch list
 //! ```
 //!
-//! Every change is recorded on the AUDIT stream with who did it and why.
+//! Every change is recorded on the AUDIT stream with who did it and why. The steps themselves (gates,
+//! audit events, erasure) live in [`lfr_watchlist::lifecycle`], shared with the console's HTTP API:
+//! this module only turns arguments into calls and results into lines of text.
 
-use lfr_common::audit::Audit;
-use lfr_schemas::{AuditAction, Timestamp};
 use lfr_vision::config::ModelsConfig;
-use lfr_watchlist::deployment::{Deployment, NewDeployment};
-use lfr_watchlist::enrol::Enroller;
-use lfr_watchlist::list::sha256_hex;
-use lfr_watchlist::store::Store;
+use lfr_watchlist::deployment::NewDeployment;
+use lfr_watchlist::lifecycle::{self, Actor, Lifecycle, RefusedEntry};
+use lfr_watchlist::time::parse_utc;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -65,8 +65,12 @@ enum Command {
     Enrol {
         #[arg(long)]
         id: String,
+        /// Folder of images with their manifest.toml.
+        #[arg(long, required_unless_present = "archive", conflicts_with = "archive")]
+        folder: Option<PathBuf>,
+        /// The same as a tar archive (plain or gzip), as the console's API takes it.
         #[arg(long)]
-        folder: PathBuf,
+        archive: Option<PathBuf>,
         /// Account id of the person enrolling.
         #[arg(long, default_value = "cli")]
         by: String,
@@ -117,12 +121,8 @@ pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
     let bus = tokio::time::timeout(std::time::Duration::from_secs(10), connect)
         .await
         .map_err(|_| anyhow::anyhow!("cannot reach NATS at {}", args.nats_url))??;
-    let js = bus.jetstream.clone();
-    let store = Store::open(&js).await?;
-    let cli = |actor: &'static str| Audit {
-        actor,
-        role: "supervisor",
-    };
+    let lifecycle = Lifecycle::open(&bus.jetstream, ModelsConfig::default()).await?;
+    let supervisor = |id: &str| Actor::new(id, "supervisor");
     match args.command {
         Command::Create {
             id,
@@ -134,7 +134,7 @@ pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
             purpose,
             threshold,
         } => {
-            let deployment = Deployment::create(NewDeployment {
+            let new = NewDeployment {
                 id,
                 name,
                 location,
@@ -143,91 +143,49 @@ pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
                 ends_at: parse_utc(&end)?,
                 purpose,
                 default_threshold: threshold,
-            })?;
-            store.create(&deployment).await?;
-            cli("cli")
-                .record(
-                    &js,
-                    AuditAction::ConfigurationChange,
-                    Some(&deployment.id),
-                    format!("deployment/{}", deployment.id),
-                    "deployment created",
-                    vec![],
-                    None,
-                )
-                .await?;
+            };
+            let deployment = lifecycle.create(new, &supervisor("cli")).await?;
             println!("created deployment {} (draft)", deployment.id);
         }
-        Command::Enrol { id, folder, by } => {
-            anyhow::ensure!(store.get(&id).await?.is_some(), "no deployment {id}");
-            let mut enroller = Enroller::load(&ModelsConfig::default())?;
-            let enrolment = tokio::task::block_in_place(|| enroller.enrol(&folder, &id))?;
-            for r in &enrolment.refused {
-                println!(
-                    "REFUSED {} ({}): {}",
-                    r.reference,
-                    r.image.display(),
-                    r.reason
-                );
-            }
-            anyhow::ensure!(
-                !enrolment.list.entries.is_empty(),
-                "no image could be enrolled: nothing attached"
-            );
-            let images: Vec<(String, Vec<u8>)> = std::fs::read_dir(&folder)?
-                .flatten()
-                .filter_map(|e| std::fs::read(e.path()).ok())
-                .map(|bytes| (sha256_hex(&bytes), bytes))
-                .filter(|(sha, _)| {
-                    enrolment
-                        .list
-                        .entries
-                        .iter()
-                        .any(|e| &e.image_sha256 == sha)
-                })
-                .collect();
-            let attached = store.put_watchlist(&enrolment.list, &images).await?;
-            store.update(&id, |d| d.attach(attached.clone())).await?;
-            Audit {
-                actor: &by,
-                role: "supervisor",
-            }
-            .record(
-                &js,
-                AuditAction::Collection,
-                Some(&id),
-                format!("watchlist/{id}"),
-                "watch list enrolled for the deployment",
-                vec![],
-                Some(attached.digest.clone()),
-            )
-            .await?;
+        Command::Enrol {
+            id,
+            folder,
+            archive,
+            by,
+        } => {
+            let enrolled = match (folder, archive) {
+                (Some(folder), _) => lifecycle.enrol(&id, &folder, &supervisor(&by)).await,
+                (None, Some(archive)) => {
+                    let bytes = std::fs::read(&archive)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", archive.display()))?;
+                    lifecycle
+                        .enrol_archive(&id, bytes.into(), &supervisor(&by))
+                        .await
+                }
+                (None, None) => anyhow::bail!("name a --folder or an --archive"),
+            };
+            let enrolled = match enrolled {
+                Ok(enrolled) => enrolled,
+                Err(lifecycle::Error::NothingEnrolled { refused }) => {
+                    print_refused(&refused);
+                    anyhow::bail!("no image could be enrolled: nothing attached");
+                }
+                Err(e) => return Err(e.into()),
+            };
+            print_refused(&enrolled.refused);
+            let attached = &enrolled.attached;
             println!(
                 "enrolled {} entries ({} subjects), refused {}; digest {}",
                 attached.entries,
                 attached.subjects,
-                enrolment.refused.len(),
+                enrolled.refused.len(),
                 attached.digest
             );
         }
         Command::Authorise { id, officer } => {
-            store
-                .update(&id, |d| d.authorise(&officer, Timestamp::now()))
+            lifecycle
+                .authorise(&id, &Actor::new(&officer, "authorising-officer"))
                 .await?;
-            Audit {
-                actor: &officer,
-                role: "authorising-officer",
-            }
-            .record(
-                &js,
-                AuditAction::Alteration,
-                Some(&id),
-                format!("deployment/{id}"),
-                "deployment authorised",
-                vec![],
-                None,
-            )
-            .await?;
             println!("deployment {id} authorised by {officer}");
         }
         Command::Review {
@@ -235,136 +193,51 @@ pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
             reviewer,
             digest,
         } => {
-            store
-                .update(&id, |d| d.review(&reviewer, &digest, Timestamp::now()))
+            lifecycle
+                .review(&id, &supervisor(&reviewer), &digest)
                 .await?;
-            Audit {
-                actor: &reviewer,
-                role: "supervisor",
-            }
-            .record(
-                &js,
-                AuditAction::Consultation,
-                Some(&id),
-                format!("watchlist/{id}"),
-                "watch list reviewed before deployment",
-                vec![],
-                Some(digest.clone()),
-            )
-            .await?;
             println!("watch list {digest} of {id} reviewed by {reviewer}");
         }
         Command::Activate { id, by } => {
-            store.update(&id, |d| d.activate(Timestamp::now())).await?;
-            Audit {
-                actor: &by,
-                role: "supervisor",
-            }
-            .record(
-                &js,
-                AuditAction::Alteration,
-                Some(&id),
-                format!("deployment/{id}"),
-                "deployment activated",
-                vec![],
-                None,
-            )
-            .await?;
+            lifecycle.activate(&id, &supervisor(&by)).await?;
             println!("deployment {id} is active");
         }
         Command::End { id, by } => {
-            store.update(&id, |d| d.end(Timestamp::now())).await?;
-            let wiped = store.wipe(&id).await?;
-            Audit {
-                actor: &by,
-                role: "supervisor",
-            }
-            .record(
-                &js,
-                AuditAction::Erasure,
-                Some(&id),
-                format!("watchlist/{id}"),
-                &format!(
-                    "deployment ended: {} messages ({} bytes) securely erased, images {}",
-                    wiped.messages_erased,
-                    wiped.bytes_erased,
-                    wiped.image_sha256s.join(",")
-                ),
-                vec![],
-                wiped.list_digest.clone(),
-            )
-            .await?;
+            let wiped = lifecycle.end(&id, &supervisor(&by)).await?;
             println!("deployment {id} ended; {}", serde_json::to_string(&wiped)?);
         }
         Command::Show { id } => {
-            let deployments = match id {
-                Some(id) => vec![store
-                    .get(&id)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("no deployment {id}"))?],
-                None => store.all().await?,
+            let views = match id {
+                Some(id) => vec![lifecycle.show(&id).await?],
+                None => {
+                    let mut views = Vec::new();
+                    for d in lifecycle.list().await? {
+                        views.push(lifecycle.view(d).await?);
+                    }
+                    views
+                }
             };
-            for d in deployments {
-                let verification = store.verification(&d).await?;
-                println!("{}", serde_json::to_string_pretty(&d)?);
-                println!("verification: {verification:?}");
+            for view in views {
+                println!("{}", serde_json::to_string_pretty(&view.deployment)?);
+                println!("verification: {}", verification_line(&view.verification));
             }
         }
     }
     Ok(())
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` (UTC) to a timestamp.
-pub fn parse_utc(s: &str) -> anyhow::Result<Timestamp> {
-    let bad = || anyhow::anyhow!("{s:?} is not a UTC time like 2026-11-28T12:00:00Z");
-    let b = s.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
-        return Err(bad());
+fn print_refused(refused: &[RefusedEntry]) {
+    for r in refused {
+        println!("REFUSED {} ({}): {}", r.reference, r.image, r.reason);
     }
-    let num = |r: std::ops::Range<usize>| s[r].parse::<i64>().map_err(|_| bad());
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return Err(bad());
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    let secs = days * 86400 + hh * 3600 + mm * 60 + ss;
-    anyhow::ensure!(secs >= 0, "{s} is before 1970");
-    Ok(Timestamp(secs as u64 * 1_000_000_000))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_utc;
-
-    #[test]
-    fn utc_times_parse_and_nonsense_does_not() {
-        assert_eq!(parse_utc("1970-01-01T00:00:00Z").unwrap().0, 0);
-        assert_eq!(
-            parse_utc("2026-11-28T12:00:00Z").unwrap().0 / 1_000_000_000,
-            1_795_867_200
-        );
-        for bad in [
-            "2026-11-28 12:00:00",
-            "2026-13-01T00:00:00Z",
-            "tomorrow",
-            "2026-11-28T12:00:00+01:00",
-        ] {
-            assert!(parse_utc(bad).is_err(), "{bad}");
+/// `Verified { replicas: 2 }` or `Unverified("why")`, as `show` has always printed it.
+fn verification_line(v: &lifecycle::Verification) -> String {
+    match v {
+        lifecycle::Verification::Verified { replicas } => {
+            format!("Verified {{ replicas: {replicas} }}")
         }
+        lifecycle::Verification::Unverified { reason } => format!("Unverified({reason:?})"),
     }
 }

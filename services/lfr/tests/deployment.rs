@@ -159,3 +159,78 @@ async fn a_supervisor_takes_a_deployment_through_its_gates_and_ends_it() {
         "create, enrol, authorise, review, activate, end"
     );
 }
+
+#[tokio::test]
+async fn enrol_takes_a_tar_archive_as_the_console_api_does() {
+    let nats = NatsServer::start().await;
+    let folder = tempfile::tempdir().unwrap();
+    let custody = folder.path().join("custody");
+    std::fs::create_dir(&custody).unwrap();
+    std::fs::copy(sample_photo("faces/obama.jpg"), custody.join("a.jpg")).unwrap();
+    std::fs::copy(sample_photo("faces/biden.jpg"), custody.join("b.jpg")).unwrap();
+    std::fs::write(
+        custody.join("manifest.toml"),
+        "[[entry]]\nreference = \"CUST-A\"\ncategory = \"wanted\"\nimage = \"a.jpg\"\n\
+         [[entry]]\nreference = \"CUST-B\"\ncategory = \"blue\"\nimage = \"b.jpg\"\n",
+    )
+    .unwrap();
+    let archive = folder.path().join("custody.tar.gz");
+    let tarred = Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(folder.path())
+        .arg("custody")
+        .status()
+        .unwrap();
+    assert!(tarred.success());
+    let (start, end) = (utc("+1 hour"), utc("+6 hours"));
+    ok(lfr(
+        &nats,
+        &[
+            "create",
+            "--id",
+            "fair",
+            "--name",
+            "Fair",
+            "--location",
+            "Square",
+            "--cameras",
+            "sq-1",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--purpose",
+            "Locate missing people",
+        ],
+    ));
+    let archive = archive.to_string_lossy();
+    refused(
+        lfr(
+            &nats,
+            &[
+                "enrol",
+                "--id",
+                "fair",
+                "--archive",
+                &archive,
+                "--folder",
+                ".",
+            ],
+        ),
+        "cannot be used with",
+    );
+    let enrolled = ok(lfr(
+        &nats,
+        &["enrol", "--id", "fair", "--archive", &archive],
+    ));
+    assert!(
+        enrolled.contains("enrolled 2 entries (2 subjects), refused 0"),
+        "{enrolled}"
+    );
+    refused(
+        lfr(&nats, &["enrol", "--id", "nowhere", "--archive", &archive]),
+        "no deployment nowhere",
+    );
+}

@@ -31,7 +31,15 @@ async fn lfr_up_runs_the_pipeline_and_stops_cleanly() {
     let config: String = services
         .iter()
         .zip(&ports)
-        .map(|(s, p)| format!("[{s}]\nhttp_addr = \"127.0.0.1:{p}\"\n"))
+        .map(|(s, p)| {
+            // The console API too listens on a free port, not on the default 8080.
+            let console = if *s == "dispatch" {
+                "console_addr = \"127.0.0.1:0\"\n"
+            } else {
+                ""
+            };
+            format!("[{s}]\nhttp_addr = \"127.0.0.1:{p}\"\n{console}")
+        })
         .collect();
     let config_path = tmp.path().join("lfr.toml");
     std::fs::write(&config_path, config).unwrap();

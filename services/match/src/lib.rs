@@ -1,21 +1,37 @@
-//! # lfr-match: templates against the deployment's watch list
+//! # lfr-match: probe templates against the deployment's watch list
 //!
-//! Consumes EMBEDDINGS through the shared `match` consumer. Watch lists and matching arrive with
-//! issue 4; until then this stage validates and acknowledges every embedding, so a template that
-//! does not match (today: all of them) is discarded right after it is read.
+//! Consumes EMBEDDINGS through the shared `match` consumer. For every probe template:
 //!
-//! [`index`] is the watch-list search (faiss) the matcher will use.
+//! 1. find the active deployments watching its camera ([`watchlists`]: lists are loaded from the
+//!    deployments store, verified against the authorised digest, and dropped when a deployment ends);
+//! 2. search each verified list with faiss ([`index`]) and apply the deployment's threshold for the
+//!    entry's category;
+//! 3. let the deployment's tracker decide whether the match is corroborated ([`corroborate`]: k of
+//!    n frames of one track, or one very high score; one alert per person passing);
+//! 4. publish a corroborated match as a candidate alert on ALERTS ([`matcher`]).
+//!
+//! A probe that matches nothing is acknowledged and forgotten at once: it never leaves memory.
 
+pub mod corroborate;
 pub mod index;
+pub mod matcher;
+pub mod metrics;
+pub mod watchlists;
 
-use lfr_common::config::Common;
+use corroborate::Rule;
+use index::IndexKind;
+use lfr_common::config::{secs, Common};
 use lfr_common::service::Running;
-use lfr_common::stage::{self, HandleError, Handler, StageSpec};
+use lfr_common::stage::{self, StageSpec};
 use lfr_common::Shutdown;
-use lfr_schemas::{streams, Embedding, Timestamp};
+use lfr_schemas::streams;
+use lfr_watchlist::store::Store;
+use matcher::MatchStage;
+use metrics::MatchMetrics;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
+use watchlists::{Loader, Watchlists};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -31,13 +47,48 @@ pub struct Config {
 pub struct MatchConfig {
     /// Where `/metrics`, `/healthz` and `/readyz` listen.
     pub http_addr: SocketAddr,
+    /// This replica's name in watch-list load reports (default: host name and process id).
+    pub replica: Option<String>,
+    /// faiss index: `"Flat"` (exact, the default) or a faiss factory string such as
+    /// `"HNSW32,Flat"` for lists of hundreds of thousands.
+    pub index: String,
+    /// How often the deployments store is read even when no change was announced (and load
+    /// reports renewed; they expire after a minute).
+    #[serde(with = "secs")]
+    pub refresh: Duration,
+    pub corroboration: Rule,
 }
 
 impl Default for MatchConfig {
     fn default() -> Self {
         MatchConfig {
             http_addr: "127.0.0.1:9104".parse().unwrap(),
+            replica: None,
+            index: "Flat".into(),
+            refresh: Duration::from_secs(10),
+            corroboration: Rule::default(),
         }
+    }
+}
+
+impl MatchConfig {
+    fn index_kind(&self) -> IndexKind {
+        match self.index.as_str() {
+            "Flat" | "flat" | "" => IndexKind::Flat,
+            other => IndexKind::Factory(other.into()),
+        }
+    }
+
+    fn replica_name(&self) -> String {
+        self.replica.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "match".into());
+            format!("{host}-{}", std::process::id())
+        })
     }
 }
 
@@ -54,29 +105,54 @@ pub fn spec() -> StageSpec {
     }
 }
 
-/// Acknowledges what it receives; the stage's real work replaces this.
-pub struct MatchStage;
-
-impl Handler for MatchStage {
-    type Input = Embedding;
-
-    async fn handle(&self, input: Embedding) -> Result<(), HandleError> {
-        tracing::trace!(at = ?Self::captured_at(&input), "received");
-        Ok(())
-    }
-
-    fn captured_at(input: &Embedding) -> Option<Timestamp> {
-        Some(input.face.frame.captured_at)
-    }
-}
-
 pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
+    let settings = config.matcher.clone();
+    settings.corroboration.validate()?;
     stage::start_service(
         "match",
         &config.common,
-        config.matcher.http_addr,
+        settings.http_addr,
         spec(),
-        |_ctx| Ok(MatchStage),
+        move |ctx| {
+            let metrics = MatchMetrics::new(&ctx.registry)?;
+            let lists = Watchlists::default();
+            let (loaded, loaded_rx) = tokio::sync::watch::channel(false);
+            let js = ctx.bus.jetstream.clone();
+            let loader_lists = lists.clone();
+            let loader_metrics = metrics.clone();
+            let stop = ctx.shutdown.clone();
+            tokio::spawn(async move {
+                let store = loop {
+                    match Store::open(&js).await {
+                        Ok(store) => break store,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "deployments store unavailable; retrying");
+                            tokio::select! {
+                                _ = stop.requested() => return,
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
+                        }
+                    }
+                };
+                Loader {
+                    store,
+                    lists: loader_lists,
+                    replica: settings.replica_name(),
+                    index: settings.index_kind(),
+                    rule: settings.corroboration.clone(),
+                    refresh: settings.refresh,
+                    metrics: loader_metrics,
+                }
+                .run(loaded, stop)
+                .await
+            });
+            Ok(MatchStage {
+                lists,
+                bus: ctx.bus.clone(),
+                metrics,
+                loaded: loaded_rx,
+            })
+        },
         shutdown,
     )
     .await

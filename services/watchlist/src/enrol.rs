@@ -27,7 +27,7 @@ use opencv::imgcodecs;
 use opencv::imgproc;
 use opencv::prelude::*;
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +99,13 @@ pub struct Refused {
     pub reason: String,
 }
 
+/// The manifest is missing, unreadable or malformed: the operator's input is wrong, not the system.
+/// Enrolment returns it inside its `anyhow::Error`; callers that answer differently for bad input
+/// (the HTTP API) find it with `downcast_ref`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidManifest(pub String);
+
 pub struct Enrolment {
     pub list: WatchList,
     pub refused: Vec<Refused>,
@@ -158,17 +165,19 @@ pub fn enrol(
 ) -> anyhow::Result<Enrolment> {
     let manifest_path = dir.join("manifest.toml");
     let text = std::fs::read_to_string(&manifest_path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", manifest_path.display()))?;
+        .map_err(|e| InvalidManifest(format!("cannot read {}: {e}", manifest_path.display())))?;
     let manifest: Manifest = toml::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
+        InvalidManifest(format!(
             "invalid watch-list manifest {}: {e}",
             manifest_path.display()
-        )
+        ))
     })?;
-    anyhow::ensure!(
-        !manifest.entries.is_empty(),
-        "the manifest lists no entries: a watch list cannot be empty"
-    );
+    if manifest.entries.is_empty() {
+        return Err(InvalidManifest(
+            "the manifest lists no entries: a watch list cannot be empty".into(),
+        )
+        .into());
+    }
 
     let mut refused = Vec::new();
     let mut candidates: Vec<Candidate> = Vec::new();
@@ -180,6 +189,12 @@ pub fn enrol(
         };
         if m.reference.trim().is_empty() {
             refused.push(refuse("no subject reference".into()));
+            continue;
+        }
+        if !inside(&m.image) {
+            refused.push(refuse(
+                "the image must be a relative path inside the watch-list folder".into(),
+            ));
             continue;
         }
         let bytes = match std::fs::read(dir.join(&m.image)) {
@@ -231,6 +246,14 @@ pub fn enrol(
         list: WatchList::new(deployment, &embedder.name, accepted),
         refused,
     })
+}
+
+/// Whether a manifest's image path stays inside the folder: relative, and never through `..`.
+fn inside(image: &Path) -> bool {
+    !image.as_os_str().is_empty()
+        && image
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 /// The template of an image that passes every single-image check, or why it does not.

@@ -10,8 +10,17 @@
 //! - [`list`]: the watch list itself and its digest: what the matcher loads must hash to what was
 //!   authorised.
 //! - [`store`]: deployments, lists and load reports in JetStream; secure erasure on wipe.
+//! - [`lifecycle`]: the steps (create, enrol, authorise, review, activate, end, show) as one
+//!   async method each, with the gate checks and the audit events, for every front end.
+//! - [`api`]: the lifecycle as a JSON HTTP API (an axum router) for the web console.
+//! - [`archive`]: unpacking an uploaded watch-list archive safely.
+//! - [`time`]: the one way operators write times (`2026-11-28T12:00:00Z`).
 
+pub mod api;
+pub mod archive;
 pub mod deployment;
 pub mod enrol;
+pub mod lifecycle;
 pub mod list;
 pub mod store;
+pub mod time;

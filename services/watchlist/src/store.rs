@@ -218,6 +218,19 @@ impl Store {
         Ok(())
     }
 
+    /// A replica no longer holds the deployment's list (it ended, or the replica stops).
+    pub async fn withdraw_load(&self, deployment: &str, replica: &str) -> anyhow::Result<()> {
+        self.loads
+            .purge(format!("{deployment}.{replica}"))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot withdraw load report: {e}"))
+    }
+
+    /// Every change to any deployment record, as it happens (for matchers to react at once).
+    pub async fn watch_deployments(&self) -> anyhow::Result<kv::Watch> {
+        Ok(self.deployments.watch_all().await?)
+    }
+
     pub async fn load_reports(&self, deployment: &str) -> anyhow::Result<Vec<LoadReport>> {
         let mut keys = self.loads.keys().await?;
         let prefix = format!("{deployment}.");

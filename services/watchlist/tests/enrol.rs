@@ -197,3 +197,22 @@ fn the_digest_of_an_enrolment_is_reproducible() {
     assert_eq!(first.list.digest(), second.list.digest());
     assert_eq!(first.list.digest().len(), 64);
 }
+
+#[test]
+fn images_outside_the_folder_are_refused() {
+    let outside = folder(&[("faces/biden.jpg", "b.jpg")], "");
+    let b = outside.path().join("b.jpg");
+    let dir = folder(
+        &[("faces/obama.jpg", "a.jpg")],
+        &format!(
+            "[[entry]]\nreference = \"CUST-A\"\ncategory = \"wanted\"\nimage = \"./a.jpg\"\n\
+             [[entry]]\nreference = \"CUST-ABS\"\ncategory = \"wanted\"\nimage = {:?}\n\
+             [[entry]]\nreference = \"CUST-UP\"\ncategory = \"wanted\"\nimage = \"../b.jpg\"\n",
+            b.display().to_string()
+        ),
+    );
+    let e = run(dir.path()).unwrap();
+    assert_eq!(e.list.entries.len(), 1, "{:?}", e.refused);
+    assert!(reason(&e, "CUST-ABS").contains("inside the watch-list folder"));
+    assert!(reason(&e, "CUST-UP").contains("inside the watch-list folder"));
+}

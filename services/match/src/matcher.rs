@@ -1,0 +1,204 @@
+//! The matching stage: one probe template in, at most one candidate alert out.
+//!
+//! For each list that applies to the probe's camera: refuse to compare against an unverified list
+//! or a list of another model; search the k most similar entries; keep the best one at or above
+//! its category's threshold; hand the sighting to the deployment's tracker, which decides whether
+//! the track is now corroborated. Only then is anything published: the candidate alert on ALERTS
+//! (blue-list entries on their own subject, never seen by officers), and an audit record that a
+//! probe face was retained. The probe is acknowledged after that, so an alert is never lost: if the
+//! alert cannot be stored, the probe is redelivered and the alert raised again (the alert id is
+//! derived from the probe, so the bus stores it once).
+//!
+//! A probe that matches nothing is dropped when this function returns: nothing of it is written
+//! anywhere, and the work-queue acknowledgement removes it from EMBEDDINGS.
+
+use crate::corroborate::{Hit, Sighting, Verdict};
+use crate::metrics::{MatchMetrics, ProbeOutcome};
+use crate::watchlists::{Evidence, Loaded, Watchlists};
+use lfr_common::audit::Audit;
+use lfr_common::bus::Bus;
+use lfr_common::stage::{HandleError, Handler};
+use lfr_schemas::{
+    streams, subjects, AuditAction, CandidateAlert, Embedding, Timestamp, WatchlistCategory,
+};
+use lfr_watchlist::list::{hex, sha256_hex};
+use sha2::{Digest, Sha256};
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// How many nearest entries a search returns: the best above its own category's threshold wins,
+/// so a higher-threshold category cannot hide a lower-threshold one just behind it.
+const SEARCH_K: usize = 5;
+
+pub struct MatchStage {
+    pub lists: Watchlists,
+    pub bus: Bus,
+    pub metrics: MatchMetrics,
+    /// True once the loader has read the deployments for the first time.
+    pub loaded: watch::Receiver<bool>,
+}
+
+impl Handler for MatchStage {
+    type Input = Embedding;
+
+    async fn handle(&self, probe: Embedding) -> Result<(), HandleError> {
+        let mut loaded = self.loaded.clone();
+        if loaded.wait_for(|l| *l).await.is_err() {
+            return Err(HandleError::Retry(anyhow::anyhow!("shutting down")));
+        }
+        let lists = self.lists.for_camera(&probe.face.frame.camera);
+        if lists.is_empty() {
+            self.metrics.probe(ProbeOutcome::NoWatchlist);
+        }
+        for list in lists {
+            self.against(&list, &probe).await?;
+        }
+        Ok(())
+    }
+
+    fn captured_at(input: &Embedding) -> Option<Timestamp> {
+        Some(input.face.frame.captured_at)
+    }
+}
+
+impl MatchStage {
+    /// Compare one probe with one deployment's list, and raise the alert it corroborates.
+    async fn against(&self, list: &Loaded, probe: &Embedding) -> Result<(), HandleError> {
+        if !list.verified() {
+            self.metrics.probe(ProbeOutcome::Unverified);
+            return Ok(());
+        }
+        if probe.model != list.model || probe.vector.len() != list.index.dim() {
+            self.metrics.probe(ProbeOutcome::ModelMismatch);
+            tracing::warn!(deployment = %list.deployment, probe_model = %probe.model, list_model = %list.model, "probe and watch list come from different models");
+            return Ok(());
+        }
+        let started = Instant::now();
+        let hits = list
+            .index
+            .search(&probe.vector, SEARCH_K)
+            .map_err(|e| HandleError::reject("bad_template", e))?;
+        self.metrics
+            .search_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if let Some((_, best)) = hits.first() {
+            self.metrics.best_score.observe(*best as f64);
+        }
+        let hit = hits
+            .into_iter()
+            .find(|(entry, score)| *score >= list.entries[*entry].threshold)
+            .map(|(entry, score)| Hit {
+                entry,
+                score,
+                evidence: Evidence {
+                    probe: probe.face.clone(),
+                    probe_jpeg: probe.probe_jpeg.clone(),
+                    context_jpeg: probe.context_jpeg.clone(),
+                },
+            });
+        self.metrics.probe(if hit.is_some() {
+            ProbeOutcome::Matched
+        } else {
+            ProbeOutcome::NoMatch
+        });
+        let verdict = list
+            .tracker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(Sighting {
+                camera: probe.face.frame.camera.clone(),
+                captured_at: probe.face.frame.captured_at,
+                bbox: probe.bbox,
+                hit,
+            });
+        let Verdict::Alert {
+            entry,
+            score,
+            evidence,
+            matched_frames,
+            track_frames,
+        } = verdict
+        else {
+            return Ok(());
+        };
+        let meta = &list.entries[entry];
+        let alert = CandidateAlert {
+            alert_id: alert_id(&list.deployment, &evidence, &meta.reference),
+            deployment: list.deployment.clone(),
+            raised_at: Timestamp::now(),
+            probe: evidence.probe,
+            category: meta.category,
+            entry_ref: meta.reference.clone(),
+            reference_image_sha256: meta.image_sha256.clone(),
+            watchlist_digest: list.digest.clone(),
+            score,
+            corroborating_frames: matched_frames,
+            track_frames,
+            probe_jpeg: evidence.probe_jpeg,
+            context_jpeg: evidence.context_jpeg,
+        };
+        if let Err(e) = self.raise(&alert).await {
+            self.metrics.alert_failures.inc();
+            list.tracker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retract(&probe.face.frame.camera, entry);
+            return Err(HandleError::Retry(e));
+        }
+        Ok(())
+    }
+
+    /// Store the alert, count it, and record that a probe face was retained.
+    async fn raise(&self, alert: &CandidateAlert) -> anyhow::Result<()> {
+        let subject = if alert.category == WatchlistCategory::Blue {
+            subjects::blue_alerts(&alert.deployment)
+        } else {
+            subjects::alert_candidates(&alert.deployment)
+        };
+        self.bus
+            .publish_record(streams::ALERTS, subject, &alert.alert_id, alert)
+            .await?
+            .acknowledged()
+            .await?;
+        self.metrics.alert(alert.category);
+        tracing::info!(alert = %alert.alert_id, deployment = %alert.deployment, camera = %alert.probe.frame.camera, "candidate alert raised");
+        let recorded = Audit {
+            actor: "lfr-match",
+            role: "service",
+        }
+        .record(
+            &self.bus.jetstream,
+            AuditAction::Collection,
+            Some(&alert.deployment),
+            format!("alert/{}", alert.alert_id),
+            "probe face matched the deployment's verified watch list; retained for operator review",
+            vec![],
+            Some(sha256_hex(&alert.probe_jpeg)),
+        )
+        .await;
+        if let Err(e) = recorded {
+            self.metrics.audit_failures.inc();
+            tracing::error!(alert = %alert.alert_id, error = %e, "audit event for a raised alert not recorded");
+        }
+        Ok(())
+    }
+}
+
+/// Derived from the probe and the entry, so a redelivered probe raises the same alert id and the
+/// bus's de-duplication stores it once. Opaque: it reveals neither camera nor entry.
+fn alert_id(deployment: &str, evidence: &Evidence, reference: &str) -> String {
+    let f = &evidence.probe.frame;
+    let mut h = Sha256::new();
+    for part in [
+        deployment,
+        &f.camera,
+        &f.epoch.0.to_string(),
+        &f.seq.to_string(),
+        &evidence.probe.index.to_string(),
+        reference,
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    hex(&h.finalize()[..12])
+}

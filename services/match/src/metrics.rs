@@ -1,0 +1,160 @@
+//! Match metrics: what happened to each probe, the alerts raised, the similarity scores seen, and
+//! the state of each watch list this replica holds.
+//!
+//! Labels are outcomes, categories and deployment ids: never an entry reference, a name or a score
+//! of a named person.
+
+use lfr_common::telemetry::LATENCY_BUCKETS;
+use lfr_schemas::WatchlistCategory;
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+
+/// What became of one probe against one deployment's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// Scored at or above the entry's threshold (an alert needs corroboration on top).
+    Matched,
+    /// Below every threshold: discarded.
+    NoMatch,
+    /// No active deployment watches this camera: discarded without comparison.
+    NoWatchlist,
+    /// The deployment's list is not verified: discarded without comparison.
+    Unverified,
+    /// Made by another model than the list's templates: they cannot be compared.
+    ModelMismatch,
+}
+
+impl ProbeOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            ProbeOutcome::Matched => "matched",
+            ProbeOutcome::NoMatch => "no_match",
+            ProbeOutcome::NoWatchlist => "no_watchlist",
+            ProbeOutcome::Unverified => "unverified",
+            ProbeOutcome::ModelMismatch => "model_mismatch",
+        }
+    }
+}
+
+pub fn category_label(category: WatchlistCategory) -> &'static str {
+    match category {
+        WatchlistCategory::Wanted => "wanted",
+        WatchlistCategory::MissingVulnerable => "missing_vulnerable",
+        WatchlistCategory::Risk => "risk",
+        WatchlistCategory::Blue => "blue",
+    }
+}
+
+#[derive(Clone)]
+pub struct MatchMetrics {
+    probes: IntCounterVec,
+    alerts: IntCounterVec,
+    pub alert_failures: IntCounter,
+    pub audit_failures: IntCounter,
+    pub best_score: Histogram,
+    pub search_seconds: Histogram,
+    entries: IntGaugeVec,
+    verified: IntGaugeVec,
+    loads: IntCounterVec,
+}
+
+impl MatchMetrics {
+    pub fn new(registry: &Registry) -> anyhow::Result<MatchMetrics> {
+        let m = MatchMetrics {
+            probes: IntCounterVec::new(
+                Opts::new(
+                    "match_probes_total",
+                    "Probe templates compared (or not) with a watch list, by outcome",
+                ),
+                &["outcome"],
+            )?,
+            alerts: IntCounterVec::new(
+                Opts::new(
+                    "match_alerts_total",
+                    "Corroborated candidate alerts raised, by watch-list category",
+                ),
+                &["category"],
+            )?,
+            alert_failures: IntCounter::new(
+                "match_alert_publish_failures_total",
+                "Candidate alerts the bus did not acknowledge (the probe is retried)",
+            )?,
+            audit_failures: IntCounter::new(
+                "match_audit_failures_total",
+                "Audit events for raised alerts that could not be recorded",
+            )?,
+            best_score: Histogram::with_opts(
+                HistogramOpts::new(
+                    "match_best_score",
+                    "Best similarity of each compared probe against its watch list",
+                )
+                .buckets((0..=19).map(|i| i as f64 * 0.05).collect()),
+            )?,
+            search_seconds: Histogram::with_opts(
+                HistogramOpts::new("match_search_seconds", "Watch-list search time per probe")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+            )?,
+            entries: IntGaugeVec::new(
+                Opts::new(
+                    "match_watchlist_entries",
+                    "Entries of each watch list this replica holds",
+                ),
+                &["deployment"],
+            )?,
+            verified: IntGaugeVec::new(
+                Opts::new(
+                    "match_watchlist_verified",
+                    "1 when every matcher replica reports the authorised digest for the deployment",
+                ),
+                &["deployment"],
+            )?,
+            loads: IntCounterVec::new(
+                Opts::new(
+                    "match_watchlist_loads_total",
+                    "Watch lists loaded into memory, failed to load, or dropped from memory",
+                ),
+                &["outcome"],
+            )?,
+        };
+        registry.register(Box::new(m.probes.clone()))?;
+        registry.register(Box::new(m.alerts.clone()))?;
+        registry.register(Box::new(m.alert_failures.clone()))?;
+        registry.register(Box::new(m.audit_failures.clone()))?;
+        registry.register(Box::new(m.best_score.clone()))?;
+        registry.register(Box::new(m.search_seconds.clone()))?;
+        registry.register(Box::new(m.entries.clone()))?;
+        registry.register(Box::new(m.verified.clone()))?;
+        registry.register(Box::new(m.loads.clone()))?;
+        Ok(m)
+    }
+
+    pub fn probe(&self, outcome: ProbeOutcome) {
+        self.probes.with_label_values(&[outcome.label()]).inc();
+    }
+
+    pub fn alert(&self, category: WatchlistCategory) {
+        self.alerts
+            .with_label_values(&[category_label(category)])
+            .inc();
+    }
+
+    /// `outcome`: `loaded`, `failed` or `dropped`.
+    pub fn load(&self, outcome: &'static str) {
+        self.loads.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn holding(&self, deployment: &str, entries: usize, verified: bool) {
+        self.entries
+            .with_label_values(&[deployment])
+            .set(entries as i64);
+        self.verified
+            .with_label_values(&[deployment])
+            .set(verified as i64);
+    }
+
+    pub fn released(&self, deployment: &str) {
+        let _ = self.entries.remove_label_values(&[deployment]);
+        let _ = self.verified.remove_label_values(&[deployment]);
+    }
+}

@@ -1,0 +1,244 @@
+//! The matcher obeys the DPIA's gates: it compares nothing with a list that is not verified (a
+//! replica holding another list, or a stored list that differs from the authorised one), refuses
+//! probes of another model, survives malformed messages, and forgets a list the moment its
+//! deployment ends.
+//!
+//! Probes here are the enrolled templates themselves (made by the real model from real photos),
+//! published straight to EMBEDDINGS, so each case is decided by the gates and not by the camera.
+
+mod support;
+
+use async_nats::jetstream;
+use lfr_common::Shutdown;
+use lfr_schemas::{
+    subjects, BoundingBox, Embedding, FaceQuality, FaceRef, FrameRef, Message, Timestamp,
+};
+use lfr_testkit::{eventually, metric, scrape, stream_messages, NatsServer};
+use lfr_watchlist::store::{LoadReport, Store, Verification};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+fn probe(camera: &str, seq: u64, model: &str, vector: &[f32]) -> Embedding {
+    let at = Timestamp(Timestamp::now().0 + seq * 200_000_000);
+    Embedding {
+        face: FaceRef {
+            frame: FrameRef {
+                camera: camera.into(),
+                epoch: Timestamp(1),
+                seq,
+                captured_at: at,
+            },
+            index: 0,
+        },
+        embedded_at: at,
+        model: model.into(),
+        vector: vector.to_vec(),
+        bbox: BoundingBox {
+            x: 300.0,
+            y: 100.0,
+            width: 120.0,
+            height: 150.0,
+        },
+        quality: FaceQuality {
+            score: 0.99,
+            sharpness: 300.0,
+            yaw_deg: 0.0,
+            eye_distance_px: 50.0,
+        },
+        probe_jpeg: vec![0xff, 0xd8, 1, 2, 3].into(),
+        context_jpeg: vec![0xff, 0xd8, 4, 5, 6, 7].into(),
+    }
+}
+
+/// A person standing in front of `camera` for three frames.
+async fn walk_past(js: &jetstream::Context, camera: &str, first: u64, model: &str, v: &[f32]) {
+    for seq in first..first + 3 {
+        js.publish(
+            subjects::embeddings(camera),
+            probe(camera, seq, model, v).encode().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+}
+
+async fn counter(addr: SocketAddr, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metric(&scrape(addr).await, name, labels).unwrap_or(0.0)
+}
+
+async fn until(addr: SocketAddr, name: &str, labels: &[(&str, &str)], value: f64) {
+    let reached = eventually(Duration::from_secs(15), || async {
+        (counter(addr, name, labels).await == value).then_some(())
+    })
+    .await;
+    assert!(
+        reached.is_some(),
+        "{name}{labels:?} never reached {value}: {}",
+        counter(addr, name, labels).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
+    let nats = NatsServer::start().await;
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let store = Store::open(&js).await.unwrap();
+    let obama = [("faces/obama.jpg", "CUST-0001", "wanted")];
+    let list = support::active_deployment(&store, "gate-day", &["gate-1"], &obama).await;
+    let template = list.entries[0].template.clone();
+    let tampered_list = support::active_deployment(&store, "tamper-day", &["gate-2"], &obama).await;
+
+    // Another replica says it holds a different list.
+    store
+        .report_load(
+            "gate-day",
+            &LoadReport {
+                replica: "other-replica".into(),
+                digest: "0".repeat(64),
+                entries: 1,
+                at: Timestamp::now(),
+            },
+        )
+        .await
+        .unwrap();
+    // After review, someone alters a template in the stored list of the second deployment.
+    let mut altered = tampered_list.clone();
+    altered.entries[0].template[0] = f32::from_bits(altered.entries[0].template[0].to_bits() ^ 1);
+    store.put_watchlist(&altered, &[]).await.unwrap();
+
+    let shutdown = Shutdown::new();
+    let matcher = lfr_match::start(support::config(&nats.url()), shutdown.clone())
+        .await
+        .unwrap();
+    let at = matcher.metrics_addr;
+    until(
+        at,
+        "lfr_match_watchlist_entries",
+        &[("deployment", "tamper-day")],
+        1.0,
+    )
+    .await;
+    until(
+        at,
+        "lfr_match_watchlist_entries",
+        &[("deployment", "gate-day")],
+        1.0,
+    )
+    .await;
+
+    walk_past(&js, "gate-1", 0, &list.model, &template).await;
+    walk_past(&js, "gate-2", 0, &list.model, &template).await;
+    until(
+        at,
+        "lfr_match_probes_total",
+        &[("outcome", "unverified")],
+        6.0,
+    )
+    .await;
+    assert_eq!(
+        counter(at, "lfr_match_alerts_total", &[("category", "wanted")]).await,
+        0.0
+    );
+    assert_eq!(
+        counter(
+            at,
+            "lfr_match_watchlist_verified",
+            &[("deployment", "gate-day")]
+        )
+        .await,
+        0.0
+    );
+    let tamper = store.get("tamper-day").await.unwrap().unwrap();
+    match store.verification(&tamper).await.unwrap() {
+        Verification::Unverified(why) => assert!(why.contains("test-replica"), "{why}"),
+        other => panic!("a replica holding an altered list verified: {other:?}"),
+    }
+
+    // The other replica now holds the authorised list (it withdrew): the list verifies.
+    store
+        .withdraw_load("gate-day", "other-replica")
+        .await
+        .unwrap();
+    until(
+        at,
+        "lfr_match_watchlist_verified",
+        &[("deployment", "gate-day")],
+        1.0,
+    )
+    .await;
+    walk_past(&js, "gate-1", 10, &list.model, &template).await;
+    until(at, "lfr_match_alerts_total", &[("category", "wanted")], 1.0).await;
+    assert_eq!(
+        counter(
+            at,
+            "lfr_match_watchlist_verified",
+            &[("deployment", "tamper-day")]
+        )
+        .await,
+        0.0
+    );
+
+    // Templates of another model, and bytes that are not a template at all.
+    walk_past(&js, "gate-1", 20, "dlib-resnet", &template).await;
+    until(
+        at,
+        "lfr_match_probes_total",
+        &[("outcome", "model_mismatch")],
+        3.0,
+    )
+    .await;
+    js.publish(subjects::embeddings("gate-1"), "not a template".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    until(
+        at,
+        "lfr_stage_rejected_total",
+        &[("reason", "not_lfr")],
+        1.0,
+    )
+    .await;
+
+    // Ending the deployment wipes the list from the store and from the matcher's memory.
+    store
+        .update("gate-day", |d| d.end(Timestamp::now()))
+        .await
+        .unwrap();
+    store.wipe("gate-day").await.unwrap();
+    until(
+        at,
+        "lfr_match_watchlist_loads_total",
+        &[("outcome", "dropped")],
+        1.0,
+    )
+    .await;
+    let gone = metric(
+        &scrape(at).await,
+        "lfr_match_watchlist_entries",
+        &[("deployment", "gate-day")],
+    );
+    assert_eq!(gone, None, "no gauge for a wiped list");
+    assert!(store.load_reports("gate-day").await.unwrap().is_empty());
+    walk_past(&js, "gate-1", 30, &list.model, &template).await;
+    until(
+        at,
+        "lfr_match_probes_total",
+        &[("outcome", "no_watchlist")],
+        3.0,
+    )
+    .await;
+    assert_eq!(
+        counter(at, "lfr_match_alerts_total", &[("category", "wanted")]).await,
+        1.0
+    );
+    assert_eq!(
+        stream_messages(&js, lfr_schemas::streams::EMBEDDINGS).await,
+        0
+    );
+
+    shutdown.trigger();
+    matcher.done.await.unwrap();
+}

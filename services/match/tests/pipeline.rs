@@ -1,0 +1,270 @@
+//! The whole pipeline on real photos: ingest -> detect -> embed -> match over a real nats-server.
+//!
+//! Obama is enrolled from one photo (wanted) and Biden as a blue-list volunteer. A camera then
+//! sees Obama walk past (another photo of him, moving across five frames), three group photos of
+//! other people, Biden walk past, three more group photos, and Obama again (a third photo). The
+//! matcher must raise exactly one alert per pass of Obama, one blue-list alert for Biden on its own
+//! subject, and nothing for anyone else; afterwards no frame, face or template is left on the bus.
+
+mod support;
+
+use async_nats::jetstream::{self, consumer::pull};
+use futures::StreamExt;
+use lfr_common::Shutdown;
+use lfr_schemas::{streams, AuditAction, AuditEvent, CandidateAlert, Message, WatchlistCategory};
+use lfr_testkit::{eventually, metric, sample_photo, scrape, stream_messages, NatsServer};
+use lfr_watchlist::list::sha256_hex;
+use lfr_watchlist::store::Store;
+use opencv::core::{Mat, Rect, Scalar, Size, Vector, CV_8UC3};
+use opencv::prelude::*;
+use opencv::{imgcodecs, imgproc};
+use std::path::Path;
+use std::time::Duration;
+
+const CANVAS: (i32, i32) = (960, 540);
+
+/// `photo` scaled to fit `height`, pasted on a grey frame at `x`.
+fn frame_with(photo: &str, height: i32, x: i32) -> Mat {
+    let src = imgcodecs::imread(
+        sample_photo(photo).to_str().unwrap(),
+        imgcodecs::IMREAD_COLOR,
+    )
+    .unwrap();
+    let scale = (height as f64 / src.rows() as f64).min(CANVAS.0 as f64 / src.cols() as f64);
+    let mut scaled = Mat::default();
+    let size = Size::new(
+        (src.cols() as f64 * scale) as i32,
+        (src.rows() as f64 * scale) as i32,
+    );
+    imgproc::resize(&src, &mut scaled, size, 0.0, 0.0, imgproc::INTER_AREA).unwrap();
+    let mut canvas =
+        Mat::new_rows_cols_with_default(CANVAS.1, CANVAS.0, CV_8UC3, Scalar::all(110.0)).unwrap();
+    let x = x.min(CANVAS.0 - size.width);
+    let mut roi = canvas
+        .roi_mut(Rect::new(
+            x,
+            (CANVAS.1 - size.height) / 2,
+            size.width,
+            size.height,
+        ))
+        .unwrap();
+    scaled.copy_to(&mut roi).unwrap();
+    canvas
+}
+
+/// A person walking past: five frames, 25 px apart.
+fn pass(photo: &str) -> Vec<Mat> {
+    (0..5)
+        .map(|i| frame_with(photo, 420, 80 + 25 * i))
+        .collect()
+}
+
+fn crowd(photos: &[&str]) -> Vec<Mat> {
+    photos.iter().map(|p| frame_with(p, 540, 0)).collect()
+}
+
+fn write_recording(dir: &Path, frames: &[Mat]) {
+    for (i, f) in frames.iter().enumerate() {
+        let path = dir.join(format!("{i:03}.jpg"));
+        imgcodecs::imwrite(path.to_str().unwrap(), f, &Vector::new()).unwrap();
+    }
+}
+
+async fn records<M: Message>(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+) -> Vec<(String, M)> {
+    let consumer = js
+        .get_stream(stream)
+        .await
+        .unwrap()
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: filter.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let pending = consumer.cached_info().num_pending as usize;
+    let mut messages = consumer.messages().await.unwrap().take(pending);
+    let mut out = Vec::new();
+    while let Some(m) = messages.next().await {
+        let m = m.unwrap();
+        out.push((m.subject.to_string(), M::decode(&m.payload).unwrap()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn obama_alerts_once_per_pass_and_nobody_else_does() {
+    let nats = NatsServer::start().await;
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let store = Store::open(&js).await.unwrap();
+    support::active_deployment(
+        &store,
+        "match-day",
+        &["gate-1"],
+        &[
+            ("faces/obama.jpg", "CUST-0001", "wanted"),
+            ("faces/biden.jpg", "STAFF-07", "blue"),
+        ],
+    )
+    .await;
+
+    let recording = tempfile::tempdir().unwrap();
+    let mut frames = pass("faces/obama2.jpg");
+    frames.extend(crowd(&[
+        "group/sample1.jpg",
+        "group/sample2.jpg",
+        "group/sample3.jpg",
+    ]));
+    frames.extend(pass("faces/biden.jpg"));
+    frames.extend(crowd(&[
+        "group/sample4.jpg",
+        "group/sample5.jpg",
+        "group/sample6.jpg",
+    ]));
+    frames.extend(pass("faces/obama3.jpg"));
+    write_recording(recording.path(), &frames);
+
+    let shutdown = Shutdown::new();
+    let matcher = lfr_match::start(support::config(&nats.url()), shutdown.clone())
+        .await
+        .unwrap();
+    let mut detect = lfr_detect::Config::default();
+    detect.common.nats.url = nats.url();
+    detect.detect.http_addr = "127.0.0.1:0".parse().unwrap();
+    let mut embed = lfr_embed::Config::default();
+    embed.common.nats.url = nats.url();
+    embed.embed.http_addr = "127.0.0.1:0".parse().unwrap();
+    let detect = lfr_detect::start(detect, shutdown.clone()).await.unwrap();
+    let embed = lfr_embed::start(embed, shutdown.clone()).await.unwrap();
+    eventually(Duration::from_secs(10), || async {
+        let m = scrape(matcher.metrics_addr).await;
+        (metric(
+            &m,
+            "lfr_match_watchlist_verified",
+            &[("deployment", "match-day")],
+        ) == Some(1.0))
+        .then_some(())
+    })
+    .await
+    .expect("the watch list is loaded and verified");
+
+    let mut ingest = lfr_ingest::config::Config::default();
+    ingest.common.nats.url = nats.url();
+    ingest.ingest.http_addr = "127.0.0.1:0".parse().unwrap();
+    // Played once: the camera is not reopened within the test.
+    ingest.ingest.initial_backoff = Duration::from_secs(600);
+    ingest.ingest.cameras = vec![lfr_ingest::config::CameraConfig {
+        id: "gate-1".into(),
+        source: format!("dir:{}", recording.path().display()),
+        fps: 5.0,
+        resize: None,
+        realtime: true,
+        repeat: false,
+    }];
+    let ingest = lfr_ingest::start(ingest, shutdown.clone()).await.unwrap();
+
+    // Every frame through every stage.
+    let compared = eventually(Duration::from_secs(60), || async {
+        let i = scrape(ingest.metrics_addr).await;
+        let e = scrape(embed.metrics_addr).await;
+        let m = scrape(matcher.metrics_addr).await;
+        let published = metric(&i, "lfr_ingest_frames_total", &[("camera", "gate-1")])?;
+        let templates = metric(&e, "lfr_embed_templates_total", &[])?;
+        let matched = metric(&m, "lfr_stage_messages_total", &[("outcome", "ok")])?;
+        (published == frames.len() as f64 && templates > 15.0 && matched == templates)
+            .then_some(matched)
+    })
+    .await
+    .expect("every frame detected, embedded and compared");
+
+    let alerts: Vec<(String, CandidateAlert)> =
+        records(&js, streams::ALERTS, "lfr.alerts.match-day.>").await;
+    let subjects: Vec<&str> = alerts.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "lfr.alerts.match-day.candidate",
+            "lfr.alerts.match-day.blue",
+            "lfr.alerts.match-day.candidate"
+        ],
+        "one alert per pass of Obama, one blue-list alert for Biden, nothing else ({compared} probes)"
+    );
+    let obama = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
+    for (_, alert) in [&alerts[0], &alerts[2]] {
+        assert_eq!(alert.entry_ref, "CUST-0001");
+        assert_eq!(alert.category, WatchlistCategory::Wanted);
+        assert_eq!(alert.reference_image_sha256, sha256_hex(&obama));
+        assert!(alert.score >= 0.6, "{}", alert.score);
+        assert!(alert.corroborating_frames >= 2, "{alert:?}");
+        assert!(alert.probe_jpeg.len() > 1000 && alert.context_jpeg.len() > alert.probe_jpeg.len());
+    }
+    assert_ne!(alerts[0].1.probe.frame.seq, alerts[2].1.probe.frame.seq);
+    assert_eq!(alerts[1].1.entry_ref, "STAFF-07");
+    assert_eq!(alerts[1].1.category, WatchlistCategory::Blue);
+
+    let m = scrape(matcher.metrics_addr).await;
+    for (subject, a) in &alerts {
+        eprintln!(
+            "{subject}: score {:.3}, {} of {} frames",
+            a.score, a.corroborating_frames, a.track_frames
+        );
+    }
+    assert_eq!(
+        metric(&m, "lfr_match_alerts_total", &[("category", "wanted")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&m, "lfr_match_alerts_total", &[("category", "blue")]),
+        Some(1.0)
+    );
+    let no_match = metric(&m, "lfr_match_probes_total", &[("outcome", "no_match")]).unwrap();
+    assert!(
+        no_match >= 10.0,
+        "the crowd's faces were compared: {no_match}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "lfr_match_watchlist_entries",
+            &[("deployment", "match-day")]
+        ),
+        Some(2.0)
+    );
+    assert!(metric(&m, "lfr_match_search_seconds_count", &[]).unwrap() >= compared);
+
+    // Each alert's retention is on the audit record; nothing else about the probes is.
+    let audit: Vec<(String, AuditEvent)> =
+        records(&js, streams::AUDIT, "lfr.audit.match-day").await;
+    let retained: Vec<&AuditEvent> = audit
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.actor == "lfr-match")
+        .collect();
+    assert_eq!(retained.len(), 3);
+    assert!(retained.iter().all(|e| e.action == AuditAction::Collection));
+
+    let emptied = eventually(Duration::from_secs(10), || async {
+        let left = stream_messages(&js, streams::FRAMES).await
+            + stream_messages(&js, streams::FACES).await
+            + stream_messages(&js, streams::EMBEDDINGS).await;
+        (left == 0).then_some(())
+    })
+    .await;
+    assert!(
+        emptied.is_some(),
+        "a frame, face or template was left on the bus"
+    );
+    assert_eq!(
+        stream_messages(&js, streams::ALERTS).await,
+        3,
+        "only the alerts were kept"
+    );
+
+    shutdown.trigger();
+    for done in [ingest.done, detect.done, embed.done, matcher.done] {
+        done.await.unwrap();
+    }
+}
