@@ -6,12 +6,35 @@ use serde::{Deserialize, Serialize};
 
 /// Why a person is on a watch list. `Blue` entries are staff volunteers whose alerts measure the
 /// system's miss rate and are never sent to officers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum WatchlistCategory {
     Wanted,
     MissingVulnerable,
     Risk,
     Blue,
+}
+
+impl WatchlistCategory {
+    pub const ALL: [WatchlistCategory; 4] = [
+        WatchlistCategory::Wanted,
+        WatchlistCategory::MissingVulnerable,
+        WatchlistCategory::Risk,
+        WatchlistCategory::Blue,
+    ];
+
+    /// The name operators write in manifests and on the command line (and metrics use as a label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchlistCategory::Wanted => "wanted",
+            WatchlistCategory::MissingVulnerable => "missing-vulnerable",
+            WatchlistCategory::Risk => "risk",
+            WatchlistCategory::Blue => "blue",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<WatchlistCategory> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
 }
 
 /// A match that passed the deployment's threshold and corroboration rule, awaiting review.

@@ -18,7 +18,7 @@
 //! this module only turns arguments into calls and results into lines of text.
 
 use lfr_vision::config::ModelsConfig;
-use lfr_watchlist::deployment::NewDeployment;
+use lfr_watchlist::deployment::{self, NewDeployment};
 use lfr_watchlist::lifecycle::{self, Actor, Lifecycle, RefusedEntry};
 use lfr_watchlist::time::parse_utc;
 use std::path::PathBuf;
@@ -60,6 +60,9 @@ enum Command {
         /// Similarity at or above which a probe matches (calibrate with `lfr eval`).
         #[arg(long, default_value_t = 0.6)]
         threshold: f32,
+        /// A category's own threshold where it differs, e.g. `risk=0.7` (repeat or comma-separate).
+        #[arg(long = "category-threshold", value_delimiter = ',', value_parser = parse_category_threshold)]
+        category_thresholds: Vec<(String, f32)>,
     },
     /// Enrol the images of a folder (with its manifest.toml) as the deployment's watch list.
     Enrol {
@@ -133,6 +136,7 @@ pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
             end,
             purpose,
             threshold,
+            category_thresholds,
         } => {
             let new = NewDeployment {
                 id,
@@ -143,6 +147,7 @@ pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
                 ends_at: parse_utc(&end)?,
                 purpose,
                 default_threshold: threshold,
+                thresholds: deployment::category_thresholds(category_thresholds)?,
             };
             let deployment = lifecycle.create(new, &supervisor("cli")).await?;
             println!("created deployment {} (draft)", deployment.id);
@@ -240,4 +245,15 @@ fn verification_line(v: &lifecycle::Verification) -> String {
         }
         lifecycle::Verification::Unverified { reason } => format!("Unverified({reason:?})"),
     }
+}
+
+/// `risk=0.7` to a category name and a threshold.
+fn parse_category_threshold(s: &str) -> Result<(String, f32), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not CATEGORY=THRESHOLD, e.g. risk=0.7"))?;
+    let value = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    Ok((name.trim().to_string(), value))
 }

@@ -6,6 +6,10 @@
 //! beside this one and keeps them running: a service that exits is started again after a pause.
 //! On Ctrl-C or SIGTERM the services are stopped first (ingest before the stages, so in-flight
 //! frames drain), then NATS.
+//!
+//! With the sample camera, a demonstration deployment watches it ([`demo`]) unless `--no-demo`.
+
+mod demo;
 
 use lfr_common::local_nats::LocalNats;
 use lfr_common::Shutdown;
@@ -34,6 +38,9 @@ pub struct UpArgs {
     nats_port: u16,
     #[arg(long, default_value_t = 8222)]
     nats_monitor_port: u16,
+    /// Do not create the demonstration deployment over the sample camera.
+    #[arg(long)]
+    no_demo: bool,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -54,10 +61,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     .await?;
     tracing::info!(url = %nats.url(), monitor = args.nats_monitor_port, "NATS with JetStream running");
 
-    let config = run_config(args.config.as_deref(), &nats.url(), &sample)?;
+    let (config, sample_camera) = run_config(args.config.as_deref(), &nats.url(), &sample)?;
     let config_path = state.join("run/lfr.toml");
     std::fs::create_dir_all(config_path.parent().unwrap())?;
     std::fs::write(&config_path, config)?;
+
+    let demo = match (sample_camera && !args.no_demo).then_some(()) {
+        Some(()) => demo::start(&nats.url(), &sample, SAMPLE_CAMERA)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "no demonstration deployment"))
+            .ok(),
+        None => None,
+    };
 
     let bin_dir = std::env::current_exe()?
         .parent()
@@ -84,13 +99,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     for s in supervisors {
         let _ = s.await;
     }
+    if let Some(demo) = demo {
+        demo.end().await;
+    }
     nats.stop().await;
     tracing::info!("lfr is down");
     Ok(())
 }
 
-/// The configuration for this run, as TOML text.
-fn run_config(file: Option<&Path>, nats_url: &str, sample: &Path) -> anyhow::Result<String> {
+/// The camera id of the sample camera.
+const SAMPLE_CAMERA: &str = "sample";
+
+/// The configuration for this run, as TOML text, and whether it plays the sample camera.
+fn run_config(
+    file: Option<&Path>,
+    nats_url: &str,
+    sample: &Path,
+) -> anyhow::Result<(String, bool)> {
     let text = match file {
         Some(p) => std::fs::read_to_string(p)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
@@ -111,14 +136,14 @@ fn run_config(file: Option<&Path>, nats_url: &str, sample: &Path) -> anyhow::Res
             sample.display()
         );
         let mut camera = toml::Table::new();
-        camera.insert("id".into(), "sample".into());
+        camera.insert("id".into(), SAMPLE_CAMERA.into());
         camera.insert("source".into(), format!("dir:{}", sample.display()).into());
         camera.insert("fps".into(), 2.0.into());
         camera.insert("repeat".into(), true.into());
         ingest.insert("cameras".into(), toml::Value::Array(vec![camera.into()]));
         tracing::info!(folder = %sample.display(), "no camera configured: replaying the sample camera");
     }
-    Ok(toml::to_string(&config)?)
+    Ok((toml::to_string(&config)?, !has_cameras))
 }
 
 fn entry_table<'a>(config: &'a mut toml::Table, key: &str) -> &'a mut toml::Table {

@@ -1,5 +1,6 @@
 //! `lfr up` as an operator runs it: a real nats-server, every service binary, the sample camera
-//! replaying real photos; frames flow through ingest, detect and embed to templates, every service
+//! replaying real photos; frames flow through ingest, detect and embed to templates, the
+//! demonstration deployment's watch list raises a candidate and a blue-list alert, every service
 //! is ready, and SIGTERM stops it all cleanly.
 
 use lfr_testkit::{eventually, free_port, metric};
@@ -73,6 +74,18 @@ async fn lfr_up_runs_the_pipeline_and_stops_cleanly() {
     assert!(
         flowing.is_some(),
         "sample frames did not reach the detect stage"
+    );
+    let matcher = ports[3];
+    let alerted = eventually(Duration::from_secs(60), || async {
+        let (_, m) = get(format!("http://127.0.0.1:{matcher}/metrics")).await?;
+        let wanted = metric(&m, "lfr_match_alerts_total", &[("category", "wanted")])?;
+        let blue = metric(&m, "lfr_match_alerts_total", &[("category", "blue")])?;
+        (wanted >= 1.0 && blue >= 1.0).then_some(())
+    })
+    .await;
+    assert!(
+        alerted.is_some(),
+        "the demonstration deployment raised no alerts"
     );
     for (s, p) in services.iter().zip(&ports) {
         let ready = get(format!("http://127.0.0.1:{p}/readyz")).await;

@@ -37,15 +37,6 @@ impl ProbeOutcome {
     }
 }
 
-pub fn category_label(category: WatchlistCategory) -> &'static str {
-    match category {
-        WatchlistCategory::Wanted => "wanted",
-        WatchlistCategory::MissingVulnerable => "missing_vulnerable",
-        WatchlistCategory::Risk => "risk",
-        WatchlistCategory::Blue => "blue",
-    }
-}
-
 #[derive(Clone)]
 pub struct MatchMetrics {
     probes: IntCounterVec,
@@ -134,9 +125,7 @@ impl MatchMetrics {
     }
 
     pub fn alert(&self, category: WatchlistCategory) {
-        self.alerts
-            .with_label_values(&[category_label(category)])
-            .inc();
+        self.alerts.with_label_values(&[category.as_str()]).inc();
     }
 
     /// `outcome`: `loaded`, `failed` or `dropped`.

@@ -50,6 +50,23 @@ fn probe(camera: &str, seq: u64, model: &str, vector: &[f32]) -> Embedding {
     }
 }
 
+/// A unit vector at a chosen angle from `t`: `t` plus `weight` times a unit vector orthogonal to it.
+fn near(t: &[f32], weight: f32) -> Vec<f32> {
+    let mut other: Vec<f32> = (0..t.len())
+        .map(|i| ((i * 7919) % 13) as f32 - 6.0)
+        .collect();
+    let along: f32 = other.iter().zip(t).map(|(a, b)| a * b).sum();
+    other.iter_mut().zip(t).for_each(|(o, x)| *o -= along * x);
+    let norm = other.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let v: Vec<f32> = t
+        .iter()
+        .zip(&other)
+        .map(|(x, o)| x + weight * o / norm)
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / norm).collect()
+}
+
 /// A person standing in front of `camera` for three frames.
 async fn walk_past(js: &jetstream::Context, camera: &str, first: u64, model: &str, v: &[f32]) {
     for seq in first..first + 3 {
@@ -89,6 +106,14 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
     let list = support::active_deployment(&store, "gate-day", &["gate-1"], &obama).await;
     let template = list.entries[0].template.clone();
     let tampered_list = support::active_deployment(&store, "tamper-day", &["gate-2"], &obama).await;
+    support::active_deployment_with(
+        &store,
+        "strict-day",
+        &["gate-3"],
+        &obama,
+        &[("wanted", 0.95)],
+    )
+    .await;
 
     // Another replica says it holds a different list.
     store
@@ -180,6 +205,41 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
         0.0
     );
 
+    // A category's own threshold: a probe at similarity 0.89 alerts at the default 0.6 (a second
+    // pass on gate-1, after `realert_after`) but does not match where `wanted` needs 0.95.
+    let near = near(&template, 0.5);
+    let similarity: f32 = near.iter().zip(&template).map(|(a, b)| a * b).sum();
+    assert!((0.85..0.93).contains(&similarity), "{similarity}");
+    until(
+        at,
+        "lfr_match_watchlist_verified",
+        &[("deployment", "strict-day")],
+        1.0,
+    )
+    .await;
+    let matched = counter(at, "lfr_match_probes_total", &[("outcome", "matched")]).await;
+    walk_past(&js, "gate-1", 40, &list.model, &near).await;
+    until(
+        at,
+        "lfr_match_probes_total",
+        &[("outcome", "matched")],
+        matched + 3.0,
+    )
+    .await;
+    until(at, "lfr_match_alerts_total", &[("category", "wanted")], 2.0).await;
+    walk_past(&js, "gate-3", 0, &list.model, &near).await;
+    until(
+        at,
+        "lfr_match_probes_total",
+        &[("outcome", "no_match")],
+        3.0,
+    )
+    .await;
+    assert_eq!(
+        counter(at, "lfr_match_alerts_total", &[("category", "wanted")]).await,
+        2.0
+    );
+
     // Templates of another model, and bytes that are not a template at all.
     walk_past(&js, "gate-1", 20, "dlib-resnet", &template).await;
     until(
@@ -232,7 +292,7 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
     .await;
     assert_eq!(
         counter(at, "lfr_match_alerts_total", &[("category", "wanted")]).await,
-        1.0
+        2.0
     );
     assert_eq!(
         stream_messages(&js, lfr_schemas::streams::EMBEDDINGS).await,

@@ -90,6 +90,9 @@ pub struct CreateRequest {
     /// Similarity at or above which a probe matches; 0.6 when absent.
     #[serde(default = "default_threshold")]
     pub threshold: f32,
+    /// Thresholds for some categories (`{"risk": 0.7}`), where they differ from `threshold`.
+    #[serde(default)]
+    pub category_thresholds: std::collections::BTreeMap<String, f32>,
 }
 
 fn default_threshold() -> f32 {
@@ -223,6 +226,8 @@ async fn create(
         cameras: req.cameras,
         purpose: req.purpose,
         default_threshold: req.threshold,
+        thresholds: crate::deployment::category_thresholds(req.category_thresholds)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?,
     };
     let id = new.id.clone();
     let deployment = lifecycle

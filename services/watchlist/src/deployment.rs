@@ -66,7 +66,7 @@ pub struct Deployment {
     pub watchlist: Option<AttachedList>,
     pub review: Option<Review>,
     /// Similarity at or above which a probe matches, per category (absent: `default_threshold`).
-    pub thresholds: BTreeMap<String, f32>,
+    pub thresholds: BTreeMap<WatchlistCategory, f32>,
     pub default_threshold: f32,
     pub ended_at: Option<Timestamp>,
 }
@@ -111,6 +111,27 @@ pub struct NewDeployment {
     pub ends_at: Timestamp,
     pub purpose: String,
     pub default_threshold: f32,
+    /// Thresholds for some categories, where they differ from the default (e.g. a higher one for
+    /// `risk`, where a false alert weighs more).
+    #[serde(default)]
+    pub thresholds: BTreeMap<WatchlistCategory, f32>,
+}
+
+/// Per-category thresholds as operators name them (`risk` = 0.7), refusing unknown categories.
+pub fn category_thresholds(
+    named: impl IntoIterator<Item = (String, f32)>,
+) -> Result<BTreeMap<WatchlistCategory, f32>, GateError> {
+    named
+        .into_iter()
+        .map(|(name, threshold)| {
+            let category = WatchlistCategory::parse(&name).ok_or_else(|| {
+                GateError::Invalid(format!(
+                    "unknown watch-list category {name:?} (wanted, missing-vulnerable, risk, blue)"
+                ))
+            })?;
+            Ok((category, threshold))
+        })
+        .collect()
 }
 
 impl Deployment {
@@ -129,10 +150,12 @@ impl Deployment {
         if new.purpose.trim().is_empty() {
             return Err(GateError::Invalid("a stated purpose is required".into()));
         }
-        if !(0.0..=1.0).contains(&new.default_threshold) {
-            return Err(GateError::Invalid(
-                "the threshold must be a similarity in 0..1".into(),
-            ));
+        for threshold in std::iter::once(&new.default_threshold).chain(new.thresholds.values()) {
+            if !(0.0..=1.0).contains(threshold) {
+                return Err(GateError::Invalid(
+                    "a threshold must be a similarity in 0..1".into(),
+                ));
+            }
         }
         Ok(Deployment {
             id: new.id,
@@ -146,7 +169,7 @@ impl Deployment {
             authorisation: None,
             watchlist: None,
             review: None,
-            thresholds: BTreeMap::new(),
+            thresholds: new.thresholds,
             default_threshold: new.default_threshold,
             ended_at: None,
         })
@@ -255,7 +278,7 @@ impl Deployment {
     /// The threshold for an entry of `category`.
     pub fn threshold(&self, category: WatchlistCategory) -> f32 {
         self.thresholds
-            .get(&format!("{category:?}"))
+            .get(&category)
             .copied()
             .unwrap_or(self.default_threshold)
     }
@@ -282,6 +305,7 @@ mod tests {
             ends_at: at(110),
             purpose: "Locate wanted offenders attending the match".into(),
             default_threshold: 0.6,
+            thresholds: category_thresholds([("risk".to_string(), 0.7)]).unwrap(),
         })
         .unwrap()
     }
@@ -359,6 +383,27 @@ mod tests {
     }
 
     #[test]
+    fn a_category_may_have_its_own_threshold() {
+        let d = draft();
+        assert_eq!(d.threshold(WatchlistCategory::Risk), 0.7);
+        assert_eq!(d.threshold(WatchlistCategory::Wanted), 0.6);
+        assert!(category_thresholds([("suspects".to_string(), 0.5)]).is_err());
+        let mut too_high = NewDeployment {
+            id: "x".into(),
+            name: String::new(),
+            location: String::new(),
+            cameras: vec![],
+            starts_at: at(1),
+            ends_at: at(2),
+            purpose: "p".into(),
+            default_threshold: 0.6,
+            thresholds: BTreeMap::new(),
+        };
+        too_high.thresholds.insert(WatchlistCategory::Blue, 1.5);
+        assert!(Deployment::create(too_high).is_err());
+    }
+
+    #[test]
     fn nonsense_deployments_are_refused() {
         let mut bad = NewDeployment {
             id: "bad id".into(),
@@ -369,6 +414,7 @@ mod tests {
             ends_at: at(1),
             purpose: String::new(),
             default_threshold: 0.6,
+            thresholds: BTreeMap::new(),
         };
         assert!(Deployment::create(bad.clone()).is_err());
         bad.id = "ok".into();

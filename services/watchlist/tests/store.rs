@@ -48,6 +48,7 @@ async fn a_deployment_goes_live_only_through_its_gates_and_its_wipe_leaves_nothi
         ends_at: later(HOUR * 6),
         purpose: "Locate wanted offenders".into(),
         default_threshold: 0.6,
+        thresholds: Default::default(),
     })
     .unwrap();
     store.create(&deployment).await.unwrap();

@@ -20,6 +20,17 @@ pub async fn active_deployment(
     cameras: &[&str],
     entries: &[(&str, &str, &str)],
 ) -> WatchList {
+    active_deployment_with(store, id, cameras, entries, &[]).await
+}
+
+/// [`active_deployment`] with per-category thresholds (`("wanted", 0.95)`) besides the default 0.6.
+pub async fn active_deployment_with(
+    store: &Store,
+    id: &str,
+    cameras: &[&str],
+    entries: &[(&str, &str, &str)],
+    thresholds: &[(&str, f32)],
+) -> WatchList {
     let dir = tempfile::tempdir().unwrap();
     let mut manifest = String::new();
     let mut images = Vec::new();
@@ -53,6 +64,10 @@ pub async fn active_deployment(
         ends_at: Timestamp(now.0 + 3_600_000_000_000),
         purpose: "Locate wanted offenders".into(),
         default_threshold: 0.6,
+        thresholds: lfr_watchlist::deployment::category_thresholds(
+            thresholds.iter().map(|(c, t)| (c.to_string(), *t)),
+        )
+        .unwrap(),
     })
     .unwrap();
     store.create(&deployment).await.unwrap();
