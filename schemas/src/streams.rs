@@ -23,7 +23,6 @@ pub mod consumers {
     pub const DETECT: &str = "detect";
     pub const EMBED: &str = "embed";
     pub const MATCH: &str = "match";
-    pub const DISPATCH: &str = "dispatch";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -79,6 +79,15 @@ pub enum Decision {
     RejectedFalseAlert,
 }
 
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Confirmed => "confirmed",
+            Decision::RejectedFalseAlert => "rejected",
+        }
+    }
+}
+
 /// An operator's review of a candidate alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertDecision {
@@ -102,6 +111,39 @@ pub enum Outcome {
     EngagedNoFurtherAction,
     NotThePersonFalseAlert,
     NotLocated,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [
+        Outcome::EngagedArrested,
+        Outcome::EngagedNoFurtherAction,
+        Outcome::NotThePersonFalseAlert,
+        Outcome::NotLocated,
+    ];
+
+    /// The name forms submit and metrics use as a label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::EngagedArrested => "arrested",
+            Outcome::EngagedNoFurtherAction => "no-further-action",
+            Outcome::NotThePersonFalseAlert => "false-alert",
+            Outcome::NotLocated => "not-located",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Outcome> {
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
+    /// What an officer reads on the button.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Outcome::EngagedArrested => "Engaged: arrested",
+            Outcome::EngagedNoFurtherAction => "Engaged: no further action",
+            Outcome::NotThePersonFalseAlert => "Not the person (false alert)",
+            Outcome::NotLocated => "Not located",
+        }
+    }
 }
 
 /// What officers recorded after a confirmed alert. An arrest places the alert under legal hold.

@@ -1,31 +1,42 @@
 //! # lfr-dispatch: candidate alerts to operators, confirmed alerts to officers
 //!
-//! Consumes candidate alerts from ALERTS through the `dispatch` consumer. The review console and
-//! handheld feed arrive with issue 5; until then this stage validates and acknowledges alerts.
+//! No officer acts on a machine's say-so. Dispatch reads ALERTS into its [`book`] ([`feed`]),
+//! serves the review console ([`console`]: operators confirm or reject each candidate alert;
+//! officers' handheld feed shows confirmed alerts and takes outcomes; supervisors and auditors
+//! oversee), escalates alerts nobody reviewed in time, and records on AUDIT every view
+//! (consultation), every delivery to an officer (disclosure), every decision and outcome.
 //!
-//! It also serves the web console's HTTP API on `console_addr`: for now the deployments API
-//! ([`lfr_watchlist::api`]: create, enrol, authorise, review, activate, end, show). Until accounts
-//! and sessions arrive, the API accepts one bearer token (`api_token`, a secret supplied through
-//! `LFR_DISPATCH__API_TOKEN`) and acts as the supervisor `api-token`; with no token configured,
-//! every API request is refused.
+//! The same listener serves the deployments JSON API ([`lfr_watchlist::api`]) to supervisors
+//! (their console session) and to automation (a bearer token, `LFR_DISPATCH__API_TOKEN`).
+//! People log in with accounts made by `lfr account` ([`auth`]); there is no default account.
 
+pub mod auth;
+pub mod book;
+pub mod console;
+pub mod feed;
+pub mod metrics;
+
+use auth::{guard, Auth, Role};
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use lfr_common::config::Common;
+use book::Book;
+use console::Console;
+use lfr_common::config::{secs, Common};
 use lfr_common::service;
-use lfr_common::stage::{self, HandleError, Handler, OneByOne, StageSpec};
 use lfr_common::Shutdown;
-use lfr_schemas::{streams, CandidateAlert, Timestamp};
+use lfr_schemas::Timestamp;
 use lfr_vision::config::ModelsConfig;
 use lfr_watchlist::lifecycle::{Actor, Lifecycle};
+use metrics::DispatchMetrics;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
+use tokio::sync::watch;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -42,11 +53,16 @@ pub struct Config {
 pub struct DispatchConfig {
     /// Where `/metrics`, `/healthz` and `/readyz` listen.
     pub http_addr: SocketAddr,
-    /// Where the console's HTTP API (`/api/...`) listens.
+    /// Where the console (pages, `/events`, and the deployments API `/api/...`) listens.
     pub console_addr: SocketAddr,
     /// Bearer token the API accepts (a secret: supply it with `LFR_DISPATCH__API_TOKEN`, never in
     /// a committed file). None: every API request is refused with 401.
     pub api_token: Option<String>,
+    /// An alert waiting longer than this for an operator is escalated (flagged and counted).
+    #[serde(with = "secs")]
+    pub review_deadline: Duration,
+    /// Console accounts, sessions and login throttling (`[dispatch.auth]`).
+    pub auth: auth::AuthConfig,
 }
 
 impl Default for DispatchConfig {
@@ -55,6 +71,8 @@ impl Default for DispatchConfig {
             http_addr: "127.0.0.1:9105".parse().unwrap(),
             console_addr: "127.0.0.1:8080".parse().unwrap(),
             api_token: None,
+            review_deadline: Duration::from_secs(60),
+            auth: auth::AuthConfig::default(),
         }
     }
 }
@@ -66,36 +84,9 @@ impl std::fmt::Debug for DispatchConfig {
             .field("http_addr", &self.http_addr)
             .field("console_addr", &self.console_addr)
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("review_deadline", &self.review_deadline)
+            .field("auth", &self.auth)
             .finish()
-    }
-}
-
-pub fn spec() -> StageSpec {
-    StageSpec {
-        name: "dispatch",
-        stream: streams::ALERTS,
-        durable: streams::consumers::DISPATCH,
-        filter_subject: Some("lfr.alerts.*.candidate"),
-        max_ack_pending: 64,
-        ack_wait: Duration::from_secs(10),
-        max_batch: 1,
-        max_wait: Duration::ZERO,
-    }
-}
-
-/// Acknowledges what it receives; the stage's real work replaces this.
-pub struct DispatchStage;
-
-impl Handler for DispatchStage {
-    type Input = CandidateAlert;
-
-    async fn handle(&self, input: CandidateAlert) -> Result<(), HandleError> {
-        tracing::trace!(at = ?Self::captured_at(&input), "received");
-        Ok(())
-    }
-
-    fn captured_at(input: &CandidateAlert) -> Option<Timestamp> {
-        Some(input.probe.frame.captured_at)
     }
 }
 
@@ -109,36 +100,50 @@ pub struct Running {
 }
 
 pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
-    let ctx = service::start(
-        "dispatch",
-        &config.common,
-        config.dispatch.http_addr,
-        shutdown,
-    )
-    .await?;
-    let lifecycle = Lifecycle::open(&ctx.bus.jetstream, config.models.clone()).await?;
-    let (console_addr, console) = serve_console(
-        config.dispatch.console_addr,
-        config.dispatch.api_token.as_deref(),
-        lifecycle,
+    let settings = config.dispatch.clone();
+    let ctx = service::start("dispatch", &config.common, settings.http_addr, shutdown).await?;
+    let js = ctx.bus.jetstream.clone();
+    let metrics = DispatchMetrics::new(&ctx.registry)?;
+    let lifecycle = Lifecycle::open(&js, config.models.clone()).await?;
+    let auth = Auth::new(&js, settings.auth.clone(), &ctx.registry).await?;
+
+    let book = Book::default();
+    let (caught_up, mut caught_up_rx) = watch::channel(false);
+    let feed = tokio::spawn(feed::run(
+        js.clone(),
+        book.clone(),
+        metrics.clone(),
+        caught_up,
         ctx.shutdown.clone(),
-    )
-    .await?;
+    ));
+    let health = ctx.health.clone();
+    tokio::spawn(async move {
+        if caught_up_rx.wait_for(|c| *c).await.is_ok() {
+            health.set_ready(true);
+        }
+    });
+    let escalation = tokio::spawn(escalate(
+        book.clone(),
+        metrics.clone(),
+        settings.review_deadline,
+        ctx.shutdown.clone(),
+    ));
+
+    let console = Console::new(book, ctx.bus.clone(), lifecycle.clone(), metrics);
+    let api = ApiAuth {
+        token: TokenCheck::new(settings.api_token.as_deref()),
+        sessions: auth.clone(),
+    };
+    let app = console::router(console, auth).merge(
+        lfr_watchlist::api::router(lifecycle)
+            .layer(middleware::from_fn_with_state(api, authenticate)),
+    );
+    let (console_addr, server) = serve(settings.console_addr, app, ctx.shutdown.clone()).await?;
     let metrics_addr = ctx.metrics_addr;
     let done = tokio::spawn(async move {
-        let ran = stage::run(
-            &ctx.bus,
-            spec(),
-            OneByOne(DispatchStage),
-            &ctx.registry,
-            &ctx.health,
-            &ctx.shutdown,
-        )
-        .await;
-        if let Err(e) = ran {
-            tracing::error!(service = "dispatch", error = %e, "stage failed");
-        }
-        let _ = console.await;
+        let _ = server.await;
+        let _ = feed.await;
+        let _ = escalation.await;
         let _ = ctx.bus.client.flush().await;
     });
     Ok(Running {
@@ -148,38 +153,51 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
     })
 }
 
-/// The account the API token acts as, until the console's accounts arrive.
-pub fn token_actor() -> Actor {
-    Actor::new("api-token", "supervisor")
+/// Every second, escalate alerts that waited past the review deadline.
+async fn escalate(book: Book, metrics: DispatchMetrics, deadline: Duration, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.requested() => return,
+            _ = tick.tick() => {}
+        }
+        let escalated = book.escalate(Timestamp::now(), deadline);
+        if escalated > 0 {
+            metrics.escalated.inc_by(escalated as u64);
+            tracing::warn!(escalated, "alerts not reviewed within the deadline");
+        }
+        metrics.pending.set(book.pending() as i64);
+    }
 }
 
-/// Serve the console's API on `addr` until shutdown; returns the bound address and the server task.
-pub async fn serve_console(
+/// Serve the console on `addr` until shutdown; returns the bound address and the server task.
+async fn serve(
     addr: SocketAddr,
-    api_token: Option<&str>,
-    lifecycle: Lifecycle,
+    app: axum::Router,
     shutdown: Shutdown,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for the console on {addr}: {e}"))?;
     let bound = listener.local_addr()?;
-    let token = TokenCheck::new(api_token);
-    if token.expected.is_none() {
-        tracing::warn!(%bound, "no dispatch.api_token configured: every console API request is refused");
-    }
-    let app = lfr_watchlist::api::router(lifecycle)
-        .layer(middleware::from_fn_with_state(token, authenticate));
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.requested().await })
-            .await;
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.requested().await })
+        .await;
         if let Err(e) = served {
-            tracing::error!(error = %e, "console API stopped");
+            tracing::error!(error = %e, "console stopped");
         }
     });
-    tracing::info!(%bound, "serving the console API");
+    tracing::info!(%bound, "serving the console");
     Ok((bound, task))
+}
+
+/// The account the API token acts as, until the console's accounts arrive.
+pub fn token_actor() -> Actor {
+    Actor::new("api-token", "supervisor")
 }
 
 /// The configured token, kept only as its sha256: comparing fixed-length digests in constant time
@@ -208,9 +226,17 @@ impl TokenCheck {
     }
 }
 
-/// `Authorization: Bearer <token>` with the configured token: the request acts as
-/// [`token_actor`]. Anything else: 401.
-async fn authenticate(State(token): State<TokenCheck>, mut req: Request, next: Next) -> Response {
+/// Who may use the deployments API.
+#[derive(Clone)]
+struct ApiAuth {
+    token: TokenCheck,
+    sessions: Auth,
+}
+
+/// `Authorization: Bearer <token>` with the configured token acts as [`token_actor`]; otherwise a
+/// supervisor's console session acts as that supervisor (writes only from the console's own
+/// origin). Anything else: 401, or 403 for a session of another role.
+async fn authenticate(State(api): State<ApiAuth>, mut req: Request, next: Next) -> Response {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -221,18 +247,34 @@ async fn authenticate(State(token): State<TokenCheck>, mut req: Request, next: N
                 .eq_ignore_ascii_case("bearer")
                 .then(|| credentials.trim())
         });
-    match presented {
-        Some(p) if token.accepts(p) => {
+    if let Some(p) = presented {
+        if api.token.accepts(p) {
             req.extensions_mut().insert(token_actor());
-            next.run(req).await
+            return next.run(req).await;
         }
-        _ => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            axum::Json(serde_json::json!({ "error": "authentication required" })),
-        )
-            .into_response(),
+    } else if let Some(token) = guard::session_token(req.headers()) {
+        let reads = matches!(*req.method(), Method::GET | Method::HEAD);
+        if let Ok(Some(session)) = api.sessions.sessions.get(&token).await {
+            if session.role != Role::Supervisor {
+                return api_error(StatusCode::FORBIDDEN, "only supervisors manage deployments");
+            }
+            if !reads && !guard::same_origin(req.headers()) {
+                return api_error(StatusCode::FORBIDDEN, "cross-site request refused");
+            }
+            req.extensions_mut().insert(session.actor());
+            return next.run(req).await;
+        }
     }
+    let mut response = api_error(StatusCode::UNAUTHORIZED, "authentication required");
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+fn api_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 #[cfg(test)]

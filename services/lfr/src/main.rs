@@ -1,5 +1,6 @@
 //! lfr: the operator's command line. `lfr up` runs the whole system on one box.
 
+mod account;
 mod deployment;
 mod eval;
 mod up;
@@ -27,6 +28,9 @@ enum Command {
     Eval(eval::run::EvalArgs),
     /// Create, enrol, authorise, review, activate, show and end deployments.
     Deployment(deployment::DeploymentArgs),
+    /// Create, list, assign, disable and set passwords of console accounts (the first
+    /// supervisor is created this way: there is no default account).
+    Account(account::AccountArgs),
 }
 
 #[tokio::main]
@@ -34,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up(args) => up::run(args).await,
         Command::Deployment(args) => deployment::run(args).await,
+        Command::Account(args) => account::run(args).await,
         Command::Eval(args) => {
             lfr_common::telemetry::init_logging(&Default::default());
             tokio::task::spawn_blocking(move || eval::run::run(args)).await?

@@ -208,8 +208,11 @@ async fn obama_alerts_once_per_pass_and_nobody_else_does() {
     let m = scrape(matcher.metrics_addr).await;
     for (subject, a) in &alerts {
         eprintln!(
-            "{subject}: score {:.3}, {} of {} frames",
-            a.score, a.corroborating_frames, a.track_frames
+            "{subject}: score {:.3}, {} of {} frames, raised {:?} after its best frame's capture",
+            a.score,
+            a.corroborating_frames,
+            a.track_frames,
+            a.probe.frame.captured_at.until(a.raised_at)
         );
     }
     assert_eq!(

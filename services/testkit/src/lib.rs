@@ -3,7 +3,10 @@
 //! port and its own store directory, and stops it when dropped, as nats.rs's own tests do.
 //!
 //! The binary is found as [`lfr_common::local_nats::binary`] says.
+//!
+//! Web pages are tested in real headless Chromium with [`browser::Browser`].
 
+pub mod browser;
 pub mod media;
 
 use lfr_common::local_nats::LocalNats;

@@ -1,0 +1,171 @@
+//! The officers' handheld feed: confirmed alerts only, newest first, sized for a phone. The
+//! upper-torso context image comes first and largest: it is what lets an officer stop the right
+//! person. Each alert takes an outcome: engaged and arrested, engaged with no further action, not
+//! the person (a false alert), or not located.
+//!
+//! Showing an alert here is a **disclosure** to that officer, recorded on AUDIT once per officer and
+//! alert. An outcome is appended to ALERTS (`lfr.alerts.<deployment>.outcome`), where retention
+//! (an arrest puts the alert under legal hold) and the accuracy figures read it.
+
+use super::operator::{facts, images};
+use super::{allow, html, visible, Console};
+use crate::auth::{guard, CurrentSession, Role, Session};
+use crate::book::Entry;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use lfr_schemas::{streams, subjects, AlertOutcome, AuditAction, Outcome, Timestamp};
+use serde::Deserialize;
+
+pub async fn page(State(console): State<Console>, session: CurrentSession) -> Response {
+    if let Err(refused) = allow(&session, &[Role::Officer]) {
+        return refused;
+    }
+    let feed = render_feed(&console, &session).await;
+    let body = format!(r#"<section id="feed" data-live="/handheld/feed">{feed}</section>"#);
+    html::page(
+        &session,
+        "Confirmed alerts",
+        "handheld",
+        Some("/handheld/feed"),
+        &body,
+    )
+}
+
+pub async fn feed(State(console): State<Console>, session: CurrentSession) -> Response {
+    if let Err(refused) = allow(&session, &[Role::Officer]) {
+        return refused;
+    }
+    html::fragment(render_feed(&console, &session).await)
+}
+
+async fn render_feed(console: &Console, session: &Session) -> String {
+    let alerts = console
+        .book
+        .select(|e| e.is_confirmed() && session.may_see(&e.alert.deployment));
+    if alerts.is_empty() {
+        return r#"<p class="empty">No confirmed alerts.</p>"#.into();
+    }
+    let mut out = String::new();
+    for entry in &alerts {
+        console.shown(session, entry, AuditAction::Disclosure).await;
+        out.push_str(&card(session, entry));
+    }
+    out
+}
+
+fn card(session: &Session, entry: &Entry) -> String {
+    let id = html::escape(&entry.alert.alert_id);
+    let recorded = match entry.outcome() {
+        Some(o) => format!(
+            r#"<p class="outcome">Outcome: <strong>{}</strong> ({})</p>"#,
+            o.outcome.describe(),
+            html::escape(&o.actor)
+        ),
+        None => String::new(),
+    };
+    let buttons: String = Outcome::ALL
+        .iter()
+        .map(|o| {
+            format!(
+                r#"<button type="submit" name="outcome" value="{}">{}</button>"#,
+                o.as_str(),
+                o.describe()
+            )
+        })
+        .collect();
+    format!(
+        r#"<article class="alert" id="alert-{id}" data-alert="{id}">
+{images}{facts}{recorded}
+<form method="post" action="/alerts/{id}/outcome">{csrf}
+<input type="text" name="note" placeholder="Note (optional)" maxlength="500">
+<div class="outcomes">{buttons}</div></form>
+</article>"#,
+        images = images(entry),
+        facts = facts(entry),
+        csrf = guard::csrf_field(session),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OutcomeForm {
+    csrf: String,
+    outcome: String,
+    #[serde(default)]
+    note: String,
+}
+
+pub async fn record_outcome(
+    State(console): State<Console>,
+    session: CurrentSession,
+    Path(id): Path<String>,
+    form: Result<Form<OutcomeForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    if let Err(refused) = allow(&session, &[Role::Officer]) {
+        return refused;
+    }
+    let Ok(Form(form)) = form else {
+        return html::refusal(StatusCode::BAD_REQUEST, "The form was not understood.");
+    };
+    if let Err(refused) = guard::verify_csrf(&session, &form.csrf) {
+        return refused;
+    }
+    let Some(outcome) = Outcome::parse(&form.outcome) else {
+        return html::refusal(StatusCode::BAD_REQUEST, "Choose one of the outcomes.");
+    };
+    let entry = match visible(&console, &session, &id) {
+        Ok(entry) if entry.is_confirmed() => entry,
+        // An officer has no business with an unconfirmed alert: as far as they know, none exists.
+        _ => return html::refusal(StatusCode::NOT_FOUND, "No such alert."),
+    };
+    let note = form.note.trim();
+    let record = AlertOutcome {
+        alert_id: id.clone(),
+        deployment: entry.alert.deployment.clone(),
+        outcome,
+        actor: session.account.clone(),
+        note: (!note.is_empty()).then(|| note.chars().take(500).collect()),
+        recorded_at: Timestamp::now(),
+    };
+    let stored = async {
+        console
+            .bus
+            .publish_record(
+                streams::ALERTS,
+                subjects::alert_outcomes(&record.deployment),
+                &format!("{id}.outcome.{}.{}", outcome.as_str(), session.account),
+                &record,
+            )
+            .await?
+            .acknowledged()
+            .await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = stored {
+        tracing::error!(alert = %id, error = %e, "outcome not stored");
+        return html::refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The outcome could not be stored. Try again.",
+        );
+    }
+    console.metrics.outcome(outcome);
+    let audited = session
+        .audit()
+        .record(
+            &console.bus.jetstream,
+            AuditAction::Alteration,
+            Some(&record.deployment),
+            format!("alert/{id}"),
+            &format!("outcome recorded: {}", outcome.as_str()),
+            vec![],
+            None,
+        )
+        .await;
+    if let Err(e) = audited {
+        tracing::error!(alert = %id, error = %e, "audit event for an outcome not stored");
+    }
+    tracing::info!(alert = %id, outcome = outcome.as_str(), "outcome recorded");
+    Redirect::to("/handheld").into_response()
+}

@@ -1,0 +1,169 @@
+//! Oversight pages. **Supervisors** (the technical team among them) see every deployment with its
+//! load verification, and the blue-list alerts: staff volunteers walking past, which measure how
+//! many people on the watch list the system misses, and are never sent to officers. **Auditors**
+//! see the latest audit events, read-only.
+
+use super::operator::{facts, images};
+use super::{allow, html, Console};
+use crate::auth::{CurrentSession, Role, Session};
+use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+use axum::extract::State;
+use axum::response::Response;
+use futures::StreamExt;
+use lfr_schemas::{streams, subjects, AuditAction, AuditEvent, Message};
+use lfr_watchlist::lifecycle::Verification;
+use std::time::Duration;
+
+/// Audit events the auditor's page shows.
+const AUDIT_PAGE: u64 = 200;
+
+pub async fn supervisor(State(console): State<Console>, session: CurrentSession) -> Response {
+    if let Err(refused) = allow(&session, &[Role::Supervisor]) {
+        return refused;
+    }
+    let mut rows = String::new();
+    for d in console.lifecycle.list().await.unwrap_or_default() {
+        let verification = match console
+            .lifecycle
+            .view(d.clone())
+            .await
+            .map(|v| v.verification)
+        {
+            Ok(Verification::Verified { replicas }) => format!("verified ({replicas} replicas)"),
+            Ok(Verification::Unverified { reason }) => format!("NOT verified: {reason}"),
+            Err(_) => "unknown".into(),
+        };
+        let list = d
+            .watchlist
+            .as_ref()
+            .map(|l| {
+                format!(
+                    "{} entries, {}",
+                    l.entries,
+                    &l.digest[..12.min(l.digest.len())]
+                )
+            })
+            .unwrap_or_else(|| "none".into());
+        let blue = console
+            .book
+            .select(|e| e.is_blue() && e.alert.deployment == d.id)
+            .len();
+        rows.push_str(&format!(
+            "<tr><td>{id}</td><td>{name}</td><td>{state:?}</td><td>{cameras}</td><td>{list}</td>\
+             <td>{verification}</td><td>{blue}</td></tr>",
+            id = html::escape(&d.id),
+            name = html::escape(&d.name),
+            state = d.state,
+            cameras = html::escape(&d.cameras.join(", ")),
+            list = html::escape(&list),
+            verification = html::escape(&verification),
+        ));
+    }
+    let blue = render_blue(&console, &session).await;
+    let body = format!(
+        r#"<h2>Deployments</h2>
+<table><thead><tr><th>Id</th><th>Name</th><th>State</th><th>Cameras</th><th>Watch list</th><th>Load verification</th><th>Blue-list alerts</th></tr></thead>
+<tbody>{rows}</tbody></table>
+<h2>Blue watch list: staff volunteers recognised</h2>
+<p>These measure the system; they never reach officers.</p>
+<section id="blue" data-live="/supervisor/blue">{blue}</section>"#
+    );
+    html::page(
+        &session,
+        "Supervision",
+        "supervisor",
+        Some("/supervisor/blue"),
+        &body,
+    )
+}
+
+pub async fn blue(State(console): State<Console>, session: CurrentSession) -> Response {
+    if let Err(refused) = allow(&session, &[Role::Supervisor]) {
+        return refused;
+    }
+    html::fragment(render_blue(&console, &session).await)
+}
+
+async fn render_blue(console: &Console, session: &Session) -> String {
+    let alerts = console.book.select(|e| e.is_blue());
+    if alerts.is_empty() {
+        return r#"<p class="empty">No blue-list alerts.</p>"#.into();
+    }
+    let mut out = String::new();
+    for entry in alerts.iter().take(50) {
+        console
+            .shown(session, entry, AuditAction::Consultation)
+            .await;
+        out.push_str(&format!(
+            r#"<article class="alert" data-alert="{id}"><span class="flag blue">BLUE LIST</span>{images}{facts}</article>"#,
+            id = html::escape(&entry.alert.alert_id),
+            images = images(entry),
+            facts = facts(entry),
+        ));
+    }
+    out
+}
+
+pub async fn auditor(State(console): State<Console>, session: CurrentSession) -> Response {
+    if let Err(refused) = allow(&session, &[Role::Auditor]) {
+        return refused;
+    }
+    let rows = match latest_audit(&console).await {
+        Ok(events) => events
+            .iter()
+            .rev()
+            .map(|e| {
+                format!(
+                    "<tr><td>{at}</td><td>{action:?}</td><td>{actor} ({role})</td><td>{deployment}</td>\
+                     <td>{object}</td><td>{why}</td><td>{recipients}</td></tr>",
+                    at = html::clock(e.at),
+                    action = e.action,
+                    actor = html::escape(&e.actor),
+                    role = html::escape(&e.role),
+                    deployment = html::escape(e.deployment.as_deref().unwrap_or("")),
+                    object = html::escape(&e.object),
+                    why = html::escape(&e.justification),
+                    recipients = html::escape(&e.recipients.join(", ")),
+                )
+            })
+            .collect::<String>(),
+        Err(e) => {
+            tracing::warn!(error = %e, "audit events unavailable");
+            r#"<tr><td colspan="7">The audit record is unavailable.</td></tr>"#.into()
+        }
+    };
+    let body = format!(
+        r#"<h2>Latest audit events</h2>
+<table><thead><tr><th>When</th><th>Action</th><th>Who</th><th>Deployment</th><th>Object</th><th>Why</th><th>Disclosed to</th></tr></thead>
+<tbody>{rows}</tbody></table>"#
+    );
+    html::page(&session, "Audit", "auditor", None, &body)
+}
+
+/// The last [`AUDIT_PAGE`] events on AUDIT, oldest first.
+async fn latest_audit(console: &Console) -> anyhow::Result<Vec<AuditEvent>> {
+    let js = &console.bus.jetstream;
+    let stream = js.get_stream(streams::AUDIT).await?;
+    let last = stream.get_info().await?.state.last_sequence;
+    if last == 0 {
+        return Ok(Vec::new());
+    }
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: subjects::AUDIT_ALL.into(),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: last.saturating_sub(AUDIT_PAGE - 1).max(1),
+            },
+            ..Default::default()
+        })
+        .await?;
+    let pending = consumer.cached_info().num_pending;
+    let mut messages = consumer.messages().await?.take(pending as usize);
+    let mut out = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(2), messages.next()).await {
+        if let Ok(event) = AuditEvent::decode(&m?.payload) {
+            out.push(event);
+        }
+    }
+    Ok(out)
+}

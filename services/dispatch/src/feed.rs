@@ -1,0 +1,94 @@
+//! Reading ALERTS into the [`Book`]: an ordered consumer from the first message, resumed after
+//! the last folded one if the connection or the server goes away, so nothing is folded twice and
+//! nothing is skipped.
+//!
+//! The console reports ready (`/readyz`) only once the book has caught up with what the stream
+//! held at start: an operator never sees a queue with alerts missing because the replica had not
+//! read them yet.
+
+use crate::book::Book;
+use crate::metrics::DispatchMetrics;
+use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
+use futures::StreamExt;
+use lfr_common::Shutdown;
+use lfr_schemas::{streams, subjects};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Fold ALERTS into `book` until shutdown; `caught_up` turns true once the backlog is read.
+pub async fn run(
+    js: jetstream::Context,
+    book: Book,
+    metrics: DispatchMetrics,
+    caught_up: watch::Sender<bool>,
+    shutdown: Shutdown,
+) {
+    let mut next_seq = 1u64;
+    loop {
+        let read = follow(&js, &book, &metrics, &caught_up, &mut next_seq);
+        tokio::select! {
+            _ = shutdown.requested() => return,
+            result = read => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, next_seq, "reading ALERTS interrupted; resuming");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.requested() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Follow the stream from `next_seq` until an error.
+async fn follow(
+    js: &jetstream::Context,
+    book: &Book,
+    metrics: &DispatchMetrics,
+    caught_up: &watch::Sender<bool>,
+    next_seq: &mut u64,
+) -> anyhow::Result<()> {
+    let stream = js.get_stream(streams::ALERTS).await?;
+    let last = stream.get_info().await?.state.last_sequence;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: subjects::ALERTS_ALL.into(),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: *next_seq,
+            },
+            ..Default::default()
+        })
+        .await?;
+    if last < *next_seq {
+        let _ = caught_up.send(true);
+    }
+    let mut messages = consumer.messages().await?;
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        let seq = message
+            .info()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .stream_sequence;
+        let subject = message.subject.as_str();
+        match book.fold(subject, seq, &message.payload) {
+            Ok(()) => {
+                if subject.ends_with(".candidate") {
+                    metrics.received.with_label_values(&["candidate"]).inc();
+                } else if subject.ends_with(".blue") {
+                    metrics.received.with_label_values(&["blue"]).inc();
+                }
+            }
+            Err(e) => {
+                metrics.malformed.inc();
+                tracing::warn!(seq, error = %e, "unreadable message on ALERTS skipped");
+            }
+        }
+        metrics.pending.set(book.pending() as i64);
+        *next_seq = seq + 1;
+        if seq >= last {
+            let _ = caught_up.send(true);
+        }
+    }
+    anyhow::bail!("the ALERTS consumer ended")
+}

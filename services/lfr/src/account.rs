@@ -1,0 +1,258 @@
+//! `lfr account`: console accounts from the terminal.
+//!
+//! ```text
+//! lfr account create   --id supt-17 --role supervisor                  # prompts twice, no echo
+//! lfr account create   --id op-3 --role operator --deployments match-day,fair --password-stdin < pw
+//! lfr account list
+//! lfr account assign   --id op-3 --deployments match-day
+//! lfr account password --id op-3 --password-stdin < pw
+//! lfr account disable  --id op-3
+//! lfr account enable   --id op-3
+//! ```
+//!
+//! This is how the first supervisor account comes to exist ("first-run bootstrap"): there is
+//! never a default account or password. Whoever can reach NATS can run it, so on a real system
+//! that is the administrators' NATS credentials. Every change is recorded on the AUDIT stream
+//! (`ConfigurationChange`, object `account/<id>`, actor `--by`). Passwords are never echoed,
+//! printed or logged, and `list` never shows hashes. The rules (id format, password policy,
+//! argon2id) live in [`lfr_dispatch::auth::accounts`], shared with the console.
+
+use lfr_dispatch::auth::accounts::{audit_change, check_password};
+use lfr_dispatch::auth::{Accounts, Role};
+use lfr_schemas::Timestamp;
+use std::io::Read;
+
+#[derive(clap::Args)]
+pub struct AccountArgs {
+    /// NATS server holding the accounts.
+    #[arg(
+        long,
+        env = "LFR_NATS__URL",
+        default_value = "nats://127.0.0.1:4222",
+        global = true
+    )]
+    nats_url: String,
+    /// Who is making the change, as recorded on the audit event.
+    #[arg(long, default_value = "cli", global = true)]
+    by: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Create an account (the password is prompted for twice, or read from stdin).
+    Create {
+        #[arg(long)]
+        id: String,
+        /// operator, officer, supervisor or auditor.
+        #[arg(long)]
+        role: Role,
+        /// Deployment ids an operator or officer works on, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        deployments: Vec<String>,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts (never their password hashes).
+    List,
+    /// Replace the deployments an account works on.
+    Assign {
+        #[arg(long)]
+        id: String,
+        /// Comma-separated; `--deployments ""` assigns none.
+        #[arg(long, value_delimiter = ',', num_args = 0.., required = true)]
+        deployments: Vec<String>,
+    },
+    /// Set a new password.
+    Password {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Refuse the account's logins; its open sessions stop at their next request.
+    Disable {
+        #[arg(long)]
+        id: String,
+    },
+    /// Allow a disabled account to log in again.
+    Enable {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+/// The audit role of whoever runs the CLI: account administration is a supervisor's job.
+const ROLE: &str = "supervisor";
+
+pub async fn run(args: AccountArgs) -> anyhow::Result<()> {
+    let mut common = lfr_common::config::Common::default();
+    common.nats.url = args.nats_url.clone();
+    // Connecting through the bus declares the stream topology, AUDIT included.
+    let registry = prometheus::Registry::new();
+    let connect = lfr_common::bus::Bus::connect(&common, "cli", &registry);
+    let bus = tokio::time::timeout(std::time::Duration::from_secs(10), connect)
+        .await
+        .map_err(|_| anyhow::anyhow!("cannot reach NATS at {}", args.nats_url))??;
+    let js = &bus.jetstream;
+    let accounts = Accounts::open(js).await?;
+    let by = args.by.as_str();
+    match args.command {
+        Command::Create {
+            id,
+            role,
+            deployments,
+            password_stdin,
+        } => {
+            // Refuse a taken id before asking for a password.
+            if accounts.get(&id).await?.is_some() {
+                anyhow::bail!("account {id} already exists");
+            }
+            let password = read_password(password_stdin)?;
+            let account = accounts.create(&id, role, &password, deployments).await?;
+            let assigned = list_or_none(&account.deployments);
+            audit_change(
+                js,
+                by,
+                ROLE,
+                &id,
+                &format!("account created: role {role}, deployments {assigned}"),
+            )
+            .await?;
+            println!("created {role} account {id} (deployments: {assigned})");
+            if !role.sees_all_deployments() && account.deployments.is_empty() {
+                println!(
+                    "note: {id} sees no deployment until one is assigned (lfr account assign)"
+                );
+            }
+        }
+        Command::List => {
+            let all = accounts.list().await?;
+            println!(
+                "{:<24} {:<11} {:<9} {:<21} DEPLOYMENTS",
+                "ID", "ROLE", "STATUS", "CREATED"
+            );
+            for a in all {
+                let deployments = if a.role.sees_all_deployments() {
+                    "(all)".to_string()
+                } else {
+                    list_or_none(&a.deployments)
+                };
+                println!(
+                    "{:<24} {:<11} {:<9} {:<21} {}",
+                    a.id,
+                    a.role.as_str(),
+                    if a.disabled { "disabled" } else { "active" },
+                    format_utc(a.created_at),
+                    deployments
+                );
+            }
+        }
+        Command::Assign { id, deployments } => {
+            let deployments = deployments.into_iter().filter(|d| !d.is_empty()).collect();
+            let account = accounts.assign(&id, deployments).await?;
+            let assigned = list_or_none(&account.deployments);
+            audit_change(
+                js,
+                by,
+                ROLE,
+                &id,
+                &format!("deployments assigned: {assigned}"),
+            )
+            .await?;
+            println!("account {id} now works on: {assigned}");
+        }
+        Command::Password { id, password_stdin } => {
+            if accounts.get(&id).await?.is_none() {
+                anyhow::bail!("no account {id}");
+            }
+            let password = read_password(password_stdin)?;
+            accounts.set_password(&id, &password).await?;
+            audit_change(js, by, ROLE, &id, "password changed").await?;
+            println!("password of {id} changed");
+        }
+        Command::Disable { id } => {
+            accounts.disable(&id).await?;
+            audit_change(js, by, ROLE, &id, "account disabled").await?;
+            println!("account {id} disabled");
+        }
+        Command::Enable { id } => {
+            accounts.enable(&id).await?;
+            audit_change(js, by, ROLE, &id, "account enabled").await?;
+            println!("account {id} enabled");
+        }
+    }
+    let _ = bus.client.flush().await;
+    Ok(())
+}
+
+/// The new password: the first line of stdin, or typed twice at the terminal without echo.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut input = String::new();
+        std::io::stdin()
+            .take(64 * 1024)
+            .read_to_string(&mut input)
+            .map_err(|e| anyhow::anyhow!("cannot read the password from stdin: {e}"))?;
+        let line = input.lines().next().unwrap_or("").to_string();
+        check_password(&line)?;
+        return Ok(line);
+    }
+    let no_tty = |e: std::io::Error| {
+        anyhow::anyhow!("cannot prompt for a password ({e}): pass it with --password-stdin")
+    };
+    let first = rpassword::prompt_password("New password: ").map_err(no_tty)?;
+    check_password(&first)?;
+    let second = rpassword::prompt_password("Again: ").map_err(no_tty)?;
+    anyhow::ensure!(first == second, "the two passwords differ; nothing changed");
+    Ok(first)
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(",")
+    }
+}
+
+/// `2026-11-28T12:00:00Z` (the format `--start`/`--end` take).
+fn format_utc(t: Timestamp) -> String {
+    let secs = t.0 / 1_000_000_000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_the_cli_takes_them() {
+        for s in [
+            "1970-01-01T00:00:00Z",
+            "2026-11-28T12:00:00Z",
+            "2000-02-29T23:59:59Z",
+        ] {
+            let t = lfr_watchlist::time::parse_utc(s).unwrap();
+            assert_eq!(format_utc(t), s);
+        }
+    }
+}
