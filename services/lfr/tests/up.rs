@@ -87,6 +87,18 @@ async fn lfr_up_runs_the_pipeline_and_stops_cleanly() {
         alerted.is_some(),
         "the demonstration deployment raised no alerts"
     );
+    let dispatch = ports[4];
+    let queued = eventually(Duration::from_secs(20), || async {
+        let (_, d) = get(format!("http://127.0.0.1:{dispatch}/metrics")).await?;
+        let candidates = metric(
+            &d,
+            "lfr_dispatch_alerts_received_total",
+            &[("kind", "candidate")],
+        )?;
+        (candidates >= 1.0).then_some(())
+    })
+    .await;
+    assert!(queued.is_some(), "the console did not receive the alert");
     for (s, p) in services.iter().zip(&ports) {
         let ready = get(format!("http://127.0.0.1:{p}/readyz")).await;
         assert_eq!(ready.map(|r| r.0), Some(200), "{s} not ready");
