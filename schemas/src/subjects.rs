@@ -10,6 +10,8 @@
 //! | `lfr.alerts.<deployment>.blue`     | ALERTS     | [`CandidateAlert`] (blue watch list) |
 //! | `lfr.alerts.<deployment>.decision` | ALERTS     | [`AlertDecision`] |
 //! | `lfr.alerts.<deployment>.outcome`  | ALERTS     | [`AlertOutcome`] |
+//! | `lfr.alerts.<deployment>.release`  | ALERTS     | [`HoldReleased`] |
+//! | `lfr.alerts.<deployment>.erased`   | ALERTS     | [`AlertsErased`] |
 //! | `lfr.audit.<deployment or system>` | AUDIT      | [`AuditEvent`]   |
 //!
 //! [`Frame`]: crate::Frame
@@ -19,6 +21,8 @@
 //! [`AlertDecision`]: crate::AlertDecision
 //! [`AlertOutcome`]: crate::AlertOutcome
 //! [`AuditEvent`]: crate::AuditEvent
+//! [`HoldReleased`]: crate::HoldReleased
+//! [`AlertsErased`]: crate::AlertsErased
 
 pub const FRAMES_ALL: &str = "lfr.frames.>";
 pub const FACES_ALL: &str = "lfr.faces.>";
@@ -56,6 +60,14 @@ pub fn alert_decisions(deployment: &str) -> String {
 
 pub fn alert_outcomes(deployment: &str) -> String {
     format!("lfr.alerts.{deployment}.outcome")
+}
+
+pub fn hold_releases(deployment: &str) -> String {
+    format!("lfr.alerts.{deployment}.release")
+}
+
+pub fn alerts_erased(deployment: &str) -> String {
+    format!("lfr.alerts.{deployment}.erased")
 }
 
 pub fn audit(deployment: Option<&str>) -> String {

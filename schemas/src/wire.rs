@@ -32,6 +32,8 @@ pub enum Kind {
     AlertDecision = 5,
     AlertOutcome = 6,
     AuditEvent = 7,
+    AlertsErased = 8,
+    HoldReleased = 9,
 }
 
 impl Kind {
@@ -44,6 +46,8 @@ impl Kind {
             5 => Kind::AlertDecision,
             6 => Kind::AlertOutcome,
             7 => Kind::AuditEvent,
+            8 => Kind::AlertsErased,
+            9 => Kind::HoldReleased,
             _ => return None,
         })
     }

@@ -161,3 +161,37 @@ impl Message for AlertOutcome {
     const KIND: Kind = Kind::AlertOutcome;
     const VERSION: u8 = 1;
 }
+
+/// A supervisor released the legal hold an arrest placed on an alert, naming the case it was
+/// kept for. From then on the alert's retention runs as for any other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldReleased {
+    pub alert_id: String,
+    pub deployment: String,
+    /// Account id of the supervisor.
+    pub actor: String,
+    /// The force's case reference the data was held for.
+    pub case_reference: String,
+    pub released_at: Timestamp,
+}
+
+impl Message for HoldReleased {
+    const KIND: Kind = Kind::HoldReleased;
+    const VERSION: u8 = 1;
+}
+
+/// The purge service erased these alerts (every candidate, decision, outcome and release message
+/// of each): readers of ALERTS forget them. Ids only: nothing of the erased data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertsErased {
+    pub deployment: String,
+    pub alert_ids: Vec<String>,
+    pub erased_at: Timestamp,
+    /// Why, e.g. "retention period of 30 days ended".
+    pub reason: String,
+}
+
+impl Message for AlertsErased {
+    const KIND: Kind = Kind::AlertsErased;
+    const VERSION: u8 = 1;
+}

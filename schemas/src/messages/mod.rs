@@ -14,7 +14,8 @@ mod frame;
 mod time;
 
 pub use alert::{
-    AlertDecision, AlertOutcome, CandidateAlert, Decision, Outcome, WatchlistCategory,
+    AlertDecision, AlertOutcome, AlertsErased, CandidateAlert, Decision, HoldReleased, Outcome,
+    WatchlistCategory,
 };
 pub use audit::{AuditAction, AuditEvent};
 pub use embedding::Embedding;

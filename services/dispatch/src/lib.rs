@@ -11,9 +11,7 @@
 //! People log in with accounts made by `lfr account` ([`auth`]); there is no default account.
 
 pub mod auth;
-pub mod book;
 pub mod console;
-pub mod feed;
 pub mod metrics;
 
 use auth::{guard, Auth, Role};
@@ -21,8 +19,8 @@ use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use book::Book;
 use console::Console;
+use lfr_alerts::{feed, Book};
 use lfr_common::config::{secs, Common};
 use lfr_common::service;
 use lfr_common::Shutdown;
@@ -112,7 +110,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
     let feed = tokio::spawn(feed::run(
         js.clone(),
         book.clone(),
-        metrics.clone(),
+        feed::FeedMetrics::new(&ctx.registry)?,
         caught_up,
         ctx.shutdown.clone(),
     ));

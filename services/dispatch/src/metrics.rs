@@ -8,8 +8,6 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, 
 
 #[derive(Clone)]
 pub struct DispatchMetrics {
-    pub received: IntCounterVec,
-    pub malformed: IntCounter,
     pub pending: IntGauge,
     pub escalated: IntCounter,
     pub review_seconds: Histogram,
@@ -25,17 +23,6 @@ impl DispatchMetrics {
         review_buckets.sort_by(f64::total_cmp);
         review_buckets.dedup();
         let m = DispatchMetrics {
-            received: IntCounterVec::new(
-                Opts::new(
-                    "dispatch_alerts_received_total",
-                    "Alerts read from ALERTS, by kind (candidate, blue)",
-                ),
-                &["kind"],
-            )?,
-            malformed: IntCounter::new(
-                "dispatch_malformed_total",
-                "Messages on ALERTS that could not be read (skipped)",
-            )?,
             pending: IntGauge::new(
                 "dispatch_alerts_pending",
                 "Candidate alerts waiting for an operator's decision",
@@ -70,8 +57,6 @@ impl DispatchMetrics {
                 "Confirmed alerts delivered to an officer's device",
             )?,
         };
-        registry.register(Box::new(m.received.clone()))?;
-        registry.register(Box::new(m.malformed.clone()))?;
         registry.register(Box::new(m.pending.clone()))?;
         registry.register(Box::new(m.escalated.clone()))?;
         registry.register(Box::new(m.review_seconds.clone()))?;

@@ -532,11 +532,7 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
         "p1, of the ended deployment"
     );
     assert_eq!(
-        metric(
-            &metrics,
-            "lfr_dispatch_alerts_received_total",
-            &[("kind", "blue")]
-        ),
+        metric(&metrics, "lfr_alerts_folded_total", &[("kind", "blue")]),
         Some(1.0)
     );
 

@@ -90,11 +90,7 @@ async fn lfr_up_runs_the_pipeline_and_stops_cleanly() {
     let dispatch = ports[4];
     let queued = eventually(Duration::from_secs(20), || async {
         let (_, d) = get(format!("http://127.0.0.1:{dispatch}/metrics")).await?;
-        let candidates = metric(
-            &d,
-            "lfr_dispatch_alerts_received_total",
-            &[("kind", "candidate")],
-        )?;
+        let candidates = metric(&d, "lfr_alerts_folded_total", &[("kind", "candidate")])?;
         (candidates >= 1.0).then_some(())
     })
     .await;

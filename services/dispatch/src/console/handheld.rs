@@ -10,11 +10,11 @@
 use super::operator::{facts, images};
 use super::{allow, html, visible, Console};
 use crate::auth::{guard, CurrentSession, Role, Session};
-use crate::book::Entry;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use lfr_alerts::book::Entry;
 use lfr_schemas::{streams, subjects, AlertOutcome, AuditAction, Outcome, Timestamp};
 use serde::Deserialize;
 

@@ -7,10 +7,10 @@
 
 use super::Console;
 use crate::auth::{CurrentSession, Role, Session};
-use crate::book::Change;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::stream::{self, Stream};
+use lfr_alerts::book::Change;
 use lfr_schemas::{Decision, Timestamp};
 use std::convert::Infallible;
 use std::time::Duration;
@@ -53,6 +53,7 @@ fn concerns(session: &Session, change: &Change) -> bool {
                 decision: Decision::Confirmed,
                 ..
             } | Change::Outcome { .. }
+                | Change::Erased { .. }
         ),
         Role::Auditor => false,
     }

@@ -31,12 +31,12 @@ mod operator;
 mod oversight;
 
 use crate::auth::{guard, Auth, CurrentSession, Role};
-use crate::book::{Book, Entry};
 use crate::metrics::DispatchMetrics;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use lfr_alerts::book::{Book, Entry};
 use lfr_common::bus::Bus;
 use lfr_schemas::AuditAction;
 use lfr_watchlist::deployment::State as DeploymentState;

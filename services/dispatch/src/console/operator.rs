@@ -8,11 +8,11 @@
 
 use super::{allow, html, visible, Console};
 use crate::auth::{guard, CurrentSession, Role, Session};
-use crate::book::Entry;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use lfr_alerts::book::Entry;
 use lfr_schemas::{streams, subjects, AlertDecision, AuditAction, Decision, Timestamp};
 use serde::Deserialize;
 use std::time::Duration;

@@ -10,13 +10,19 @@
 //! - the **first** decision on an alert wins; later ones (a double click, a second operator, a
 //!   second replica) change nothing;
 //! - an outcome counts only on a confirmed alert; the latest outcome is the current one;
-//! - a decision or outcome for an alert the book does not hold (erased by retention) is ignored.
+//! - a decision or outcome for an alert the book does not hold (erased by retention) is ignored;
+//! - an arrest puts the alert under **legal hold** until a supervisor's release names the case;
+//! - an erasure removes the alerts it names from the book.
+//!
+//! Each entry keeps the stream sequences of all its messages, so the purge service can erase
+//! exactly those.
 //!
 //! Every change is announced on a broadcast channel ([`Change`]) that the live pages listen to.
 //! Changes carry ids and deployments only, never images.
 
 use lfr_schemas::{
-    AlertDecision, AlertOutcome, CandidateAlert, Decision, Message, Timestamp, WatchlistCategory,
+    AlertDecision, AlertOutcome, AlertsErased, CandidateAlert, Decision, HoldReleased, Message,
+    Outcome, Timestamp, WatchlistCategory,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -31,8 +37,12 @@ pub struct Entry {
     pub seq: u64,
     pub decision: Option<AlertDecision>,
     pub outcomes: Vec<AlertOutcome>,
+    /// A supervisor's release of the legal hold.
+    pub release: Option<HoldReleased>,
     /// Waited longer than the review deadline without a decision.
     pub escalated: bool,
+    /// Stream sequences of every message about this alert (raised, decided, outcomes, release).
+    pub seqs: Vec<u64>,
 }
 
 impl Entry {
@@ -51,6 +61,22 @@ impl Entry {
 
     pub fn outcome(&self) -> Option<&AlertOutcome> {
         self.outcomes.last()
+    }
+
+    /// An arrest keeps the alert's data under the force's criminal-justice policy until a
+    /// supervisor releases it.
+    pub fn on_legal_hold(&self) -> bool {
+        self.release.is_none()
+            && self
+                .outcomes
+                .iter()
+                .any(|o| o.outcome == Outcome::EngagedArrested)
+    }
+
+    /// When the alert's data must be erased after `retention`; `None` while on legal hold.
+    pub fn erase_after(&self, retention: Duration) -> Option<Timestamp> {
+        (!self.on_legal_hold())
+            .then(|| Timestamp(self.alert.raised_at.0 + retention.as_nanos() as u64))
     }
 }
 
@@ -74,6 +100,14 @@ pub enum Change {
         alert: String,
         deployment: String,
     },
+    Released {
+        alert: String,
+        deployment: String,
+    },
+    Erased {
+        alerts: Vec<String>,
+        deployment: String,
+    },
 }
 
 impl Change {
@@ -82,7 +116,9 @@ impl Change {
             Change::Raised { deployment, .. }
             | Change::Decided { deployment, .. }
             | Change::Outcome { deployment, .. }
-            | Change::Escalated { deployment, .. } => deployment,
+            | Change::Escalated { deployment, .. }
+            | Change::Released { deployment, .. }
+            | Change::Erased { deployment, .. } => deployment,
         }
     }
 
@@ -93,6 +129,8 @@ impl Change {
             Change::Decided { .. } => "decided",
             Change::Outcome { .. } => "outcome",
             Change::Escalated { .. } => "escalated",
+            Change::Released { .. } => "released",
+            Change::Erased { .. } => "erased",
         }
     }
 }
@@ -143,8 +181,10 @@ impl Book {
         let kind = subject.rsplit('.').next().unwrap_or_default();
         let change = match kind {
             "candidate" | "blue" => self.raise(CandidateAlert::decode(payload)?, seq),
-            "decision" => self.decide(AlertDecision::decode(payload)?),
-            "outcome" => self.record(AlertOutcome::decode(payload)?),
+            "decision" => self.decide(AlertDecision::decode(payload)?, seq),
+            "outcome" => self.record(AlertOutcome::decode(payload)?, seq),
+            "release" => self.release(HoldReleased::decode(payload)?, seq),
+            "erased" => self.forget(AlertsErased::decode(payload)?),
             _ => return Err(FoldError::Subject(subject.into())),
         };
         if let Some(change) = change {
@@ -169,15 +209,18 @@ impl Book {
                 seq,
                 decision: None,
                 outcomes: Vec::new(),
+                release: None,
                 escalated: false,
+                seqs: vec![seq],
             },
         );
         Some(change)
     }
 
-    fn decide(&self, decision: AlertDecision) -> Option<Change> {
+    fn decide(&self, decision: AlertDecision, seq: u64) -> Option<Change> {
         let mut entries = self.write();
         let entry = entries.get_mut(&decision.alert_id)?;
+        entry.seqs.push(seq);
         if entry.decision.is_some() || entry.is_blue() {
             return None;
         }
@@ -190,9 +233,10 @@ impl Book {
         Some(change)
     }
 
-    fn record(&self, outcome: AlertOutcome) -> Option<Change> {
+    fn record(&self, outcome: AlertOutcome, seq: u64) -> Option<Change> {
         let mut entries = self.write();
         let entry = entries.get_mut(&outcome.alert_id)?;
+        entry.seqs.push(seq);
         if !entry.is_confirmed() {
             return None;
         }
@@ -202,6 +246,39 @@ impl Book {
         };
         entry.outcomes.push(outcome);
         Some(change)
+    }
+
+    fn release(&self, release: HoldReleased, seq: u64) -> Option<Change> {
+        let mut entries = self.write();
+        let entry = entries.get_mut(&release.alert_id)?;
+        entry.seqs.push(seq);
+        if !entry.on_legal_hold() {
+            return None;
+        }
+        let change = Change::Released {
+            alert: release.alert_id.clone(),
+            deployment: entry.alert.deployment.clone(),
+        };
+        entry.release = Some(release);
+        Some(change)
+    }
+
+    fn forget(&self, erased: AlertsErased) -> Option<Change> {
+        let mut entries = self.write();
+        let gone: Vec<String> = erased
+            .alert_ids
+            .into_iter()
+            .filter(|id| entries.remove(id).is_some())
+            .collect();
+        (!gone.is_empty()).then_some(Change::Erased {
+            alerts: gone,
+            deployment: erased.deployment,
+        })
+    }
+
+    /// Every entry (in no particular order).
+    pub fn all(&self) -> Vec<Entry> {
+        self.read().values().cloned().collect()
     }
 
     /// Mark alerts pending for longer than `deadline` (since they were raised) as escalated;
@@ -347,6 +424,45 @@ mod tests {
         assert_eq!(book.escalate(Timestamp(60_000_000_000), minute), 1);
         assert_eq!(book.escalate(Timestamp(61_000_000_000), minute), 0);
         assert!(book.get("a1").unwrap().escalated);
+    }
+
+    #[test]
+    fn an_arrest_holds_the_alert_until_released_and_erasure_forgets_it() {
+        let book = Book::default();
+        let raised = alert("a1", WatchlistCategory::Wanted, Timestamp(0)).encode();
+        book.fold("lfr.alerts.d1.candidate", 1, &raised).unwrap();
+        let confirm = decision("a1", Decision::Confirmed, "op-1").encode();
+        book.fold("lfr.alerts.d1.decision", 2, &confirm).unwrap();
+        let month = Duration::from_secs(30 * 86_400);
+        assert_eq!(
+            book.get("a1").unwrap().erase_after(month),
+            Some(Timestamp(month.as_nanos() as u64))
+        );
+        let arrested = outcome("a1", Outcome::EngagedArrested).encode();
+        book.fold("lfr.alerts.d1.outcome", 3, &arrested).unwrap();
+        assert!(book.get("a1").unwrap().on_legal_hold());
+        assert_eq!(book.get("a1").unwrap().erase_after(month), None);
+        let release = HoldReleased {
+            alert_id: "a1".into(),
+            deployment: "d1".into(),
+            actor: "sup-1".into(),
+            case_reference: "CASE-42".into(),
+            released_at: Timestamp(9),
+        };
+        book.fold("lfr.alerts.d1.release", 4, &release.encode())
+            .unwrap();
+        let entry = book.get("a1").unwrap();
+        assert!(!entry.on_legal_hold());
+        assert_eq!(entry.seqs, [1, 2, 3, 4]);
+        let erased = AlertsErased {
+            deployment: "d1".into(),
+            alert_ids: vec!["a1".into(), "unknown".into()],
+            erased_at: Timestamp(10),
+            reason: "retention".into(),
+        };
+        book.fold("lfr.alerts.d1.erased", 5, &erased.encode())
+            .unwrap();
+        assert!(book.get("a1").is_none());
     }
 
     #[test]

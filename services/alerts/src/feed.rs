@@ -7,19 +7,47 @@
 //! read them yet.
 
 use crate::book::Book;
-use crate::metrics::DispatchMetrics;
 use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
 use futures::StreamExt;
 use lfr_common::Shutdown;
 use lfr_schemas::{streams, subjects};
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// What the feed counts, on the service's registry.
+#[derive(Clone)]
+pub struct FeedMetrics {
+    folded: IntCounterVec,
+    malformed: IntCounter,
+}
+
+impl FeedMetrics {
+    pub fn new(registry: &Registry) -> anyhow::Result<FeedMetrics> {
+        let m = FeedMetrics {
+            folded: IntCounterVec::new(
+                Opts::new(
+                    "alerts_folded_total",
+                    "Messages read from ALERTS, by kind (candidate, blue, decision, outcome, release, erased)",
+                ),
+                &["kind"],
+            )?,
+            malformed: IntCounter::new(
+                "alerts_malformed_total",
+                "Messages on ALERTS that could not be read (skipped)",
+            )?,
+        };
+        registry.register(Box::new(m.folded.clone()))?;
+        registry.register(Box::new(m.malformed.clone()))?;
+        Ok(m)
+    }
+}
 
 /// Fold ALERTS into `book` until shutdown; `caught_up` turns true once the backlog is read.
 pub async fn run(
     js: jetstream::Context,
     book: Book,
-    metrics: DispatchMetrics,
+    metrics: FeedMetrics,
     caught_up: watch::Sender<bool>,
     shutdown: Shutdown,
 ) {
@@ -45,7 +73,7 @@ pub async fn run(
 async fn follow(
     js: &jetstream::Context,
     book: &Book,
-    metrics: &DispatchMetrics,
+    metrics: &FeedMetrics,
     caught_up: &watch::Sender<bool>,
     next_seq: &mut u64,
 ) -> anyhow::Result<()> {
@@ -73,18 +101,14 @@ async fn follow(
         let subject = message.subject.as_str();
         match book.fold(subject, seq, &message.payload) {
             Ok(()) => {
-                if subject.ends_with(".candidate") {
-                    metrics.received.with_label_values(&["candidate"]).inc();
-                } else if subject.ends_with(".blue") {
-                    metrics.received.with_label_values(&["blue"]).inc();
-                }
+                let kind = subject.rsplit('.').next().unwrap_or_default();
+                metrics.folded.with_label_values(&[kind]).inc();
             }
             Err(e) => {
                 metrics.malformed.inc();
                 tracing::warn!(seq, error = %e, "unreadable message on ALERTS skipped");
             }
         }
-        metrics.pending.set(book.pending() as i64);
         *next_seq = seq + 1;
         if seq >= last {
             let _ = caught_up.send(true);
