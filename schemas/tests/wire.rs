@@ -44,6 +44,8 @@ fn wrong_kind_is_refused() {
         justification: "review".into(),
         recipients: vec![],
         digest: None,
+        prev_hash: AuditEvent::GENESIS_HASH.into(),
+        hash: String::new(),
     };
     let err = Frame::decode(&event.encode()).unwrap_err();
     assert!(matches!(

@@ -1,6 +1,6 @@
 //! Alerts: what the matcher raises, what an operator decides, and what happened on the ground.
 
-use super::{FaceRef, Redacted, Timestamp};
+use super::{FaceRef, Sealed, Timestamp};
 use crate::wire::{Kind, Message};
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +42,11 @@ impl WatchlistCategory {
 /// Published on `lfr.alerts.<deployment>.candidate` for operators, or on
 /// `lfr.alerts.<deployment>.blue` when the entry is a staff volunteer of the blue watch list: those
 /// measure the system and go to the technical team only, never to officers.
+///
+/// The three images are [`Sealed`] under the deployment's data key (`lfr-vault`), each with the
+/// associated data `lfr-alert-v1|<deployment>|<alert id>|<probe|context|reference>`: ALERTS is kept
+/// on disk, and what is on disk holds no face in clear. Destroying the deployment's key makes all
+/// three unreadable for good (docs/encryption.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidateAlert {
     pub alert_id: String,
@@ -52,8 +57,7 @@ pub struct CandidateAlert {
     pub category: WatchlistCategory,
     /// Opaque watch-list entry reference; the subject's identity stays in the watch-list store.
     pub entry_ref: String,
-    /// sha256 of the watch-list image that matched: the console fetches it from the watch-list
-    /// store to show beside the probe (and cannot once the deployment is wiped).
+    /// sha256 of the watch-list image that matched (a sealed copy is `reference_jpeg`).
     pub reference_image_sha256: String,
     /// Digest of the verified watch list the match was made against.
     pub watchlist_digest: String,
@@ -62,13 +66,19 @@ pub struct CandidateAlert {
     pub corroborating_frames: u16,
     /// ...out of the frames of the track seen so far.
     pub track_frames: u16,
-    pub probe_jpeg: Redacted,
-    pub context_jpeg: Redacted,
+    /// The probe chip (JPEG), sealed.
+    pub probe_jpeg: Sealed,
+    /// The upper-torso context crop (JPEG), sealed.
+    pub context_jpeg: Sealed,
+    /// A copy of the watch-list image the match was against (JPEG), sealed: the alert keeps it
+    /// after the deployment's list is erased. Empty once opened if the store had no image.
+    pub reference_jpeg: Sealed,
 }
 
 impl Message for CandidateAlert {
     const KIND: Kind = Kind::CandidateAlert;
-    const VERSION: u8 = 1;
+    /// 2: images sealed, reference image carried.
+    const VERSION: u8 = 2;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -324,6 +324,12 @@ mod tests {
     use lfr_schemas::{FaceRef, FrameRef, Outcome};
 
     fn alert(id: &str, category: WatchlistCategory, raised_at: Timestamp) -> CandidateAlert {
+        // Stand-in ciphertext: the book never opens images.
+        let sealed = |byte: u8| lfr_schemas::Sealed {
+            key: "d1".into(),
+            nonce: vec![0; 24],
+            ciphertext: vec![byte; 17].into(),
+        };
         CandidateAlert {
             alert_id: id.into(),
             deployment: "d1".into(),
@@ -344,8 +350,9 @@ mod tests {
             score: 0.7,
             corroborating_frames: 2,
             track_frames: 3,
-            probe_jpeg: vec![1].into(),
-            context_jpeg: vec![2].into(),
+            probe_jpeg: sealed(1),
+            context_jpeg: sealed(2),
+            reference_jpeg: sealed(3),
         }
     }
 

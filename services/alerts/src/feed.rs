@@ -69,6 +69,22 @@ pub async fn run(
     }
 }
 
+/// The book as ALERTS holds it now: read to the end once (for the command line).
+pub async fn snapshot(js: &jetstream::Context) -> anyhow::Result<Book> {
+    let book = Book::default();
+    let metrics = FeedMetrics::new(&Registry::new())?;
+    let (caught_up, mut caught_up_rx) = watch::channel(false);
+    let mut next_seq = 1;
+    tokio::select! {
+        result = follow(js, &book, &metrics, &caught_up, &mut next_seq) => {
+            result?;
+        }
+        _ = caught_up_rx.wait_for(|c| *c) => {}
+        _ = tokio::time::sleep(Duration::from_secs(60)) => anyhow::bail!("reading ALERTS took over a minute"),
+    }
+    Ok(book)
+}
+
 /// Follow the stream from `next_seq` until an error.
 async fn follow(
     js: &jetstream::Context,

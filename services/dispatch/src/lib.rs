@@ -9,6 +9,9 @@
 //! The same listener serves the deployments JSON API ([`lfr_watchlist::api`]) to supervisors
 //! (their console session) and to automation (a bearer token, `LFR_DISPATCH__API_TOKEN`).
 //! People log in with accounts made by `lfr account` ([`auth`]); there is no default account.
+//!
+//! The alerts' images are sealed on ALERTS; the console opens them with the master key
+//! (`LFR_MASTER_KEY`, [`lfr_vault`]) and refuses to start without it.
 
 pub mod auth;
 pub mod console;
@@ -25,6 +28,7 @@ use lfr_common::config::{secs, Common};
 use lfr_common::service;
 use lfr_common::Shutdown;
 use lfr_schemas::Timestamp;
+use lfr_vault::{MasterKey, Vault};
 use lfr_vision::config::ModelsConfig;
 use lfr_watchlist::lifecycle::{Actor, Lifecycle};
 use metrics::DispatchMetrics;
@@ -44,6 +48,11 @@ pub struct Config {
     /// The models enrolment runs with (watch lists uploaded through the API).
     pub models: ModelsConfig,
     pub dispatch: DispatchConfig,
+    /// The master key that opens the alerts' sealed images (docs/encryption.md). A secret: give
+    /// it as `LFR_MASTER_KEY` (base64 of 32 bytes), never in a file; never serialised. None: read
+    /// `LFR_MASTER_KEY` at start, and refuse to start without it.
+    #[serde(skip_serializing)]
+    pub master_key: Option<MasterKey>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -99,8 +108,11 @@ pub struct Running {
 
 pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let settings = config.dispatch.clone();
+    let master = MasterKey::configured(config.master_key.clone())
+        .map_err(|e| anyhow::anyhow!("lfr-dispatch refuses to start: {e}"))?;
     let ctx = service::start("dispatch", &config.common, settings.http_addr, shutdown).await?;
     let js = ctx.bus.jetstream.clone();
+    let vault = Vault::open(&js, master).await?;
     let metrics = DispatchMetrics::new(&ctx.registry)?;
     let lifecycle = Lifecycle::open(&js, config.models.clone()).await?;
     let auth = Auth::new(&js, settings.auth.clone(), &ctx.registry).await?;
@@ -127,7 +139,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
         ctx.shutdown.clone(),
     ));
 
-    let console = Console::new(book, ctx.bus.clone(), lifecycle.clone(), metrics);
+    let console = Console::new(book, ctx.bus.clone(), lifecycle.clone(), vault, metrics);
     let api = ApiAuth {
         token: TokenCheck::new(settings.api_token.as_deref()),
         sessions: auth.clone(),

@@ -143,6 +143,7 @@ async fn the_console_api_takes_a_deployment_through_its_gates_with_a_token() {
     config.dispatch.http_addr = "127.0.0.1:0".parse().unwrap();
     config.dispatch.console_addr = "127.0.0.1:0".parse().unwrap();
     config.dispatch.api_token = Some(TOKEN.into());
+    config.master_key = Some(lfr_vault::MasterKey::generate());
     let shutdown = Shutdown::new();
     let running = lfr_dispatch::start(config, shutdown.clone()).await.unwrap();
     let api = Console {
@@ -370,6 +371,7 @@ async fn without_a_configured_token_every_api_request_is_refused() {
     config.dispatch.http_addr = "127.0.0.1:0".parse().unwrap();
     config.dispatch.console_addr = "127.0.0.1:0".parse().unwrap();
     assert!(config.dispatch.api_token.is_none(), "never defaulted");
+    config.master_key = Some(lfr_vault::MasterKey::generate());
     let shutdown = Shutdown::new();
     let running = lfr_dispatch::start(config, shutdown.clone()).await.unwrap();
     let api = Console {

@@ -15,6 +15,7 @@ use lfr_schemas::{
 };
 use lfr_testkit::browser::Browser;
 use lfr_testkit::{eventually, metric, sample_photo, scrape, NatsServer};
+use lfr_vault::{AlertImage, MasterKey, Vault};
 use lfr_watchlist::deployment::{Deployment, NewDeployment};
 use lfr_watchlist::list::{sha256_hex, Entry, WatchList};
 use lfr_watchlist::store::Store;
@@ -56,8 +57,9 @@ async fn deployment(store: &Store, id: &str, reference_image: &[u8]) {
         .unwrap();
 }
 
-/// A candidate alert as the matcher raises it, with real JPEGs.
-fn alert(
+/// A candidate alert as the matcher raises it, with real JPEGs sealed by `vault`.
+async fn alert(
+    vault: &Vault,
     id: &str,
     deployment: &str,
     category: WatchlistCategory,
@@ -66,6 +68,12 @@ fn alert(
     let face = std::fs::read(sample_photo("faces/obama2.jpg")).unwrap();
     let context = std::fs::read(sample_photo("faces/obama3.jpg")).unwrap();
     let reference = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
+    let seal = |image: AlertImage, bytes: Vec<u8>| async move {
+        vault
+            .seal(deployment, &image.aad(deployment, id), &bytes)
+            .await
+            .unwrap()
+    };
     CandidateAlert {
         alert_id: id.into(),
         deployment: deployment.into(),
@@ -86,8 +94,9 @@ fn alert(
         score: 0.81,
         corroborating_frames: 2,
         track_frames: 3,
-        probe_jpeg: face.into(),
-        context_jpeg: context.into(),
+        probe_jpeg: seal(AlertImage::Probe, face).await,
+        context_jpeg: seal(AlertImage::Context, context).await,
+        reference_jpeg: seal(AlertImage::Reference, reference).await,
     }
 }
 
@@ -221,6 +230,9 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
     config.dispatch.console_addr = "127.0.0.1:0".parse().unwrap();
     config.dispatch.auth.cookie_secure = false;
     config.dispatch.review_deadline = Duration::from_secs(30);
+    let master = MasterKey::generate();
+    config.master_key = Some(master.clone());
+    let vault = Vault::open(&js, master).await.unwrap();
     let dispatch = lfr_dispatch::start(config, shutdown.clone()).await.unwrap();
     let base = format!("http://{}", dispatch.console_addr);
 
@@ -256,7 +268,7 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
     let now = Timestamp::now();
     raise(
         &js,
-        &alert("a1", "match-day", WatchlistCategory::Wanted, now),
+        &alert(&vault, "a1", "match-day", WatchlistCategory::Wanted, now).await,
     )
     .await;
     operator.wait_for("#alert-a1 button.confirm", WAIT).await;
@@ -266,17 +278,16 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
         "{facts}"
     );
     for image in ["probe", "context", "reference"] {
-        let loaded: bool = operator
-            .client()
-            .execute(
-                &format!("const i = document.querySelector('#alert-a1 .{image} img'); return i.complete && i.naturalWidth > 0;"),
-                vec![],
-            )
-            .await
-            .unwrap()
-            .as_bool()
-            .unwrap();
-        assert!(loaded, "the {image} image shows");
+        // Images load after the page: poll until each has decoded.
+        let script = format!(
+            "const i = document.querySelector('#alert-a1 .{image} img'); return i.complete && i.naturalWidth > 0;"
+        );
+        let loaded = eventually(WAIT, || async {
+            let shown = operator.client().execute(&script, vec![]).await.ok()?;
+            shown.as_bool().filter(|s| *s)
+        })
+        .await;
+        assert!(loaded.is_some(), "the {image} image shows");
     }
     operator.screenshot("console-operator-queue").await;
 
@@ -302,11 +313,13 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
     raise(
         &js,
         &alert(
+            &vault,
             "a2",
             "match-day",
             WatchlistCategory::Wanted,
             Timestamp::now(),
-        ),
+        )
+        .await,
     )
     .await;
     operator.wait_for("#alert-a2 button.reject", WAIT).await;
@@ -321,11 +334,13 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
     raise(
         &js,
         &alert(
+            &vault,
             "a3",
             "match-day",
             WatchlistCategory::Wanted,
             Timestamp::now(),
-        ),
+        )
+        .await,
     )
     .await;
     operator.wait_for("#alert-a3 button.confirm", WAIT).await;
@@ -340,7 +355,7 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
     let stale = Timestamp(Timestamp::now().0 - 120_000_000_000);
     raise(
         &js,
-        &alert("a4", "match-day", WatchlistCategory::Wanted, stale),
+        &alert(&vault, "a4", "match-day", WatchlistCategory::Wanted, stale).await,
     )
     .await;
     operator.wait_for_text("#alert-a4", "ESCALATED", WAIT).await;
@@ -351,17 +366,26 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
     // What each role may do, over plain HTTP.
     raise(
         &js,
-        &alert("b1", "match-day", WatchlistCategory::Blue, Timestamp::now()),
+        &alert(
+            &vault,
+            "b1",
+            "match-day",
+            WatchlistCategory::Blue,
+            Timestamp::now(),
+        )
+        .await,
     )
     .await;
     raise(
         &js,
         &alert(
+            &vault,
             "p1",
             "past-day",
             WatchlistCategory::Wanted,
             Timestamp::now(),
-        ),
+        )
+        .await,
     )
     .await;
     let op = Person::log_in(&base, "op-1").await;

@@ -19,7 +19,6 @@
 
 use lfr_dispatch::auth::accounts::{audit_change, check_password};
 use lfr_dispatch::auth::{Accounts, Role};
-use lfr_schemas::Timestamp;
 use std::io::Read;
 
 #[derive(clap::Args)]
@@ -88,14 +87,7 @@ enum Command {
 const ROLE: &str = "supervisor";
 
 pub async fn run(args: AccountArgs) -> anyhow::Result<()> {
-    let mut common = lfr_common::config::Common::default();
-    common.nats.url = args.nats_url.clone();
-    // Connecting through the bus declares the stream topology, AUDIT included.
-    let registry = prometheus::Registry::new();
-    let connect = lfr_common::bus::Bus::connect(&common, "cli", &registry);
-    let bus = tokio::time::timeout(std::time::Duration::from_secs(10), connect)
-        .await
-        .map_err(|_| anyhow::anyhow!("cannot reach NATS at {}", args.nats_url))??;
+    let bus = crate::connect::bus(&args.nats_url).await?;
     let js = &bus.jetstream;
     let accounts = Accounts::open(js).await?;
     let by = args.by.as_str();
@@ -145,7 +137,7 @@ pub async fn run(args: AccountArgs) -> anyhow::Result<()> {
                     a.id,
                     a.role.as_str(),
                     if a.disabled { "disabled" } else { "active" },
-                    format_utc(a.created_at),
+                    lfr_watchlist::time::format_utc(a.created_at),
                     deployments
                 );
             }
@@ -215,44 +207,5 @@ fn list_or_none(items: &[String]) -> String {
         "none".into()
     } else {
         items.join(",")
-    }
-}
-
-/// `2026-11-28T12:00:00Z` (the format `--start`/`--end` take).
-fn format_utc(t: Timestamp) -> String {
-    let secs = t.0 / 1_000_000_000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_print_as_the_cli_takes_them() {
-        for s in [
-            "1970-01-01T00:00:00Z",
-            "2026-11-28T12:00:00Z",
-            "2000-02-29T23:59:59Z",
-        ] {
-            let t = lfr_watchlist::time::parse_utc(s).unwrap();
-            assert_eq!(format_utc(t), s);
-        }
     }
 }

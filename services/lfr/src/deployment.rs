@@ -116,14 +116,7 @@ enum Command {
 }
 
 pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
-    let mut common = lfr_common::config::Common::default();
-    common.nats.url = args.nats_url.clone();
-    // Connecting through the bus declares the stream topology, AUDIT included.
-    let registry = prometheus::Registry::new();
-    let connect = lfr_common::bus::Bus::connect(&common, "cli", &registry);
-    let bus = tokio::time::timeout(std::time::Duration::from_secs(10), connect)
-        .await
-        .map_err(|_| anyhow::anyhow!("cannot reach NATS at {}", args.nats_url))??;
+    let bus = crate::connect::bus(&args.nats_url).await?;
     let lifecycle = Lifecycle::open(&bus.jetstream, ModelsConfig::default()).await?;
     let supervisor = |id: &str| Actor::new(id, "supervisor");
     match args.command {

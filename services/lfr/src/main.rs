@@ -1,8 +1,11 @@
 //! lfr: the operator's command line. `lfr up` runs the whole system on one box.
 
 mod account;
+mod audit;
+mod connect;
 mod deployment;
 mod eval;
+mod retention;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +34,10 @@ enum Command {
     /// Create, list, assign, disable and set passwords of console accounts (the first
     /// supervisor is created this way: there is no default account).
     Account(account::AccountArgs),
+    /// Verify the audit log's hash chain, and query it (read-only).
+    Audit(audit::AuditArgs),
+    /// What alert data is held, why and until when; erase on demand; release a legal hold.
+    Retention(retention::RetentionArgs),
 }
 
 #[tokio::main]
@@ -39,6 +46,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Up(args) => up::run(args).await,
         Command::Deployment(args) => deployment::run(args).await,
         Command::Account(args) => account::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
+        Command::Retention(args) => retention::run(args).await,
         Command::Eval(args) => {
             lfr_common::telemetry::init_logging(&Default::default());
             tokio::task::spawn_blocking(move || eval::run::run(args)).await?

@@ -8,11 +8,18 @@
 //! frames drain), then NATS.
 //!
 //! With the sample camera, a demonstration deployment watches it ([`demo`]) unless `--no-demo`.
+//!
+//! Every service gets the master key that seals retained alert images (`LFR_MASTER_KEY`,
+//! docs/encryption.md): the operator's own when it is set, otherwise one generated once for this
+//! box into `<state>/master.key` (mode 0600), so a fresh machine works without anyone inventing a
+//! key. Lose that file and the retained alerts can never be read again.
 
 mod demo;
 
 use lfr_common::local_nats::LocalNats;
 use lfr_common::Shutdown;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -52,6 +59,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let sample = args
         .sample
         .unwrap_or_else(|| home.join(".cache/lfr/samples/faces"));
+    let master_key = master_key(&state)?;
 
     let mut nats = LocalNats::start(
         args.nats_port,
@@ -91,6 +99,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             name,
             binary,
             config_path.clone(),
+            master_key.clone(),
             shutdown.clone(),
         )));
     }
@@ -154,19 +163,110 @@ fn entry_table<'a>(config: &'a mut toml::Table, key: &str) -> &'a mut toml::Tabl
         .expect("section is a table")
 }
 
+/// The environment variable the services read the master key from.
+const MASTER_KEY_ENV: &str = "LFR_MASTER_KEY";
+
+/// The master key to hand to the services: `None` when `LFR_MASTER_KEY` is set (they inherit it),
+/// otherwise this box's own from `<state>/master.key`, generated there (mode 0600) the first time.
+fn master_key(state: &Path) -> anyhow::Result<Option<String>> {
+    if std::env::var_os(MASTER_KEY_ENV).is_some() {
+        tracing::info!("services use the master key in {MASTER_KEY_ENV}");
+        return Ok(None);
+    }
+    let path = state.join("master.key");
+    let unusable = |why: &str| {
+        anyhow::anyhow!(
+            "{} {why}: it must hold the base64 of 32 bytes. Restore it from its backup (without it \
+             the retained alerts cannot be read), or set {MASTER_KEY_ENV}",
+            path.display()
+        )
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let key = text.trim().to_string();
+            if !looks_like_key(&key) {
+                return Err(unusable("is not a master key"));
+            }
+            let mode = std::fs::metadata(&path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "the master key file is readable by others: chmod 600 it");
+            }
+            Ok(Some(key))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(state)?;
+            let mut bytes = [0u8; 32];
+            std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+            let key = base64(&bytes);
+            bytes.fill(0);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+            file.write_all(format!("{key}\n").as_bytes())?;
+            file.sync_all()?;
+            tracing::warn!(path = %path.display(), "no {MASTER_KEY_ENV} given: generated this box's master key; back it up, since without it the retained alerts cannot be read");
+            Ok(Some(key))
+        }
+        Err(e) => Err(unusable(&format!("cannot be read ({e})"))),
+    }
+}
+
+/// 44 characters of standard base64 ending in one `=`: the shape of 32 bytes.
+fn looks_like_key(text: &str) -> bool {
+    text.len() == 44
+        && text.ends_with('=')
+        && text[..43]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Keep one service running until shutdown, then stop it with SIGTERM (SIGKILL after 10 s).
-async fn supervise(name: &'static str, binary: PathBuf, config: PathBuf, shutdown: Shutdown) {
+async fn supervise(
+    name: &'static str,
+    binary: PathBuf,
+    config: PathBuf,
+    master_key: Option<String>,
+    shutdown: Shutdown,
+) {
     let mut pause = Duration::from_secs(1);
     while !shutdown.is_triggered() {
         // faiss (match) and OpenBLAS read this once at start: their extra threads would only fight
         // the models for the cores of a small box.
-        let mut child = match Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .arg("--config")
             .arg(&config)
             .env("OMP_NUM_THREADS", "1")
-            .kill_on_drop(true)
-            .spawn()
-        {
+            .kill_on_drop(true);
+        if let Some(key) = &master_key {
+            command.env(MASTER_KEY_ENV, key);
+        }
+        let mut child = match command.spawn() {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(service = name, error = %e, "cannot start service");
@@ -214,4 +314,43 @@ async fn terminate(name: &str, child: &mut Child) {
         tracing::warn!(service = name, "service ignored SIGTERM; killing");
     }
     let _ = child.kill().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_is_standard_with_padding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+        assert_eq!(base64(b"fooba"), "Zm9vYmE=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
+        let key = base64(&[7; 32]);
+        assert!(looks_like_key(&key), "{key}");
+        assert!(!looks_like_key(&key[1..]));
+        assert!(!looks_like_key(&base64(&[7; 33])));
+    }
+
+    #[test]
+    fn a_master_key_is_made_once_readable_only_by_its_owner() {
+        if std::env::var_os(MASTER_KEY_ENV).is_some() {
+            return; // the operator's key wins; nothing is generated
+        }
+        let state = tempfile::tempdir().unwrap();
+        let state = state.path().join("state");
+        let key = master_key(&state).unwrap().unwrap();
+        assert!(looks_like_key(&key));
+        let file = state.join("master.key");
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(master_key(&state).unwrap().unwrap(), key, "made once");
+        std::fs::write(&file, "not a key\n").unwrap();
+        let e = master_key(&state).unwrap_err().to_string();
+        assert!(e.contains("master.key is not a master key"), "{e}");
+    }
 }

@@ -1,9 +1,11 @@
 //! `lfr up` as an operator runs it: a real nats-server, every service binary, the sample camera
 //! replaying real photos; frames flow through ingest, detect and embed to templates, the
-//! demonstration deployment's watch list raises a candidate and a blue-list alert, every service
-//! is ready, and SIGTERM stops it all cleanly.
+//! demonstration deployment's watch list raises a candidate and a blue-list alert (sealed under
+//! the master key `lfr up` generated for the box), every service is ready, and SIGTERM stops it
+//! all cleanly.
 
 use lfr_testkit::{eventually, free_port, metric};
+use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -55,6 +57,8 @@ async fn lfr_up_runs_the_pipeline_and_stops_cleanly() {
         .arg(&sample)
         .args(["--nats-port", &free_port().to_string()])
         .args(["--nats-monitor-port", &free_port().to_string()])
+        // A fresh machine: no master key given, so `lfr up` makes one.
+        .env_remove("LFR_MASTER_KEY")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -95,6 +99,13 @@ async fn lfr_up_runs_the_pipeline_and_stops_cleanly() {
     })
     .await;
     assert!(queued.is_some(), "the console did not receive the alert");
+    let key_file = tmp.path().join("state/master.key");
+    let key = std::fs::read_to_string(&key_file).expect("lfr up generated a master key");
+    assert_eq!(key.trim().len(), 44, "base64 of 32 bytes");
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     for (s, p) in services.iter().zip(&ports) {
         let ready = get(format!("http://127.0.0.1:{p}/readyz")).await;
         assert_eq!(ready.map(|r| r.0), Some(200), "{s} not ready");

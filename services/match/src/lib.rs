@@ -8,9 +8,12 @@
 //!    entry's category;
 //! 3. let the deployment's tracker decide whether the match is corroborated ([`corroborate`]: k of
 //!    n frames of one track, or one very high score; one alert per person passing);
-//! 4. publish a corroborated match as a candidate alert on ALERTS ([`matcher`]).
+//! 4. publish a corroborated match as a candidate alert on ALERTS ([`matcher`]), its images (probe
+//!    chip, context crop, watch-list image) sealed under the deployment's data key ([`lfr_vault`]).
 //!
 //! A probe that matches nothing is acknowledged and forgotten at once: it never leaves memory.
+//! The service refuses to start without the master key (`LFR_MASTER_KEY`): alerts are kept on
+//! disk, and never in clear.
 
 pub mod corroborate;
 pub mod index;
@@ -25,11 +28,13 @@ use lfr_common::service::Running;
 use lfr_common::stage::{self, StageSpec};
 use lfr_common::Shutdown;
 use lfr_schemas::streams;
+use lfr_vault::{MasterKey, Vault};
 use lfr_watchlist::store::Store;
 use matcher::MatchStage;
 use metrics::MatchMetrics;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use watchlists::{Loader, Watchlists};
 
@@ -40,6 +45,11 @@ pub struct Config {
     pub common: Common,
     #[serde(rename = "match")]
     pub matcher: MatchConfig,
+    /// The master key that wraps the deployments' data keys (docs/encryption.md). A secret: give
+    /// it as `LFR_MASTER_KEY` (base64 of 32 bytes), never in a file; never serialised. None: read
+    /// `LFR_MASTER_KEY` at start, and refuse to start without it.
+    #[serde(skip_serializing)]
+    pub master_key: Option<MasterKey>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +118,10 @@ pub fn spec() -> StageSpec {
 pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let settings = config.matcher.clone();
     settings.corroboration.validate()?;
+    // Alerts are retained on disk: without the key to seal them, raise none at all.
+    let master = MasterKey::configured(config.master_key.clone())
+        .map_err(|e| anyhow::anyhow!("lfr-match refuses to start: {e}"))?;
+    tracing::info!(master_key = %master.fingerprint(), "alert images are sealed under the deployments' data keys");
     stage::start_service(
         "match",
         &config.common,
@@ -118,13 +132,19 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
             let lists = Watchlists::default();
             let (loaded, loaded_rx) = tokio::sync::watch::channel(false);
             let js = ctx.bus.jetstream.clone();
+            let vault = Vault::new(&js, master);
+            let images = Arc::new(OnceLock::new());
+            let loader_images = images.clone();
             let loader_lists = lists.clone();
             let loader_metrics = metrics.clone();
             let stop = ctx.shutdown.clone();
             tokio::spawn(async move {
                 let store = loop {
                     match Store::open(&js).await {
-                        Ok(store) => break store,
+                        Ok(store) => {
+                            let _ = loader_images.set(store.clone());
+                            break store;
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "deployments store unavailable; retrying");
                             tokio::select! {
@@ -148,6 +168,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
             });
             Ok(MatchStage {
                 lists,
+                vault,
+                images,
                 bus: ctx.bus.clone(),
                 metrics,
                 loaded: loaded_rx,

@@ -5,9 +5,11 @@
 //! its category's threshold; hand the sighting to the deployment's tracker, which decides whether
 //! the track is now corroborated. Only then is anything published: the candidate alert on ALERTS
 //! (blue-list entries on their own subject, never seen by officers), and an audit record that a
-//! probe face was retained. The probe is acknowledged after that, so an alert is never lost: if the
-//! alert cannot be stored, the probe is redelivered and the alert raised again (the alert id is
-//! derived from the probe, so the bus stores it once).
+//! probe face was retained. The alert's images (the probe chip, the context crop and a copy of the
+//! watch-list image) are sealed first under the deployment's data key: ALERTS is kept on disk, and
+//! what is on disk holds no face in clear. The probe is acknowledged after that, so an alert is
+//! never lost: if the alert cannot be sealed or stored, the probe is redelivered and the alert
+//! raised again (the alert id is derived from the probe, so the bus stores it once).
 //!
 //! A probe that matches nothing is dropped when this function returns: nothing of it is written
 //! anywhere, and the work-queue acknowledgement removes it from EMBEDDINGS.
@@ -19,10 +21,13 @@ use lfr_common::audit::Audit;
 use lfr_common::bus::Bus;
 use lfr_common::stage::{HandleError, Handler};
 use lfr_schemas::{
-    streams, subjects, AuditAction, CandidateAlert, Embedding, Timestamp, WatchlistCategory,
+    streams, subjects, AuditAction, CandidateAlert, Embedding, Sealed, Timestamp, WatchlistCategory,
 };
+use lfr_vault::{AlertImage, Vault};
 use lfr_watchlist::list::{hex, sha256_hex};
+use lfr_watchlist::store::Store;
 use sha2::{Digest, Sha256};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::watch;
 
@@ -32,6 +37,11 @@ const SEARCH_K: usize = 5;
 
 pub struct MatchStage {
     pub lists: Watchlists,
+    /// Seals the alerts' images.
+    pub vault: Vault,
+    /// The watch-list store, once the loader has opened it: the reference image of an alert is
+    /// read from it at alert time (alerts are rare; lists can be large).
+    pub images: Arc<OnceLock<Store>>,
     pub bus: Bus,
     pub metrics: MatchMetrics,
     /// True once the loader has read the deployments for the first time.
@@ -122,23 +132,34 @@ impl MatchStage {
             return Ok(());
         };
         let meta = &list.entries[entry];
-        let alert = CandidateAlert {
-            alert_id: alert_id(&list.deployment, &evidence, &meta.reference),
-            deployment: list.deployment.clone(),
-            raised_at: Timestamp::now(),
-            probe: evidence.probe,
-            category: meta.category,
-            entry_ref: meta.reference.clone(),
-            reference_image_sha256: meta.image_sha256.clone(),
-            watchlist_digest: list.digest.clone(),
-            score,
-            corroborating_frames: matched_frames,
-            track_frames,
-            probe_jpeg: evidence.probe_jpeg,
-            context_jpeg: evidence.context_jpeg,
+        let alert_id = alert_id(&list.deployment, &evidence, &meta.reference);
+        let probe_sha256 = sha256_hex(&evidence.probe_jpeg);
+        let raised = async {
+            let [probe_jpeg, context_jpeg, reference_jpeg] = self
+                .seal_images(&list.deployment, &alert_id, &evidence, &meta.image_sha256)
+                .await
+                .inspect_err(|_| self.metrics.seal_failures.inc())?;
+            let alert = CandidateAlert {
+                alert_id,
+                deployment: list.deployment.clone(),
+                raised_at: Timestamp::now(),
+                probe: evidence.probe,
+                category: meta.category,
+                entry_ref: meta.reference.clone(),
+                reference_image_sha256: meta.image_sha256.clone(),
+                watchlist_digest: list.digest.clone(),
+                score,
+                corroborating_frames: matched_frames,
+                track_frames,
+                probe_jpeg,
+                context_jpeg,
+                reference_jpeg,
+            };
+            self.raise(&alert, probe_sha256)
+                .await
+                .inspect_err(|_| self.metrics.alert_failures.inc())
         };
-        if let Err(e) = self.raise(&alert).await {
-            self.metrics.alert_failures.inc();
+        if let Err(e) = raised.await {
             list.tracker
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -148,8 +169,45 @@ impl MatchStage {
         Ok(())
     }
 
-    /// Store the alert, count it, and record that a probe face was retained.
-    async fn raise(&self, alert: &CandidateAlert) -> anyhow::Result<()> {
+    /// The probe chip, the context crop and the watch-list image, each sealed under the
+    /// deployment's data key with associated data naming the alert and the image. A reference
+    /// image missing from the store (it should not be, while the list is live) is sealed empty.
+    async fn seal_images(
+        &self,
+        deployment: &str,
+        alert_id: &str,
+        evidence: &Evidence,
+        reference_sha256: &str,
+    ) -> anyhow::Result<[Sealed; 3]> {
+        let store = self
+            .images
+            .get()
+            .ok_or_else(|| anyhow::anyhow!("the watch-list store is not open yet"))?;
+        let reference = match store.image(deployment, reference_sha256).await? {
+            Some(bytes) => bytes,
+            None => {
+                tracing::error!(%deployment, alert = %alert_id, "the matched entry's image is not in the watch-list store; the alert carries none");
+                Vec::new()
+            }
+        };
+        let mut sealed = Vec::with_capacity(3);
+        for (image, bytes) in [
+            (AlertImage::Probe, &evidence.probe_jpeg[..]),
+            (AlertImage::Context, &evidence.context_jpeg[..]),
+            (AlertImage::Reference, &reference[..]),
+        ] {
+            let aad = image.aad(deployment, alert_id);
+            sealed.push(self.vault.seal(deployment, &aad, bytes).await.map_err(|e| {
+                tracing::error!(%deployment, alert = %alert_id, error = %e, "cannot seal the alert's images; not raised");
+                anyhow::Error::new(e)
+            })?);
+        }
+        Ok(sealed.try_into().expect("three images"))
+    }
+
+    /// Store the alert, count it, and record that a probe face was retained (with the sha256 of
+    /// the probe chip as it was before sealing).
+    async fn raise(&self, alert: &CandidateAlert, probe_sha256: String) -> anyhow::Result<()> {
         let subject = if alert.category == WatchlistCategory::Blue {
             subjects::blue_alerts(&alert.deployment)
         } else {
@@ -173,7 +231,7 @@ impl MatchStage {
             format!("alert/{}", alert.alert_id),
             "probe face matched the deployment's verified watch list; retained for operator review",
             vec![],
-            Some(sha256_hex(&alert.probe_jpeg)),
+            Some(probe_sha256),
         )
         .await;
         if let Err(e) = recorded {

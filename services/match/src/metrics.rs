@@ -42,6 +42,7 @@ pub struct MatchMetrics {
     probes: IntCounterVec,
     alerts: IntCounterVec,
     pub alert_failures: IntCounter,
+    pub seal_failures: IntCounter,
     pub audit_failures: IntCounter,
     pub best_score: Histogram,
     pub search_seconds: Histogram,
@@ -70,6 +71,10 @@ impl MatchMetrics {
             alert_failures: IntCounter::new(
                 "match_alert_publish_failures_total",
                 "Candidate alerts the bus did not acknowledge (the probe is retried)",
+            )?,
+            seal_failures: IntCounter::new(
+                "match_seal_failures_total",
+                "Candidate alerts whose images could not be sealed (key store unreachable, wrong master key): not raised, the probe is retried",
             )?,
             audit_failures: IntCounter::new(
                 "match_audit_failures_total",
@@ -111,6 +116,7 @@ impl MatchMetrics {
         registry.register(Box::new(m.probes.clone()))?;
         registry.register(Box::new(m.alerts.clone()))?;
         registry.register(Box::new(m.alert_failures.clone()))?;
+        registry.register(Box::new(m.seal_failures.clone()))?;
         registry.register(Box::new(m.audit_failures.clone()))?;
         registry.register(Box::new(m.best_score.clone()))?;
         registry.register(Box::new(m.search_seconds.clone()))?;

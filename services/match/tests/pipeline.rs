@@ -5,6 +5,8 @@
 //! other people, Biden walk past, three more group photos, and Obama again (a third photo). The
 //! matcher must raise exactly one alert per pass of Obama, one blue-list alert for Biden on its own
 //! subject, and nothing for anyone else; afterwards no frame, face or template is left on the bus.
+//! The alerts' images are sealed: they open with the vault into the real JPEGs, and the bytes of
+//! ALERTS in the server's store hold none of them in clear.
 
 mod support;
 
@@ -12,13 +14,16 @@ use async_nats::jetstream::{self, consumer::pull};
 use futures::StreamExt;
 use lfr_common::Shutdown;
 use lfr_schemas::{streams, AuditAction, AuditEvent, CandidateAlert, Message, WatchlistCategory};
-use lfr_testkit::{eventually, metric, sample_photo, scrape, stream_messages, NatsServer};
+use lfr_testkit::{
+    eventually, files_containing, metric, sample_photo, scrape, stream_messages, NatsServer,
+};
+use lfr_vault::{AlertImage, Vault};
 use lfr_watchlist::list::sha256_hex;
 use lfr_watchlist::store::Store;
 use opencv::core::{Mat, Rect, Scalar, Size, Vector, CV_8UC3};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const CANVAS: (i32, i32) = (960, 540);
@@ -68,6 +73,29 @@ fn write_recording(dir: &Path, frames: &[Mat]) {
         let path = dir.join(format!("{i:03}.jpg"));
         imgcodecs::imwrite(path.to_str().unwrap(), f, &Vector::new()).unwrap();
     }
+}
+
+/// The files of a stream in the server's store directory.
+fn stream_dir(store: &Path, stream: &str) -> PathBuf {
+    let mut dirs = vec![store.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n == stream)
+                    && p.parent().is_some_and(|s| s.ends_with("streams"))
+                {
+                    return p;
+                }
+                dirs.push(p);
+            }
+        }
+    }
+    panic!("no {stream} under {}", store.display());
+}
+
+fn is_jpeg(bytes: &[u8]) -> bool {
+    bytes.len() > 4 && bytes.starts_with(&[0xff, 0xd8]) && bytes.ends_with(&[0xff, 0xd9])
 }
 
 async fn records<M: Message>(
@@ -193,17 +221,72 @@ async fn obama_alerts_once_per_pass_and_nobody_else_does() {
         "one alert per pass of Obama, one blue-list alert for Biden, nothing else ({compared} probes)"
     );
     let obama = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
-    for (_, alert) in [&alerts[0], &alerts[2]] {
+    let biden = std::fs::read(sample_photo("faces/biden.jpg")).unwrap();
+    let vault = Vault::open(&js, support::master_key()).await.unwrap();
+    // Each alert's three images, opened: (probe, context, reference).
+    let mut opened = Vec::new();
+    for (_, alert) in &alerts {
+        let mut images = Vec::new();
+        for (image, sealed) in [
+            (AlertImage::Probe, &alert.probe_jpeg),
+            (AlertImage::Context, &alert.context_jpeg),
+            (AlertImage::Reference, &alert.reference_jpeg),
+        ] {
+            assert_eq!(sealed.key, "match-day");
+            let aad = image.aad(&alert.deployment, &alert.alert_id);
+            let bytes = vault.unseal(sealed, &aad).await.unwrap();
+            assert!(
+                is_jpeg(&bytes),
+                "{image:?} of {} is not a JPEG",
+                alert.alert_id
+            );
+            images.push(bytes);
+        }
+        // Bound to its own alert: another alert's associated data does not open it.
+        let other = AlertImage::Probe.aad(&alert.deployment, "another-alert");
+        assert!(vault.unseal(&alert.probe_jpeg, &other).await.is_err());
+        opened.push(images);
+    }
+    for (i, (_, alert)) in [(0, &alerts[0]), (2, &alerts[2])] {
         assert_eq!(alert.entry_ref, "CUST-0001");
         assert_eq!(alert.category, WatchlistCategory::Wanted);
         assert_eq!(alert.reference_image_sha256, sha256_hex(&obama));
         assert!(alert.score >= 0.6, "{}", alert.score);
         assert!(alert.corroborating_frames >= 2, "{alert:?}");
-        assert!(alert.probe_jpeg.len() > 1000 && alert.context_jpeg.len() > alert.probe_jpeg.len());
+        let [probe, context, reference] = &opened[i][..] else {
+            unreachable!()
+        };
+        assert!(probe.len() > 1000 && context.len() > probe.len());
+        assert_eq!(
+            reference, &obama,
+            "the watch-list image travels with the alert"
+        );
     }
     assert_ne!(alerts[0].1.probe.frame.seq, alerts[2].1.probe.frame.seq);
     assert_eq!(alerts[1].1.entry_ref, "STAFF-07");
     assert_eq!(alerts[1].1.category, WatchlistCategory::Blue);
+    assert_eq!(opened[1][2], biden);
+
+    // What is on disk: ALERTS holds the alerts, but none of their images in clear; and no probe
+    // or context image is anywhere in the store (the transient streams are memory only).
+    let alerts_dir = stream_dir(nats.store_dir(), streams::ALERTS);
+    let written = eventually(Duration::from_secs(10), || async {
+        let id = alerts[2].1.alert_id.as_bytes();
+        (!files_containing(&alerts_dir, id).is_empty()).then_some(())
+    })
+    .await;
+    assert!(written.is_some(), "the alerts never reached ALERTS's files");
+    for images in &opened {
+        for image in images {
+            assert!(
+                files_containing(&alerts_dir, image).is_empty(),
+                "an alert image is in clear in ALERTS"
+            );
+        }
+        for image in &images[..2] {
+            assert!(files_containing(nats.store_dir(), image).is_empty());
+        }
+    }
 
     let m = scrape(matcher.metrics_addr).await;
     for (subject, a) in &alerts {

@@ -1,16 +1,47 @@
-//! # lfr-purge: retention enforcement
+//! # lfr-purge: retention enforcement, with proof
 //!
-//! Erases alert data past its retention period unless it is under legal hold, wipes the watch lists
-//! of ended deployments, and records every erasure. Retention rules arrive with issue 6; until then
-//! the service runs its schedule and reports each (empty) pass, so the schedule itself is observable.
+//! What is kept, for how long, and proof that it was erased. Every `interval`, and whenever asked
+//! (`lfr retention purge`, a request on `lfr.purge.run`), a **pass**:
+//!
+//! 1. reads the state of every alert from ALERTS (its own [`Book`], kept current by the feed);
+//! 2. erases, through the [`eraser`], every alert past its retention period ([`policy`]: 30 days
+//!    by default) that no arrest put under legal hold, verifying each erasure and recording both
+//!    on AUDIT;
+//! 3. wipes the watch lists of deployments that have ended (a backstop behind `lfr deployment
+//!    end`), ending first any deployment whose authorised time is over but that nobody ended;
+//! 4. destroys the data key of every ended deployment none of whose alerts remains
+//!    (**crypto-shredding**: copies of its alerts in replicas or backups become unreadable);
+//! 5. verifies the audit chain against the anchor of its previous pass (`lfr_audit_chain_intact`);
+//! 6. updates the metrics and the retention [`report`].
 
+pub mod clock;
+pub mod eraser;
+pub mod policy;
+pub mod report;
+
+use clock::Clock;
+use eraser::{Eraser, ACTOR};
+use futures::StreamExt;
+use lfr_alerts::{feed, Book};
+use lfr_common::audit::{self as audit_log, Anchor};
+use lfr_common::bus::Bus;
 use lfr_common::config::{secs, Common};
 use lfr_common::service::{self, Running};
 use lfr_common::Shutdown;
-use prometheus::IntCounter;
+use lfr_schemas::{AuditAction, Timestamp};
+use lfr_vault::Shredder;
+use lfr_watchlist::deployment::State;
+use lfr_watchlist::store::Store;
+use policy::{Fate, Policy};
+use prometheus::{IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::sync::{watch, Mutex};
+
+/// Where `lfr retention purge` asks for a pass now (NATS request/reply; the reply is the pass's
+/// [`PassSummary`] as JSON).
+pub const RUN_SUBJECT: &str = "lfr.purge.run";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -27,6 +58,9 @@ pub struct PurgeConfig {
     /// Time between purge passes.
     #[serde(with = "secs")]
     pub interval: Duration,
+    /// How long alert data is kept after the alert was raised (unless under legal hold).
+    #[serde(with = "secs")]
+    pub retention: Duration,
 }
 
 impl Default for PurgeConfig {
@@ -34,27 +68,387 @@ impl Default for PurgeConfig {
         PurgeConfig {
             http_addr: "127.0.0.1:9106".parse().unwrap(),
             interval: Duration::from_secs(3600),
+            retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
 
+impl PurgeConfig {
+    pub fn policy(&self) -> Policy {
+        Policy {
+            retention: self.retention,
+            grace: self.interval * 2,
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PassSummary {
+    pub at: Timestamp,
+    pub alerts_erased: usize,
+    pub messages_erased: usize,
+    pub erasures_unverified: usize,
+    pub watchlists_wiped: usize,
+    pub keys_destroyed: usize,
+    pub held: usize,
+    pub legal_holds: usize,
+    pub overdue: usize,
+    /// The audit chain verified intact (from the first event, and against the last pass's anchor).
+    pub audit_chain_intact: bool,
+    pub audit_chain_length: u64,
+}
+
+#[derive(Clone)]
+struct PurgeMetrics {
+    passes: IntCounter,
+    erased: IntCounter,
+    unverified: IntCounter,
+    wiped: IntCounter,
+    held: IntGaugeVec,
+    overdue: IntGauge,
+    keys_destroyed: IntCounter,
+    chain_length: IntGauge,
+    chain_intact: IntGauge,
+}
+
+impl PurgeMetrics {
+    fn new(registry: &Registry) -> anyhow::Result<PurgeMetrics> {
+        let m = PurgeMetrics {
+            passes: IntCounter::new("purge_passes_total", "Purge passes completed")?,
+            erased: IntCounter::new(
+                "purge_alerts_erased_total",
+                "Alerts whose data was erased (retention period over)",
+            )?,
+            unverified: IntCounter::new(
+                "purge_erasures_unverified_total",
+                "Erasures whose verification found data remaining (must stay 0)",
+            )?,
+            wiped: IntCounter::new(
+                "purge_watchlists_wiped_total",
+                "Watch lists of ended deployments wiped by the backstop",
+            )?,
+            held: IntGaugeVec::new(
+                Opts::new(
+                    "purge_alerts_held",
+                    "Alerts whose data is held, by reason (retention, legal_hold)",
+                ),
+                &["reason"],
+            )?,
+            overdue: IntGauge::new(
+                "purge_overdue",
+                "Alerts past their erasure date by more than two intervals (must be 0)",
+            )?,
+            keys_destroyed: IntCounter::new(
+                "purge_keys_destroyed_total",
+                "Data keys of ended deployments destroyed (crypto-shredding)",
+            )?,
+            chain_length: IntGauge::new(
+                "audit_chain_length",
+                "Audit events verified in an unbroken hash chain",
+            )?,
+            chain_intact: IntGauge::new(
+                "audit_chain_intact",
+                "1 when the audit hash chain verified intact at the last pass (0: investigate)",
+            )?,
+        };
+        registry.register(Box::new(m.keys_destroyed.clone()))?;
+        registry.register(Box::new(m.chain_length.clone()))?;
+        registry.register(Box::new(m.chain_intact.clone()))?;
+        registry.register(Box::new(m.passes.clone()))?;
+        registry.register(Box::new(m.erased.clone()))?;
+        registry.register(Box::new(m.unverified.clone()))?;
+        registry.register(Box::new(m.wiped.clone()))?;
+        registry.register(Box::new(m.held.clone()))?;
+        registry.register(Box::new(m.overdue.clone()))?;
+        Ok(m)
+    }
+}
+
+/// The purge pass and what it needs.
+pub struct Purger {
+    pub book: Book,
+    pub store: Store,
+    pub eraser: Eraser,
+    pub policy: Policy,
+    pub clock: Clock,
+    pub shredder: Shredder,
+    metrics: PurgeMetrics,
+    /// The audit chain's head at the last intact verification: a later pass that finds the chain
+    /// shorter, or different up to it, has found tampering.
+    anchor: Mutex<Option<Anchor>>,
+    /// One pass at a time (schedule and requests).
+    running: Mutex<()>,
+}
+
+impl Purger {
+    pub async fn pass(&self) -> PassSummary {
+        let _one = self.running.lock().await;
+        let now = self.clock.now();
+        let mut summary = PassSummary {
+            at: now,
+            ..Default::default()
+        };
+        let mut erased_now = std::collections::HashSet::new();
+        for entry in self.book.all() {
+            match self.policy.fate(&entry, now) {
+                Fate::Erase => {
+                    let why = format!(
+                        "retention period of {} days ended",
+                        self.policy.retention.as_secs() / 86_400
+                    );
+                    match self.eraser.erase(&entry, &why).await {
+                        Ok(erased) => {
+                            erased_now.insert(erased.alert_id.clone());
+                            summary.alerts_erased += 1;
+                            summary.messages_erased += erased.messages;
+                            self.metrics.erased.inc();
+                            if !erased.verified {
+                                summary.erasures_unverified += 1;
+                                self.metrics.unverified.inc();
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(alert = %entry.alert.alert_id, error = %e, "erasure failed; retried next pass");
+                        }
+                    }
+                }
+                Fate::Hold => summary.legal_holds += 1,
+                Fate::Keep { .. } => summary.held += 1,
+            }
+        }
+        // Overdue: late, and not erased by this pass either.
+        summary.overdue = self
+            .book
+            .all()
+            .iter()
+            .filter(|e| self.policy.is_overdue(e, now) && !erased_now.contains(&e.alert.alert_id))
+            .count();
+        let ended = self.wipe_ended(now, &mut summary).await;
+        let remaining: std::collections::HashSet<String> = self
+            .book
+            .all()
+            .into_iter()
+            .filter(|e| !erased_now.contains(&e.alert.alert_id))
+            .map(|e| e.alert.deployment.clone())
+            .collect();
+        for deployment in ended.iter().filter(|d| !remaining.contains(*d)) {
+            summary.keys_destroyed += self.shred(deployment).await;
+        }
+        self.check_audit_chain(&mut summary).await;
+        self.metrics.passes.inc();
+        self.metrics
+            .held
+            .with_label_values(&["retention"])
+            .set(summary.held as i64);
+        self.metrics
+            .held
+            .with_label_values(&["legal_hold"])
+            .set(summary.legal_holds as i64);
+        self.metrics.overdue.set(summary.overdue as i64);
+        tracing::info!(
+            erased = summary.alerts_erased,
+            held = summary.held,
+            legal_holds = summary.legal_holds,
+            overdue = summary.overdue,
+            "purge pass"
+        );
+        summary
+    }
+
+    /// Destroy an ended deployment's data key, if it still has one; 1 if destroyed.
+    async fn shred(&self, deployment: &str) -> usize {
+        match self.shredder.destroy(deployment).await {
+            Ok(true) => {
+                self.metrics.keys_destroyed.inc();
+                let _ = ACTOR
+                    .record(
+                        &self.eraser.bus.jetstream,
+                        AuditAction::Erasure,
+                        Some(deployment),
+                        format!("key/{deployment}"),
+                        "data key destroyed (crypto-shredding): the deployment has ended and none of its alerts remains, so any residual copy is unreadable",
+                        vec![],
+                        None,
+                    )
+                    .await;
+                tracing::info!(%deployment, "data key destroyed");
+                1
+            }
+            Ok(false) => 0,
+            Err(e) => {
+                tracing::error!(%deployment, error = %e, "data key not destroyed; retried next pass");
+                0
+            }
+        }
+    }
+
+    /// Verify the whole audit chain, and that it still extends the last pass's anchor.
+    async fn check_audit_chain(&self, summary: &mut PassSummary) {
+        let mut anchor = self.anchor.lock().await;
+        match audit_log::verify_against(&self.eraser.bus.jetstream, anchor.as_ref()).await {
+            Ok(report) => {
+                summary.audit_chain_intact = report.is_intact();
+                summary.audit_chain_length = report.verified_events();
+                self.metrics
+                    .chain_length
+                    .set(report.verified_events() as i64);
+                self.metrics.chain_intact.set(report.is_intact() as i64);
+                if report.is_intact() {
+                    *anchor = report.anchor();
+                } else {
+                    tracing::error!(%report, "the audit chain is broken");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "the audit chain could not be checked"),
+        }
+    }
+
+    /// End deployments whose time is over, and wipe the stored lists of every ended deployment
+    /// that still has one. Returns the ended deployments.
+    async fn wipe_ended(&self, now: Timestamp, summary: &mut PassSummary) -> Vec<String> {
+        let deployments = match self.store.all().await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read deployments");
+                return Vec::new();
+            }
+        };
+        let mut ended = Vec::new();
+        for d in deployments {
+            if d.state != State::Ended && now >= d.ends_at {
+                match self.store.update(&d.id, |d| d.end(now)).await {
+                    Ok(_) => {
+                        let _ = ACTOR
+                            .record(
+                                &self.eraser.bus.jetstream,
+                                AuditAction::Alteration,
+                                Some(&d.id),
+                                format!("deployment/{}", d.id),
+                                "deployment ended by the purge service: its authorised time is over",
+                                vec![],
+                                None,
+                            )
+                            .await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(deployment = %d.id, error = %e, "cannot end an expired deployment");
+                        continue;
+                    }
+                }
+            } else if d.state != State::Ended {
+                continue;
+            }
+            ended.push(d.id.clone());
+            match self.store.watchlist(&d.id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(deployment = %d.id, error = %e, "cannot read a watch list");
+                    continue;
+                }
+            }
+            match self.store.wipe(&d.id).await {
+                Ok(record) => {
+                    summary.watchlists_wiped += 1;
+                    self.metrics.wiped.inc();
+                    let _ = ACTOR
+                        .record(
+                            &self.eraser.bus.jetstream,
+                            AuditAction::Erasure,
+                            Some(&d.id),
+                            format!("watchlist/{}", d.id),
+                            &format!(
+                                "watch list of an ended deployment wiped by the purge service: {} messages ({} bytes), images {}",
+                                record.messages_erased,
+                                record.bytes_erased,
+                                record.image_sha256s.join(",")
+                            ),
+                            vec![],
+                            record.list_digest.clone(),
+                        )
+                        .await;
+                }
+                Err(e) => tracing::error!(deployment = %d.id, error = %e, "watch-list wipe failed"),
+            }
+        }
+        ended
+    }
+}
+
+/// A started purge service: its telemetry address, the purger (tests drive passes and the clock
+/// through it), and a task that ends when it has stopped.
+pub struct Started {
+    pub running: Running,
+    pub purger: std::sync::Arc<Purger>,
+}
+
 pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
+    Ok(start_with_clock(config, Clock::system(), shutdown)
+        .await?
+        .running)
+}
+
+pub async fn start_with_clock(
+    config: Config,
+    clock: Clock,
+    shutdown: Shutdown,
+) -> anyhow::Result<Started> {
     let ctx = service::start("purge", &config.common, config.purge.http_addr, shutdown).await?;
-    let passes = IntCounter::new("purge_passes_total", "Purge passes completed")?;
-    ctx.registry.register(Box::new(passes.clone()))?;
-    ctx.health.set_ready(true);
+    let metrics = PurgeMetrics::new(&ctx.registry)?;
+    let bus: Bus = ctx.bus.clone();
+    let store = Store::open(&bus.jetstream).await?;
+    let book = Book::default();
+    let (caught_up, mut caught_up_rx) = watch::channel(false);
+    let feed = tokio::spawn(feed::run(
+        bus.jetstream.clone(),
+        book.clone(),
+        feed::FeedMetrics::new(&ctx.registry)?,
+        caught_up,
+        ctx.shutdown.clone(),
+    ));
+    let purger = std::sync::Arc::new(Purger {
+        book,
+        store,
+        eraser: Eraser { bus: bus.clone() },
+        policy: config.purge.policy(),
+        clock,
+        shredder: Shredder::open(&bus.jetstream).await?,
+        metrics,
+        anchor: Mutex::new(None),
+        running: Mutex::new(()),
+    });
+    let mut requests = bus.client.subscribe(RUN_SUBJECT).await?;
     let metrics_addr = ctx.metrics_addr;
+    let looper = purger.clone();
     let done = tokio::spawn(async move {
+        // No pass before the book holds every alert: erasing from half a picture is not allowed.
+        tokio::select! {
+            _ = caught_up_rx.wait_for(|c| *c) => {}
+            _ = ctx.shutdown.requested() => return,
+        }
+        ctx.health.set_ready(true);
         let mut schedule = tokio::time::interval(config.purge.interval);
         loop {
             tokio::select! {
                 _ = schedule.tick() => {
-                    passes.inc();
-                    tracing::info!("purge pass: nothing is retained yet");
+                    looper.pass().await;
+                }
+                Some(request) = requests.next() => {
+                    let summary = looper.pass().await;
+                    if let Some(reply) = request.reply {
+                        let body = serde_json::to_vec(&summary).unwrap_or_default();
+                        let _ = bus.client.publish(reply, body.into()).await;
+                    }
                 }
                 _ = ctx.shutdown.requested() => break,
             }
         }
+        let _ = feed.await;
+        let _ = bus.client.flush().await;
     });
-    Ok(Running { metrics_addr, done })
+    Ok(Started {
+        running: Running { metrics_addr, done },
+        purger,
+    })
 }

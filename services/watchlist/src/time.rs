@@ -1,7 +1,8 @@
 //! Times as operators write them: `2026-11-28T12:00:00Z`, UTC, to the second.
 //!
 //! The CLI's `--start`/`--end` and the HTTP API's `start`/`end` parse through [`parse_utc`], so a
-//! deployment window means the same thing whichever way it was created.
+//! deployment window means the same thing whichever way it was created; [`format_utc`] writes
+//! times back the same way.
 
 use lfr_schemas::Timestamp;
 
@@ -45,9 +46,31 @@ pub fn parse_utc(s: &str) -> anyhow::Result<Timestamp> {
     Ok(Timestamp(secs as u64 * 1_000_000_000))
 }
 
+/// `2026-11-28T12:00:00Z` (the format `--start`/`--end` take).
+pub fn format_utc(t: Timestamp) -> String {
+    let secs = t.0 / 1_000_000_000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_utc;
+    use super::{format_utc, parse_utc};
 
     #[test]
     fn utc_times_parse_and_nonsense_does_not() {
@@ -65,6 +88,17 @@ mod tests {
             "2026-11-28T1-:00:00Z",
         ] {
             assert!(parse_utc(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn times_print_as_they_parse() {
+        for s in [
+            "1970-01-01T00:00:00Z",
+            "2026-11-28T12:00:00Z",
+            "2000-02-29T23:59:59Z",
+        ] {
+            assert_eq!(format_utc(parse_utc(s).unwrap()), s);
         }
     }
 }

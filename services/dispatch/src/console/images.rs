@@ -1,6 +1,7 @@
-//! The three images of an alert, for the pages' `<img>` tags: the probe chip and the context crop
-//! (carried in the alert itself) and the watch-list image (from the deployment's store; gone once
-//! the deployment has ended and its list was wiped).
+//! The three images of an alert, for the pages' `<img>` tags: the probe chip, the context crop and
+//! the watch-list image the match was against, all carried in the alert itself, sealed under the
+//! deployment's data key. They are opened here, in memory, for the one response; once the
+//! deployment's key has been destroyed (crypto-shredding) they are gone for good.
 //!
 //! Who may fetch them follows who may see the alert: operators (not blue-list alerts), officers
 //! (confirmed alerts only), supervisors (all, blue included). Auditors see records, not faces.
@@ -10,6 +11,7 @@ use crate::auth::{CurrentSession, Role};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use lfr_vault::{AlertImage, VaultError};
 
 pub async fn image(
     State(console): State<Console>,
@@ -29,25 +31,34 @@ pub async fn image(
     if !allowed {
         return not_found();
     }
-    let bytes = match image.as_str() {
-        "probe.jpg" => entry.alert.probe_jpeg.0.clone(),
-        "context.jpg" => entry.alert.context_jpeg.0.clone(),
-        "reference.jpg" => {
-            let stored = console
-                .lifecycle
-                .store()
-                .image(&entry.alert.deployment, &entry.alert.reference_image_sha256)
-                .await;
-            match stored {
-                Ok(Some(bytes)) => bytes,
-                Ok(None) => return not_found(),
-                Err(e) => {
-                    tracing::warn!(alert = %id, error = %e, "watch-list image unavailable");
-                    return html::refusal(StatusCode::SERVICE_UNAVAILABLE, "Image unavailable.");
-                }
-            }
-        }
+    let alert = &entry.alert;
+    let (which, sealed) = match image.as_str() {
+        "probe.jpg" => (AlertImage::Probe, &alert.probe_jpeg),
+        "context.jpg" => (AlertImage::Context, &alert.context_jpeg),
+        "reference.jpg" => (AlertImage::Reference, &alert.reference_jpeg),
         _ => return not_found(),
+    };
+    // Sealed under another deployment's key: not this alert's image, whatever it is.
+    if sealed.key != alert.deployment {
+        tracing::error!(alert = %id, "alert image sealed under another deployment's key");
+        return not_found();
+    }
+    let aad = which.aad(&alert.deployment, &alert.alert_id);
+    let bytes = match console.vault.unseal(sealed, &aad).await {
+        // The matcher found no watch-list image to copy.
+        Ok(bytes) if bytes.is_empty() => return not_found(),
+        Ok(bytes) => bytes,
+        Err(e) if e.is_gone() => {
+            return html::refusal(StatusCode::GONE, "This image has been erased.");
+        }
+        Err(e @ VaultError::Store(_)) => {
+            tracing::warn!(alert = %id, error = %e, "alert image cannot be opened now");
+            return html::refusal(StatusCode::SERVICE_UNAVAILABLE, "Image unavailable.");
+        }
+        Err(e) => {
+            tracing::error!(alert = %id, image = which.as_str(), error = %e, "alert image does not open");
+            return html::refusal(StatusCode::INTERNAL_SERVER_ERROR, "Image unavailable.");
+        }
     };
     html::secure(([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response())
 }

@@ -39,6 +39,7 @@ use axum::Router;
 use lfr_alerts::book::{Book, Entry};
 use lfr_common::bus::Bus;
 use lfr_schemas::AuditAction;
+use lfr_vault::Vault;
 use lfr_watchlist::deployment::State as DeploymentState;
 use lfr_watchlist::lifecycle::Lifecycle;
 use std::collections::HashSet;
@@ -50,17 +51,26 @@ pub struct Console {
     pub book: Book,
     pub bus: Bus,
     pub lifecycle: Lifecycle,
+    /// Opens the alerts' sealed images.
+    pub vault: Vault,
     pub metrics: DispatchMetrics,
     /// (account, alert, action) already on the audit record from this replica.
     recorded: Arc<Mutex<HashSet<(String, String, AuditAction)>>>,
 }
 
 impl Console {
-    pub fn new(book: Book, bus: Bus, lifecycle: Lifecycle, metrics: DispatchMetrics) -> Console {
+    pub fn new(
+        book: Book,
+        bus: Bus,
+        lifecycle: Lifecycle,
+        vault: Vault,
+        metrics: DispatchMetrics,
+    ) -> Console {
         Console {
             book,
             bus,
             lifecycle,
+            vault,
             metrics,
             recorded: Arc::default(),
         }

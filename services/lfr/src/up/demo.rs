@@ -7,13 +7,11 @@
 //! securely erased, when `lfr up` stops. A demo left live by a crash is ended at the next start.
 //! It never runs against a real camera: `lfr up` makes it only for the sample camera.
 
-use lfr_common::config::Common;
 use lfr_schemas::Timestamp;
 use lfr_vision::config::ModelsConfig;
 use lfr_watchlist::deployment::{NewDeployment, State};
 use lfr_watchlist::lifecycle::{Actor, Lifecycle};
 use std::path::Path;
-use std::time::Duration;
 
 /// Ids of demonstration deployments start with this.
 const PREFIX: &str = "demo-";
@@ -43,13 +41,7 @@ pub async fn start(nats_url: &str, sample: &Path, camera: &str) -> anyhow::Resul
             sample.display()
         );
     }
-    let mut common = Common::default();
-    common.nats.url = nats_url.into();
-    let registry = prometheus::Registry::new();
-    let bus = lfr_common::bus::Bus::connect(&common, "lfr-up", &registry);
-    let bus = tokio::time::timeout(Duration::from_secs(10), bus)
-        .await
-        .map_err(|_| anyhow::anyhow!("NATS did not answer"))??;
+    let bus = crate::connect::bus(nats_url).await?;
     let lifecycle = Lifecycle::open(&bus.jetstream, ModelsConfig::default()).await?;
     end_leftovers(&lifecycle).await;
 

@@ -5,6 +5,7 @@
 
 use lfr_schemas::Timestamp;
 use lfr_testkit::sample_photo;
+use lfr_vault::MasterKey;
 use lfr_vision::config::ModelsConfig;
 use lfr_watchlist::deployment::{Deployment, NewDeployment};
 use lfr_watchlist::enrol::Enroller;
@@ -85,10 +86,18 @@ pub async fn active_deployment_with(
     enrolment.list
 }
 
+/// The master key the tests' matchers seal with (and the tests open alerts with).
+pub fn master_key() -> MasterKey {
+    MasterKey::from_bytes(&[0x5a; 32]).unwrap()
+}
+
 /// A match service on `nats_url`, reading the store every 200 ms, with a corroboration rule fitted
-/// to short test recordings.
+/// to short test recordings, sealing under [`master_key`].
 pub fn config(nats_url: &str) -> lfr_match::Config {
-    let mut c = lfr_match::Config::default();
+    let mut c = lfr_match::Config {
+        master_key: Some(master_key()),
+        ..Default::default()
+    };
     c.common.nats.url = nats_url.into();
     c.matcher.http_addr = "127.0.0.1:0".parse().unwrap();
     c.matcher.replica = Some("test-replica".into());
