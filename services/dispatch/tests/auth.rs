@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{middleware, Form, Router};
 use futures::StreamExt;
 use lfr_dispatch::auth::{self, Auth, AuthConfig, CurrentSession, Role};
-use lfr_schemas::{AuditAction, AuditEvent, Message};
+use lfr_schemas::{AuditAction, AuditEvent};
 use lfr_testkit::NatsServer;
 use reqwest::header::{HeaderMap, ACCEPT, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use std::net::SocketAddr;
@@ -225,24 +225,8 @@ impl Console {
 
     /// Every audit event of the system subject, oldest first.
     async fn audit(&self) -> Vec<AuditEvent> {
-        let consumer = self
-            .js
-            .get_stream("AUDIT")
-            .await
-            .unwrap()
-            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-                filter_subject: "lfr.audit.system".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let pending = consumer.cached_info().num_pending as usize;
-        let mut messages = consumer.messages().await.unwrap().take(pending);
-        let mut out = Vec::new();
-        while let Some(m) = messages.next().await {
-            out.push(AuditEvent::decode(&m.unwrap().payload).unwrap());
-        }
-        out
+        let events = lfr_testkit::records(&self.js, "AUDIT", "lfr.audit.system").await;
+        events.into_iter().map(|(_, e)| e).collect()
     }
 
     async fn create(&self, id: &str, role: Role, deployments: &[&str]) {

@@ -5,8 +5,7 @@
 //! officer. Then, over plain HTTP, what each role may and may not do. Screenshots of the operator
 //! and handheld pages are kept as artefacts (`target/artefacts/`).
 
-use async_nats::jetstream::{self, consumer::pull::OrderedConfig};
-use futures::StreamExt;
+use async_nats::jetstream;
 use lfr_common::Shutdown;
 use lfr_dispatch::auth::{Accounts, Role};
 use lfr_schemas::{
@@ -14,7 +13,7 @@ use lfr_schemas::{
     Timestamp, WatchlistCategory,
 };
 use lfr_testkit::browser::Browser;
-use lfr_testkit::{eventually, metric, sample_photo, scrape, NatsServer};
+use lfr_testkit::{eventually, metric, records, sample_photo, scrape, NatsServer};
 use lfr_vault::{AlertImage, MasterKey, Vault};
 use lfr_watchlist::deployment::{Deployment, NewDeployment};
 use lfr_watchlist::list::{sha256_hex, Entry, WatchList};
@@ -111,26 +110,6 @@ async fn raise(js: &jetstream::Context, alert: &CandidateAlert) {
         .unwrap()
         .await
         .unwrap();
-}
-
-async fn records<M: Message>(js: &jetstream::Context, stream: &str, filter: &str) -> Vec<M> {
-    let consumer = js
-        .get_stream(stream)
-        .await
-        .unwrap()
-        .create_consumer(OrderedConfig {
-            filter_subject: filter.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let pending = consumer.cached_info().num_pending as usize;
-    let mut messages = consumer.messages().await.unwrap().take(pending);
-    let mut out = Vec::new();
-    while let Some(m) = messages.next().await {
-        out.push(M::decode(&m.unwrap().payload).unwrap());
-    }
-    out
 }
 
 async fn log_in(browser: &Browser, base: &str, account: &str) {
@@ -474,7 +453,11 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
 
     // What is on the record.
     let decisions: Vec<lfr_schemas::AlertDecision> =
-        records(&js, streams::ALERTS, "lfr.alerts.*.decision").await;
+        records(&js, streams::ALERTS, "lfr.alerts.*.decision")
+            .await
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect();
     let ids: Vec<(&str, &str)> = decisions
         .iter()
         .map(|d| (d.alert_id.as_str(), d.decision.as_str()))
@@ -489,7 +472,11 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
         ]
     );
     assert_eq!(decisions[1].reason.as_deref(), Some("different person"));
-    let audit: Vec<AuditEvent> = records(&js, streams::AUDIT, "lfr.audit.match-day").await;
+    let audit: Vec<AuditEvent> = records(&js, streams::AUDIT, "lfr.audit.match-day")
+        .await
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
     let has = |actor: &str, action: AuditAction, object: &str| {
         audit
             .iter()

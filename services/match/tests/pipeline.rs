@@ -10,12 +10,12 @@
 
 mod support;
 
-use async_nats::jetstream::{self, consumer::pull};
-use futures::StreamExt;
+use async_nats::jetstream;
 use lfr_common::Shutdown;
-use lfr_schemas::{streams, AuditAction, AuditEvent, CandidateAlert, Message, WatchlistCategory};
+use lfr_schemas::{streams, AuditAction, AuditEvent, CandidateAlert, WatchlistCategory};
 use lfr_testkit::{
-    eventually, files_containing, metric, sample_photo, scrape, stream_messages, NatsServer,
+    eventually, files_containing, metric, records, sample_photo, scrape, stream_messages,
+    NatsServer,
 };
 use lfr_vault::{AlertImage, Vault};
 use lfr_watchlist::list::sha256_hex;
@@ -96,31 +96,6 @@ fn stream_dir(store: &Path, stream: &str) -> PathBuf {
 
 fn is_jpeg(bytes: &[u8]) -> bool {
     bytes.len() > 4 && bytes.starts_with(&[0xff, 0xd8]) && bytes.ends_with(&[0xff, 0xd9])
-}
-
-async fn records<M: Message>(
-    js: &jetstream::Context,
-    stream: &str,
-    filter: &str,
-) -> Vec<(String, M)> {
-    let consumer = js
-        .get_stream(stream)
-        .await
-        .unwrap()
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: filter.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let pending = consumer.cached_info().num_pending as usize;
-    let mut messages = consumer.messages().await.unwrap().take(pending);
-    let mut out = Vec::new();
-    while let Some(m) = messages.next().await {
-        let m = m.unwrap();
-        out.push((m.subject.to_string(), M::decode(&m.payload).unwrap()));
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,7 @@
 //! none of its alerts remains, its data key is destroyed and a kept copy of an alert can no longer
 //! be decrypted (crypto-shredding); the audit chain verifies intact throughout.
 
-use async_nats::jetstream::{self, consumer::pull::OrderedConfig};
-use futures::StreamExt;
+use async_nats::jetstream;
 use lfr_common::Shutdown;
 use lfr_purge::clock::Clock;
 use lfr_purge::{PassSummary, RUN_SUBJECT};
@@ -14,7 +13,7 @@ use lfr_schemas::{
     streams, subjects, AlertDecision, AlertOutcome, AuditAction, AuditEvent, CandidateAlert,
     Decision, FaceRef, FrameRef, HoldReleased, Message, Outcome, Timestamp, WatchlistCategory,
 };
-use lfr_testkit::{eventually, files_containing, metric, scrape, NatsServer};
+use lfr_testkit::{eventually, files_containing, metric, records, scrape, NatsServer};
 use lfr_vault::{AlertImage, MasterKey, Vault};
 use lfr_watchlist::deployment::{Deployment, NewDeployment, State};
 use lfr_watchlist::list::{Entry, WatchList};
@@ -98,23 +97,8 @@ async fn run_pass(client: &async_nats::Client) -> PassSummary {
 }
 
 async fn audit(js: &jetstream::Context) -> Vec<AuditEvent> {
-    let consumer = js
-        .get_stream(streams::AUDIT)
-        .await
-        .unwrap()
-        .create_consumer(OrderedConfig {
-            filter_subject: subjects::AUDIT_ALL.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let pending = consumer.cached_info().num_pending as usize;
-    let mut messages = consumer.messages().await.unwrap().take(pending);
-    let mut out = Vec::new();
-    while let Some(m) = messages.next().await {
-        out.push(AuditEvent::decode(&m.unwrap().payload).unwrap());
-    }
-    out
+    let events = records(js, streams::AUDIT, subjects::AUDIT_ALL).await;
+    events.into_iter().map(|(_, e)| e).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -168,3 +168,32 @@ pub async fn stream_messages(js: &async_nats::jetstream::Context, name: &str) ->
         .state
         .messages
 }
+
+/// Every message `stream` holds on `filter` right now, decoded, oldest first, with its subject.
+pub async fn records<M: lfr_schemas::Message>(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    filter: &str,
+) -> Vec<(String, M)> {
+    use futures::StreamExt;
+    let consumer = js
+        .get_stream(stream)
+        .await
+        .expect("stream exists")
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            filter_subject: filter.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ordered consumer");
+    let pending = consumer.cached_info().num_pending as usize;
+    let mut messages = consumer.messages().await.unwrap().take(pending);
+    let mut out = Vec::new();
+    while let Some(m) = messages.next().await {
+        let m = m.unwrap();
+        let decoded = M::decode(&m.payload)
+            .unwrap_or_else(|e| panic!("undecodable message on {}: {e}", m.subject));
+        out.push((m.subject.to_string(), decoded));
+    }
+    out
+}
