@@ -106,6 +106,7 @@ struct PurgeMetrics {
     unverified: IntCounter,
     wiped: IntCounter,
     held: IntGaugeVec,
+    by_state: IntGaugeVec,
     overdue: IntGauge,
     keys_destroyed: IntCounter,
     chain_length: IntGauge,
@@ -135,6 +136,13 @@ impl PurgeMetrics {
                 ),
                 &["reason"],
             )?,
+            by_state: IntGaugeVec::new(
+                Opts::new(
+                    "purge_alerts_by_state",
+                    "Alerts held, by state (pending, confirmed, rejected, blue)",
+                ),
+                &["state"],
+            )?,
             overdue: IntGauge::new(
                 "purge_overdue",
                 "Alerts past their erasure date by more than two intervals (must be 0)",
@@ -160,6 +168,7 @@ impl PurgeMetrics {
         registry.register(Box::new(m.unverified.clone()))?;
         registry.register(Box::new(m.wiped.clone()))?;
         registry.register(Box::new(m.held.clone()))?;
+        registry.register(Box::new(m.by_state.clone()))?;
         registry.register(Box::new(m.overdue.clone()))?;
         Ok(m)
     }
@@ -246,6 +255,21 @@ impl Purger {
             .with_label_values(&["legal_hold"])
             .set(summary.legal_holds as i64);
         self.metrics.overdue.set(summary.overdue as i64);
+        let mut states: std::collections::BTreeMap<&str, i64> =
+            ["pending", "confirmed", "rejected", "blue"]
+                .into_iter()
+                .map(|s| (s, 0))
+                .collect();
+        for d in report::build(&self.book, &self.policy, now).deployments {
+            for item in d.items {
+                if !erased_now.contains(&item.alert_id) {
+                    *states.entry(item.state).or_default() += 1;
+                }
+            }
+        }
+        for (state, n) in states {
+            self.metrics.by_state.with_label_values(&[state]).set(n);
+        }
         tracing::info!(
             erased = summary.alerts_erased,
             held = summary.held,
