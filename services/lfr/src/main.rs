@@ -1,5 +1,6 @@
 //! lfr: the operator's command line. `lfr up` runs the whole system on one box.
 
+mod access;
 mod account;
 mod audit;
 mod connect;
@@ -38,6 +39,9 @@ enum Command {
     Audit(audit::AuditArgs),
     /// What alert data is held, why and until when; erase on demand; release a legal hold.
     Retention(retention::RetentionArgs),
+    /// A data subject's right of access: find the retained alerts that show a person, and export
+    /// them with every other face blurred (recorded on AUDIT).
+    Access(access::AccessArgs),
 }
 
 #[tokio::main]
@@ -48,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Account(args) => account::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Retention(args) => retention::run(args).await,
+        Command::Access(args) => access::run(args).await,
         Command::Eval(args) => {
             lfr_common::telemetry::init_logging(&Default::default());
             tokio::task::spawn_blocking(move || eval::run::run(args)).await?

@@ -12,6 +12,7 @@
 //! - [`quality`]: sharpness, pose and size measures that decide whether a face is worth embedding.
 //! - [`faces`]: detection + quality + alignment + context crop: one frame in, probe faces out.
 //! - [`embedder`]: batched embedding with L2 normalisation.
+//! - [`redact`]: every face but one person's blurred beyond recognition (right of access).
 
 pub mod align;
 pub mod config;
@@ -21,4 +22,5 @@ pub mod faces;
 pub mod image;
 pub mod manifest;
 pub mod quality;
+pub mod redact;
 pub mod runtime;

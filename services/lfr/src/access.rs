@@ -1,0 +1,858 @@
+//! `lfr access`: the data subject's right of access (UK DPA 2018 Part 3, s.45).
+//!
+//! ```text
+//! lfr access search --photo subject.jpg --by sup-1 --request SAR-2026-0042 [--threshold 0.6] [--json]
+//! lfr access export --photo subject.jpg --by sup-1 --request SAR-2026-0042 --out DIR [--threshold 0.6]
+//! ```
+//!
+//! A search finds the face in the subject's photo (the largest that passes the quality gate; a
+//! photo where another face is nearly as large is refused, as it is unclear whose data is asked
+//! for), embeds it, and compares it with the probe face of **every retained alert** (blue-list
+//! alerts included): each alert's probe chip is opened with the vault (`LFR_MASTER_KEY`), embedded
+//! as it is (it is already aligned) and compared by cosine similarity. Alerts whose key was
+//! destroyed (crypto-shredded) or that do not open are skipped and counted. The search is recorded
+//! on AUDIT as a consultation, with the sha256 of the photo, never the photo.
+//!
+//! An export makes the same search and writes a bundle for the subject: per alert found, the
+//! probe chip, the context image with **every other face blurred** (`lfr_vision::redact`), the
+//! watch-list image only where it is the subject's own, and the alert's times, camera, category,
+//! similarity, decision and outcomes (no staff account ids, no free text); and a manifest with the
+//! sha256 of every file. It is recorded on AUDIT as a disclosure to `data-subject:<REF>`, with the
+//! manifest's sha256. See `docs/access.md`.
+
+use crate::connect;
+use lfr_alerts::{feed, Entry};
+use lfr_common::audit::Audit;
+use lfr_schemas::{AuditAction, Decision, Outcome, Timestamp, WatchlistCategory};
+use lfr_vault::{AlertImage, MasterKey, Vault, VaultError};
+use lfr_vision::config::ModelsConfig;
+use lfr_vision::embedder::{cosine, Embedder};
+use lfr_vision::faces::FaceFinder;
+use lfr_vision::image::encode_jpeg;
+use lfr_vision::redact;
+use lfr_watchlist::list::sha256_hex;
+use lfr_watchlist::time::format_utc;
+use opencv::core::{Mat, Vector};
+use opencv::prelude::*;
+use opencv::{imgcodecs, imgproc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// A second face at least this large (eye distance, relative to the largest face's) makes the
+/// search photo ambiguous: it is refused.
+const AMBIGUOUS_FACE: f32 = 0.5;
+/// Probe chips embedded per inference call.
+const BATCH: usize = 16;
+/// Alert ids named in an audit event's justification (the manifest lists them all).
+const IDS_IN_AUDIT: usize = 20;
+/// JPEG quality of the images written to a bundle (all re-encoded: no metadata survives).
+const JPEG_QUALITY: i32 = 92;
+
+#[derive(clap::Args)]
+pub struct AccessArgs {
+    /// NATS server holding ALERTS and AUDIT.
+    #[arg(
+        long,
+        env = "LFR_NATS__URL",
+        default_value = "nats://127.0.0.1:4222",
+        global = true
+    )]
+    nats_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Find the retained alerts that show the person in a photo, and print them. Recorded on
+    /// AUDIT as a consultation.
+    Search {
+        #[command(flatten)]
+        request: Request,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The same search, then write the disclosure bundle (images with other people's faces
+    /// blurred, each alert's record, a manifest of hashes) to a new directory. Recorded on AUDIT
+    /// as a disclosure to the data subject.
+    Export {
+        #[command(flatten)]
+        request: Request,
+        /// Directory to create for the bundle (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct Request {
+    /// Photo of the data subject (JPEG or PNG). The largest face passing the quality gate is
+    /// searched for; a photo where another face is about as large is refused: crop it.
+    #[arg(long)]
+    photo: PathBuf,
+    /// Cosine similarity from which an alert's probe face is taken to be the data subject.
+    #[arg(long, default_value_t = 0.6)]
+    threshold: f32,
+    /// Account id of the supervisor handling the request (recorded on AUDIT).
+    #[arg(long)]
+    by: String,
+    /// The force's reference of the subject access request (e.g. SAR-2026-0042).
+    #[arg(long)]
+    request: String,
+    /// The embedder the services run (`[models] embedder`): probe chips are aligned for it.
+    #[arg(long, default_value = "mobilefacenet")]
+    embedder: String,
+}
+
+impl Request {
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.request.is_empty()
+                && self.request.len() <= 64
+                && self
+                    .request
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            "--request must be the request's reference: 1-64 of A-Z a-z 0-9 - _ ."
+        );
+        anyhow::ensure!(
+            !self.by.trim().is_empty(),
+            "--by must name the supervisor's account"
+        );
+        anyhow::ensure!(
+            self.threshold > 0.0 && self.threshold <= 1.0,
+            "--threshold must be a cosine similarity in (0, 1]"
+        );
+        Ok(())
+    }
+}
+
+pub async fn run(args: AccessArgs) -> anyhow::Result<()> {
+    let request = match &args.command {
+        Command::Search { request, .. } | Command::Export { request, .. } => request,
+    };
+    request.check()?;
+    if let Command::Export { out, .. } = &args.command {
+        refuse_existing(out)?;
+    }
+    let master = MasterKey::from_env()?;
+    let photo = std::fs::read(&request.photo)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", request.photo.display()))?;
+    let mut vision = tokio::task::block_in_place(|| Vision::load(&request.embedder))?;
+    let subject = tokio::task::block_in_place(|| vision.subject(&photo))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", request.photo.display()))?;
+
+    let bus = connect::bus(&args.nats_url).await?;
+    let js = &bus.jetstream;
+    let vault = Vault::open(js, master).await?;
+    let search = search(js, &vault, &mut vision, &subject, request.threshold).await?;
+    let audit = Audit {
+        actor: &request.by,
+        role: "supervisor",
+    };
+    let object = format!("access-request/{}", request.request);
+    match &args.command {
+        Command::Search { json, .. } => {
+            let event = audit
+                .record(
+                    js,
+                    AuditAction::Consultation,
+                    None,
+                    object,
+                    &format!(
+                        "right of access search: {} alerts found{}",
+                        search.found.len(),
+                        search.details(request.threshold)
+                    ),
+                    vec![],
+                    Some(sha256_hex(&photo)),
+                )
+                .await?;
+            if *json {
+                let report = SearchReport {
+                    request: &request.request,
+                    threshold: request.threshold,
+                    searched: search.searched,
+                    found: search.found.iter().map(Summary::of).collect(),
+                    skipped: search.skipped(),
+                    audit_event: &event.event_id,
+                };
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_search(request, &search);
+            }
+        }
+        Command::Export { out, .. } => {
+            // Created here, not earlier: only a directory this command made is ever removed.
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(out)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => already_exists(out),
+                    _ => anyhow::anyhow!("cannot create {}: {e}", out.display()),
+                })?;
+            let written = write_bundle(out, request, &search, &vault, &mut vision, &subject).await;
+            let manifest_sha256 = match written {
+                Ok(digest) => digest,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(out);
+                    return Err(e.context("writing the bundle failed; nothing was disclosed"));
+                }
+            };
+            let recorded = audit
+                .record(
+                    js,
+                    AuditAction::Disclosure,
+                    None,
+                    object,
+                    &format!(
+                        "right of access export: {} alerts disclosed{}",
+                        search.found.len(),
+                        search.details(request.threshold)
+                    ),
+                    vec![format!("data-subject:{}", request.request)],
+                    Some(manifest_sha256.clone()),
+                )
+                .await;
+            if let Err(e) = recorded {
+                // A disclosure that is not on the log must not happen.
+                let _ = std::fs::remove_dir_all(out);
+                return Err(e.context("recording the disclosure on AUDIT failed; bundle removed"));
+            }
+            println!(
+                "bundle for {} written to {}: {} alerts ({} retained alerts searched; {})",
+                request.request,
+                out.display(),
+                search.found.len(),
+                search.searched,
+                search.skipped_text()
+            );
+            println!("manifest.json sha256 {manifest_sha256}");
+            println!(
+                "recorded on AUDIT: disclosure to data-subject:{}. Review every image before \
+                 it is released (docs/access.md).",
+                request.request
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The export directory must be new: a bundle is never written into or over another.
+fn refuse_existing(out: &Path) -> anyhow::Result<()> {
+    match std::fs::symlink_metadata(out) {
+        Ok(_) => Err(already_exists(out)),
+        Err(_) => Ok(()),
+    }
+}
+
+fn already_exists(out: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} already exists: give a new directory for the bundle",
+        out.display()
+    )
+}
+
+/// The models a search needs: the live face finder (for the subject's photo), a more sensitive
+/// one (for redaction), and the embedder.
+struct Vision {
+    finder: FaceFinder,
+    sensitive: FaceFinder,
+    embedder: Embedder,
+}
+
+impl Vision {
+    fn load(embedder: &str) -> anyhow::Result<Vision> {
+        let models = ModelsConfig {
+            embedder: embedder.into(),
+            // Photos handed in are larger than camera frames: look at them as enrolment does.
+            detector_input: [1280, 1280],
+            ..Default::default()
+        };
+        let store = models.store()?;
+        Ok(Vision {
+            finder: models.face_finder(&store)?,
+            sensitive: redact::sensitive_finder(&models, &store)?,
+            embedder: models.embedder(&store)?,
+        })
+    }
+
+    /// The template of the data subject: the largest face of the photo that passes the quality
+    /// gate, refused when another face is about as large.
+    fn subject(&mut self, photo: &[u8]) -> anyhow::Result<Vec<f32>> {
+        let bgr = decode(photo).ok_or_else(|| anyhow::anyhow!("not a decodable image"))?;
+        let mut found = self.finder.find(&bgr)?;
+        found.faces.sort_by(|a, b| {
+            b.quality
+                .eye_distance_px
+                .total_cmp(&a.quality.eye_distance_px)
+        });
+        let Some(largest) = found.faces.first() else {
+            let refused = if found.rejected.is_empty() {
+                "no face detected".to_string()
+            } else {
+                format!(
+                    "{} faces refused by the quality gate ({})",
+                    found.rejected.len(),
+                    found.rejected.join(", ")
+                )
+            };
+            anyhow::bail!(
+                "no usable face: {refused}. Use a clear, frontal photo of the data subject's face"
+            );
+        };
+        let size = largest.quality.eye_distance_px;
+        let alike = found
+            .faces
+            .iter()
+            .filter(|f| f.quality.eye_distance_px >= AMBIGUOUS_FACE * size)
+            .count();
+        anyhow::ensure!(
+            alike == 1,
+            "{alike} faces of similar size: it is unclear who the data subject is. Crop the photo \
+             to the data subject's face"
+        );
+        let chip = largest.chip_rgb.clone();
+        let mut templates = self.embedder.embed(&[chip])?;
+        templates
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("the embedder returned nothing"))
+    }
+
+    /// Templates of probe chips (JPEG of the embedder's chip size); `None` for a chip that does
+    /// not decode.
+    fn embed_chips(&mut self, jpegs: &[&[u8]]) -> anyhow::Result<Vec<Option<Vec<f32>>>> {
+        let [w, h] = self.embedder.spec.template_size;
+        let mut out = vec![None; jpegs.len()];
+        let mut chips = Vec::new();
+        let mut index = Vec::new();
+        for (i, jpeg) in jpegs.iter().enumerate() {
+            let Some(bgr) = decode(jpeg) else { continue };
+            anyhow::ensure!(
+                bgr.cols() as u32 == w && bgr.rows() as u32 == h,
+                "probe chips are {}x{}, but embedder {} takes {w}x{h}: give --embedder the \
+                 embedder the services run ([models] embedder)",
+                bgr.cols(),
+                bgr.rows(),
+                self.embedder.name
+            );
+            let mut rgb = Mat::default();
+            imgproc::cvt_color_def(&bgr, &mut rgb, imgproc::COLOR_BGR2RGB)?;
+            chips.push(rgb);
+            index.push(i);
+        }
+        for (batch, at) in chips.chunks(BATCH).zip(index.chunks(BATCH)) {
+            for (template, &i) in self.embedder.embed(batch)?.into_iter().zip(at) {
+                out[i] = Some(template);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `jpeg` with every face but the subject's blurred, re-encoded; `None` if it does not decode.
+    fn redact(
+        &mut self,
+        jpeg: &[u8],
+        subject: &[f32],
+        threshold: f32,
+    ) -> anyhow::Result<Option<(Vec<u8>, redact::Redaction)>> {
+        let Some(bgr) = decode(jpeg) else {
+            return Ok(None);
+        };
+        let redaction = redact::keep_subject(
+            &mut self.sensitive,
+            &mut self.embedder,
+            &bgr,
+            subject,
+            threshold,
+        )?;
+        let bytes = encode_jpeg(&redaction.image, JPEG_QUALITY)?;
+        Ok(Some((bytes, redaction)))
+    }
+}
+
+/// Decode an image (JPEG, PNG) to BGR; `None` if it is not one, or absurdly large.
+fn decode(bytes: &[u8]) -> Option<Mat> {
+    if let Ok((w, h)) = lfr_vision::image::jpeg_dimensions(bytes) {
+        if w as u64 * h as u64 > lfr_vision::image::MAX_PIXELS {
+            return None;
+        }
+    }
+    imgcodecs::imdecode(&Vector::from_slice(bytes), imgcodecs::IMREAD_COLOR)
+        .ok()
+        .filter(|m| !m.empty() && m.channels() == 3)
+}
+
+/// An alert whose probe face is the data subject's.
+struct Match {
+    entry: Entry,
+    similarity: f32,
+    probe_jpeg: Vec<u8>,
+}
+
+struct Search {
+    /// Retained alerts looked at (skipped ones included).
+    searched: usize,
+    /// Oldest first.
+    found: Vec<Match>,
+    shredded: usize,
+    unreadable: usize,
+}
+
+#[derive(Serialize)]
+struct Skipped {
+    crypto_shredded: usize,
+    unreadable: usize,
+}
+
+impl Search {
+    fn skipped(&self) -> Skipped {
+        Skipped {
+            crypto_shredded: self.shredded,
+            unreadable: self.unreadable,
+        }
+    }
+
+    fn skipped_text(&self) -> String {
+        format!(
+            "skipped: {} crypto-shredded, {} unreadable",
+            self.shredded, self.unreadable
+        )
+    }
+
+    /// What an audit event adds to its count: the scope of the search and the alerts.
+    fn details(&self, threshold: f32) -> String {
+        let mut ids: Vec<&str> = self
+            .found
+            .iter()
+            .take(IDS_IN_AUDIT)
+            .map(|m| m.entry.alert.alert_id.as_str())
+            .collect();
+        let more = self.found.len().saturating_sub(IDS_IN_AUDIT);
+        let more_text = format!("and {more} more");
+        if more > 0 {
+            ids.push(&more_text);
+        }
+        let listed = if ids.is_empty() {
+            String::new()
+        } else {
+            format!("; alerts {}", ids.join(", "))
+        };
+        format!(
+            " (of {} retained alerts, threshold {threshold:.2}; {}){listed}",
+            self.searched,
+            self.skipped_text()
+        )
+    }
+}
+
+/// Compare the subject with the probe face of every retained alert.
+async fn search(
+    js: &async_nats::jetstream::Context,
+    vault: &Vault,
+    vision: &mut Vision,
+    subject: &[f32],
+    threshold: f32,
+) -> anyhow::Result<Search> {
+    let book = feed::snapshot(js).await?;
+    let mut entries = book.all();
+    entries.sort_by(|a, b| {
+        (a.alert.raised_at.0, &a.alert.alert_id).cmp(&(b.alert.raised_at.0, &b.alert.alert_id))
+    });
+    let mut result = Search {
+        searched: entries.len(),
+        found: Vec::new(),
+        shredded: 0,
+        unreadable: 0,
+    };
+    let mut opened: Vec<(Entry, Vec<u8>)> = Vec::new();
+    for entry in entries {
+        let alert = &entry.alert;
+        let aad = AlertImage::Probe.aad(&alert.deployment, &alert.alert_id);
+        match vault.unseal(&alert.probe_jpeg, &aad).await {
+            Ok(jpeg) => opened.push((entry, jpeg)),
+            Err(e) if e.is_gone() => result.shredded += 1,
+            // Every alert would fail alike: an answer of "nothing found" would be false.
+            Err(e @ (VaultError::Store(_) | VaultError::WrongMasterKey { .. })) => {
+                return Err(anyhow::anyhow!(e).context("the search could not be made"));
+            }
+            Err(e) => {
+                eprintln!("alert {} skipped: {e}", alert.alert_id);
+                result.unreadable += 1;
+            }
+        }
+    }
+    let jpegs: Vec<&[u8]> = opened.iter().map(|(_, j)| j.as_slice()).collect();
+    let templates = tokio::task::block_in_place(|| vision.embed_chips(&jpegs))?;
+    for ((entry, probe_jpeg), template) in opened.into_iter().zip(templates) {
+        let Some(template) = template else {
+            eprintln!(
+                "alert {} skipped: its probe image does not decode",
+                entry.alert.alert_id
+            );
+            result.unreadable += 1;
+            continue;
+        };
+        let similarity = cosine(&template, subject);
+        if similarity >= threshold {
+            result.found.push(Match {
+                entry,
+                similarity,
+                probe_jpeg,
+            });
+        }
+    }
+    Ok(result)
+}
+
+/// One found alert, as `search --json` prints it.
+#[derive(Serialize)]
+struct Summary {
+    alert_id: String,
+    deployment: String,
+    raised_at: String,
+    camera: String,
+    category: &'static str,
+    similarity: f32,
+    review: &'static str,
+    outcome: Option<&'static str>,
+}
+
+impl Summary {
+    fn of(m: &Match) -> Summary {
+        let alert = &m.entry.alert;
+        Summary {
+            alert_id: alert.alert_id.clone(),
+            deployment: alert.deployment.clone(),
+            raised_at: format_utc(alert.raised_at),
+            camera: alert.probe.frame.camera.clone(),
+            category: alert.category.as_str(),
+            similarity: m.similarity,
+            review: review(&m.entry),
+            outcome: m.entry.outcome().map(|o| o.outcome.as_str()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SearchReport<'a> {
+    request: &'a str,
+    threshold: f32,
+    searched: usize,
+    found: Vec<Summary>,
+    skipped: Skipped,
+    audit_event: &'a str,
+}
+
+/// What an operator made of the alert.
+fn review(entry: &Entry) -> &'static str {
+    if entry.alert.category == WatchlistCategory::Blue {
+        return "blue list (not reviewed)";
+    }
+    match &entry.decision {
+        None => "pending",
+        Some(d) => d.decision.as_str(),
+    }
+}
+
+fn print_search(request: &Request, search: &Search) {
+    println!(
+        "access request {}: {} alerts found at threshold {:.2} ({} retained alerts searched; {})",
+        request.request,
+        search.found.len(),
+        request.threshold,
+        search.searched,
+        search.skipped_text()
+    );
+    if search.found.is_empty() {
+        return;
+    }
+    println!(
+        "{:<26} {:<16} {:<21} {:<12} {:>10}  {:<24} OUTCOME",
+        "ALERT", "DEPLOYMENT", "RAISED (UTC)", "CAMERA", "SIMILARITY", "REVIEW"
+    );
+    for m in &search.found {
+        let alert = &m.entry.alert;
+        let outcome = m.entry.outcome().map_or("-".to_string(), |o| {
+            format!("{} ({})", o.outcome.as_str(), format_utc(o.recorded_at))
+        });
+        println!(
+            "{:<26} {:<16} {:<21} {:<12} {:>10.3}  {:<24} {outcome}",
+            alert.alert_id,
+            alert.deployment,
+            format_utc(alert.raised_at),
+            alert.probe.frame.camera,
+            m.similarity,
+            review(&m.entry),
+        );
+    }
+}
+
+/// An alert as the bundle's `alert.json` tells it: what happened, when, where; no staff account
+/// ids and no free text (operators' reasons, officers' notes), which may name other people.
+#[derive(Serialize)]
+struct AlertRecord {
+    alert_id: String,
+    deployment: String,
+    camera: String,
+    captured_at: String,
+    raised_at: String,
+    category: &'static str,
+    /// Similarity of the alert's probe face to the data subject's photo.
+    similarity_to_subject: f32,
+    /// The similarity that raised the alert (probe face against the watch-list image).
+    watchlist_score: f32,
+    corroborating_frames: u16,
+    track_frames: u16,
+    review: &'static str,
+    decided_at: Option<String>,
+    outcomes: Vec<OutcomeRecord>,
+    legal_hold: bool,
+    legal_hold_released_at: Option<String>,
+    images: Images,
+    withheld: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct OutcomeRecord {
+    outcome: &'static str,
+    description: &'static str,
+    recorded_at: String,
+}
+
+#[derive(Serialize)]
+struct Images {
+    /// The face the camera saw, as the matcher compared it.
+    probe: &'static str,
+    context: Option<&'static str>,
+    context_note: String,
+    reference: Option<&'static str>,
+    reference_note: String,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    request: &'a str,
+    generated_at: String,
+    threshold: f32,
+    searched: usize,
+    count: usize,
+    skipped: Skipped,
+    alerts: Vec<&'a str>,
+    /// Path inside the bundle -> sha256 of the file.
+    files: BTreeMap<String, String>,
+}
+
+/// Write the bundle into the new directory `out`; returns the sha256 of `manifest.json`.
+async fn write_bundle(
+    out: &Path,
+    request: &Request,
+    search: &Search,
+    vault: &Vault,
+    vision: &mut Vision,
+    subject: &[f32],
+) -> anyhow::Result<String> {
+    let mut files = BTreeMap::new();
+    let mut alerts = Vec::new();
+    for (n, m) in search.found.iter().enumerate() {
+        let alert = &m.entry.alert;
+        alerts.push(alert.alert_id.as_str());
+        let folder = folder_name(n, &alert.alert_id);
+        let dir = out.join(&folder);
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let mut write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
+            write_new(&dir.join(name), bytes)?;
+            files.insert(format!("{folder}/{name}"), sha256_hex(bytes));
+            Ok(())
+        };
+        write("probe.jpg", &m.probe_jpeg)?;
+
+        let context = open(vault, alert, AlertImage::Context, &alert.context_jpeg).await;
+        let (context_file, context_note) = match context {
+            Err(why) => (None, format!("not included: {why}")),
+            Ok(jpeg) => match tokio::task::block_in_place(|| {
+                vision.redact(&jpeg, subject, request.threshold)
+            })? {
+                None => (None, "not included: the image does not decode".into()),
+                Some((bytes, redaction)) => {
+                    write("context.jpg", &bytes)?;
+                    let blurred = redaction.blurred.len();
+                    let note = match redaction.subject {
+                        Some(_) => {
+                            format!("{blurred} other faces blurred; the data subject's face is not")
+                        }
+                        None => format!(
+                            "{blurred} faces blurred: none was confidently the data subject's"
+                        ),
+                    };
+                    (Some("context.jpg"), note)
+                }
+            },
+        };
+
+        let (reference_file, reference_note) = if disowned(&m.entry) {
+            (
+                None,
+                "withheld: the alert was judged a false alert, so the watch-list image is of \
+                 another person"
+                    .into(),
+            )
+        } else {
+            match open(vault, alert, AlertImage::Reference, &alert.reference_jpeg).await {
+                Err(why) => (None, format!("not included: {why}")),
+                Ok(jpeg) if jpeg.is_empty() => (
+                    None,
+                    "not included: no watch-list image was kept with the alert".into(),
+                ),
+                Ok(jpeg) => match tokio::task::block_in_place(|| {
+                    vision.redact(&jpeg, subject, request.threshold)
+                })? {
+                    Some((bytes, redaction)) if redaction.subject.is_some() => {
+                        write("reference.jpg", &bytes)?;
+                        let note = match redaction.blurred.len() {
+                            0 => "the watch-list image the probe face was matched against".into(),
+                            n => format!(
+                                "the watch-list image the probe face was matched against; {n} \
+                                 other faces blurred"
+                            ),
+                        };
+                        (Some("reference.jpg"), note)
+                    }
+                    _ => (
+                        None,
+                        "withheld: the watch-list image does not show the data subject".into(),
+                    ),
+                },
+            }
+        };
+
+        let record = AlertRecord {
+            alert_id: alert.alert_id.clone(),
+            deployment: alert.deployment.clone(),
+            camera: alert.probe.frame.camera.clone(),
+            captured_at: format_utc(alert.probe.frame.captured_at),
+            raised_at: format_utc(alert.raised_at),
+            category: alert.category.as_str(),
+            similarity_to_subject: m.similarity,
+            watchlist_score: alert.score,
+            corroborating_frames: alert.corroborating_frames,
+            track_frames: alert.track_frames,
+            review: review(&m.entry),
+            decided_at: m.entry.decision.as_ref().map(|d| format_utc(d.decided_at)),
+            outcomes: m
+                .entry
+                .outcomes
+                .iter()
+                .map(|o| OutcomeRecord {
+                    outcome: o.outcome.as_str(),
+                    description: o.outcome.describe(),
+                    recorded_at: format_utc(o.recorded_at),
+                })
+                .collect(),
+            legal_hold: m.entry.on_legal_hold(),
+            legal_hold_released_at: m.entry.release.as_ref().map(|r| format_utc(r.released_at)),
+            images: Images {
+                probe: "probe.jpg",
+                context: context_file,
+                context_note,
+                reference: reference_file,
+                reference_note,
+            },
+            withheld: vec![
+                "operators' and officers' account ids",
+                "operators' reasons and officers' notes (free text)",
+                "the watch-list entry reference and case references",
+            ],
+        };
+        write("alert.json", &serde_json::to_vec_pretty(&record)?)?;
+    }
+    let manifest = Manifest {
+        request: &request.request,
+        generated_at: format_utc(Timestamp::now()),
+        threshold: request.threshold,
+        searched: search.searched,
+        count: search.found.len(),
+        skipped: search.skipped(),
+        alerts,
+        files,
+    };
+    let bytes = serde_json::to_vec_pretty(&manifest)?;
+    write_new(&out.join("manifest.json"), &bytes)?;
+    Ok(sha256_hex(&bytes))
+}
+
+/// Someone judged the alert's subject not to be the watch-list person.
+fn disowned(entry: &Entry) -> bool {
+    matches!(&entry.decision, Some(d) if d.decision == Decision::RejectedFalseAlert)
+        || entry
+            .outcomes
+            .iter()
+            .any(|o| o.outcome == Outcome::NotThePersonFalseAlert)
+}
+
+/// One of an alert's sealed images, or why it is not available.
+async fn open(
+    vault: &Vault,
+    alert: &lfr_schemas::CandidateAlert,
+    image: AlertImage,
+    sealed: &lfr_schemas::Sealed,
+) -> Result<Vec<u8>, String> {
+    vault
+        .unseal(sealed, &image.aad(&alert.deployment, &alert.alert_id))
+        .await
+        .map_err(|e| {
+            if e.is_gone() {
+                "its key was destroyed (crypto-shredded)".to_string()
+            } else {
+                eprintln!(
+                    "alert {}: the {} image does not open: {e}",
+                    alert.alert_id,
+                    image.as_str()
+                );
+                "it does not open".to_string()
+            }
+        })
+}
+
+/// The alert's folder in the bundle: its id, or a numbered name if the id is not a safe name.
+fn folder_name(n: usize, alert_id: &str) -> String {
+    let safe = !alert_id.is_empty()
+        && alert_id.len() <= 64
+        && alert_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if safe {
+        alert_id.to_string()
+    } else {
+        format!("alert-{:03}", n + 1)
+    }
+}
+
+/// Create `path` (never over an existing file), readable by its owner only.
+fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_alert_ids_get_numbered_folders() {
+        assert_eq!(folder_name(0, "3f9c0e1a"), "3f9c0e1a");
+        assert_eq!(folder_name(0, "../etc"), "alert-001");
+        assert_eq!(folder_name(4, ""), "alert-005");
+    }
+}

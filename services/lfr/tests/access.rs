@@ -1,0 +1,689 @@
+//! `lfr access` as a supervisor handling a subject access request uses it, against a real
+//! nats-server, with the real models and real photos.
+//!
+//! Alerts are built as the matcher builds them: the probe chip is the aligned face the face finder
+//! makes of a photo (JPEG, as embed encodes it), the context image shows the person among others,
+//! and all three images are sealed with the vault. Obama's alert (confirmed, then an arrest) has a
+//! context of him beside a group of three strangers; Biden has a blue-list alert, and a false
+//! alert raised against Obama's watch-list image (rejected by the operator); a last alert, of
+//! Obama again, belongs to a deployment whose key was destroyed.
+
+use async_nats::jetstream;
+use lfr_common::audit::{query, AuditFilter, ObjectMatch};
+use lfr_schemas::{
+    subjects, AlertDecision, AlertOutcome, AuditAction, CandidateAlert, Decision, FaceRef,
+    FrameRef, Message, Outcome, Sealed, Timestamp, WatchlistCategory,
+};
+use lfr_testkit::{sample_photo, NatsServer};
+use lfr_vault::{AlertImage, MasterKey, Vault};
+use lfr_vision::config::ModelsConfig;
+use lfr_vision::detector::Detection;
+use lfr_vision::embedder::{cosine, Embedder};
+use lfr_vision::faces::FaceFinder;
+use lfr_vision::image::encode_jpeg;
+use lfr_vision::redact;
+use lfr_watchlist::list::sha256_hex;
+use opencv::core::{Mat, Rect, Scalar, Size, Vector, CV_8UC3};
+use opencv::prelude::*;
+use opencv::{imgcodecs, imgproc};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const THRESHOLD: f32 = 0.6;
+
+struct Models {
+    finder: FaceFinder,
+    embedder: Embedder,
+}
+
+impl Models {
+    /// The live detector and quality gate, looking at photos up to 1280 px (as the command does).
+    fn load() -> Models {
+        let config = ModelsConfig {
+            detector_input: [1280, 1280],
+            ..Default::default()
+        };
+        let store = config.store().unwrap();
+        Models {
+            finder: config.face_finder(&store).unwrap(),
+            embedder: config.embedder(&store).unwrap(),
+        }
+    }
+
+    /// Faces that pass the quality gate, largest first: (detection, aligned RGB chip, template).
+    fn faces(&mut self, bgr: &Mat) -> Vec<(Detection, Mat, Vec<f32>)> {
+        let mut faces = self.finder.find(bgr).unwrap().faces;
+        faces.sort_by(|a, b| {
+            b.quality
+                .eye_distance_px
+                .total_cmp(&a.quality.eye_distance_px)
+        });
+        let chips: Vec<Mat> = faces.iter().map(|f| f.chip_rgb.clone()).collect();
+        let templates = self.embedder.embed(&chips).unwrap();
+        faces
+            .into_iter()
+            .zip(chips)
+            .zip(templates)
+            .map(|((f, c), t)| (f.detection, c, t))
+            .collect()
+    }
+
+    /// Every face the detector sees, whether or not it passes the quality gate.
+    fn detected(&mut self, bgr: &Mat) -> usize {
+        self.finder.detector.detect(bgr).unwrap().len()
+    }
+
+    /// The probe chip of the largest face of `bgr`, as embed encodes it for the alert.
+    fn probe_chip(&mut self, bgr: &Mat) -> Vec<u8> {
+        let (_, chip, _) = self.faces(bgr).remove(0);
+        let mut chip_bgr = Mat::default();
+        imgproc::cvt_color_def(&chip, &mut chip_bgr, imgproc::COLOR_RGB2BGR).unwrap();
+        encode_jpeg(&chip_bgr, 90).unwrap()
+    }
+
+    fn template(&mut self, bgr: &Mat) -> Vec<f32> {
+        self.faces(bgr).remove(0).2
+    }
+}
+
+fn photo(name: &str) -> Mat {
+    let path = sample_photo(name);
+    imgcodecs::imread(path.to_str().unwrap(), imgcodecs::IMREAD_COLOR).unwrap()
+}
+
+fn scaled(image: &Mat, height: i32) -> Mat {
+    let width = image.cols() * height / image.rows();
+    let mut out = Mat::default();
+    imgproc::resize(
+        image,
+        &mut out,
+        Size::new(width, height),
+        0.0,
+        0.0,
+        imgproc::INTER_AREA,
+    )
+    .unwrap();
+    out
+}
+
+/// The images side by side on one grey canvas, as a camera would see them together.
+fn side_by_side(images: &[Mat]) -> Mat {
+    let height = images.iter().map(|m| m.rows()).max().unwrap();
+    let width = images.iter().map(|m| m.cols()).sum();
+    let mut canvas =
+        Mat::new_rows_cols_with_default(height, width, CV_8UC3, Scalar::all(110.0)).unwrap();
+    let mut x = 0;
+    for m in images {
+        let mut roi = canvas
+            .roi_mut(Rect::new(x, height - m.rows(), m.cols(), m.rows()))
+            .unwrap();
+        m.copy_to(&mut roi).unwrap();
+        x += m.cols();
+    }
+    canvas
+}
+
+fn jpeg(bgr: &Mat) -> Vec<u8> {
+    encode_jpeg(bgr, 90).unwrap()
+}
+
+fn decode(bytes: &[u8]) -> Mat {
+    imgcodecs::imdecode(&Vector::from_slice(bytes), imgcodecs::IMREAD_COLOR).unwrap()
+}
+
+async fn seal(
+    vault: &Vault,
+    deployment: &str,
+    id: &str,
+    image: AlertImage,
+    bytes: &[u8],
+) -> Sealed {
+    vault
+        .seal(deployment, &image.aad(deployment, id), bytes)
+        .await
+        .unwrap()
+}
+
+/// Raise an alert as the matcher does: images sealed under the deployment's key.
+#[allow(clippy::too_many_arguments)]
+async fn raise(
+    js: &jetstream::Context,
+    vault: &Vault,
+    id: &str,
+    deployment: &str,
+    category: WatchlistCategory,
+    probe: &[u8],
+    context: &[u8],
+    reference: &[u8],
+) {
+    let alert = CandidateAlert {
+        alert_id: id.into(),
+        deployment: deployment.into(),
+        raised_at: Timestamp::now(),
+        probe: FaceRef {
+            frame: FrameRef {
+                camera: "gate-1".into(),
+                epoch: Timestamp(1),
+                seq: 7,
+                captured_at: Timestamp::now(),
+            },
+            index: 0,
+        },
+        category,
+        entry_ref: "CUST-0001".into(),
+        reference_image_sha256: sha256_hex(reference),
+        watchlist_digest: "0".repeat(64),
+        score: 0.74,
+        corroborating_frames: 2,
+        track_frames: 3,
+        probe_jpeg: seal(vault, deployment, id, AlertImage::Probe, probe).await,
+        context_jpeg: seal(vault, deployment, id, AlertImage::Context, context).await,
+        reference_jpeg: seal(vault, deployment, id, AlertImage::Reference, reference).await,
+    };
+    let subject = if category == WatchlistCategory::Blue {
+        subjects::blue_alerts(deployment)
+    } else {
+        subjects::alert_candidates(deployment)
+    };
+    publish(js, subject, alert.encode()).await;
+}
+
+async fn publish(js: &jetstream::Context, subject: String, payload: Vec<u8>) {
+    js.publish(subject, payload.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+fn lfr(url: &str, master: &MasterKey, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lfr"))
+        .args(["access", "--nats-url", url])
+        .args(args)
+        .env("LFR_MASTER_KEY", master.to_base64().as_str())
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `search --json` for `photo`: the ids found, and the whole report.
+fn search(url: &str, master: &MasterKey, photo: &Path, request: &str) -> serde_json::Value {
+    let out = lfr(
+        url,
+        master,
+        &[
+            "search",
+            "--photo",
+            photo.to_str().unwrap(),
+            "--by",
+            "sup-1",
+            "--request",
+            request,
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn found(report: &serde_json::Value) -> Vec<String> {
+    report["found"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["alert_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred() {
+    let nats = NatsServer::start().await;
+    let url = nats.url();
+    let js = jetstream::new(async_nats::connect(&url).await.unwrap());
+    // The topology (ALERTS, AUDIT), as the services declare it.
+    for spec in lfr_schemas::streams::topology(&Default::default()) {
+        js.create_or_update_stream(lfr_common::bus::stream_config(&spec))
+            .await
+            .unwrap();
+    }
+    let master = MasterKey::generate();
+    let vault = Vault::open(&js, master.clone()).await.unwrap();
+    let mut models = Models::load();
+
+    // Obama passes a camera beside three other people: the context shows all four.
+    let obama2 = photo("faces/obama2.jpg");
+    let obama_probe = models.probe_chip(&obama2);
+    let crowd = side_by_side(&[
+        scaled(&obama2, 640),
+        scaled(&photo("group/sample1.jpg"), 640),
+    ]);
+    assert!(
+        models.detected(&crowd) >= 4,
+        "the context must show Obama and others"
+    );
+    let crowd_jpeg = jpeg(&crowd);
+    let obama_reference = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
+    raise(
+        &js,
+        &vault,
+        "a-obama",
+        "match-day",
+        WatchlistCategory::Wanted,
+        &obama_probe,
+        &crowd_jpeg,
+        &obama_reference,
+    )
+    .await;
+    // Confirmed by an operator; an officer arrested him.
+    let decision = AlertDecision {
+        alert_id: "a-obama".into(),
+        deployment: "match-day".into(),
+        decision: Decision::Confirmed,
+        actor: "op-17".into(),
+        reason: Some("matches custody image, seen with Mr Smith".into()),
+        decided_at: Timestamp::now(),
+    };
+    publish(
+        &js,
+        subjects::alert_decisions("match-day"),
+        decision.encode(),
+    )
+    .await;
+    let outcome = AlertOutcome {
+        alert_id: "a-obama".into(),
+        deployment: "match-day".into(),
+        outcome: Outcome::EngagedArrested,
+        actor: "pc-2231".into(),
+        note: Some("arrested beside Ms Jones".into()),
+        recorded_at: Timestamp::now(),
+    };
+    publish(&js, subjects::alert_outcomes("match-day"), outcome.encode()).await;
+
+    // Biden, a blue-list volunteer, alone.
+    let biden = photo("faces/biden.jpg");
+    let biden_probe = models.probe_chip(&biden);
+    raise(
+        &js,
+        &vault,
+        "a-biden",
+        "match-day",
+        WatchlistCategory::Blue,
+        &biden_probe,
+        &jpeg(&scaled(&biden, 640)),
+        &std::fs::read(sample_photo("faces/biden.jpg")).unwrap(),
+    )
+    .await;
+    // Biden again, elsewhere, matched against Obama's watch-list image: the operator rejected
+    // it as a false alert. Obama's image is not Biden's to receive.
+    raise(
+        &js,
+        &vault,
+        "a-biden-false",
+        "away-day",
+        WatchlistCategory::Wanted,
+        &biden_probe,
+        &jpeg(&scaled(&biden, 640)),
+        &obama_reference,
+    )
+    .await;
+    let rejected = AlertDecision {
+        alert_id: "a-biden-false".into(),
+        deployment: "away-day".into(),
+        decision: Decision::RejectedFalseAlert,
+        actor: "op-3".into(),
+        reason: None,
+        decided_at: Timestamp::now(),
+    };
+    publish(
+        &js,
+        subjects::alert_decisions("away-day"),
+        rejected.encode(),
+    )
+    .await;
+
+    // Obama again, at a deployment whose data key was destroyed: unreadable for good.
+    raise(
+        &js,
+        &vault,
+        "a-shredded",
+        "old-day",
+        WatchlistCategory::Wanted,
+        &obama_probe,
+        &crowd_jpeg,
+        &obama_reference,
+    )
+    .await;
+    assert!(vault.destroy("old-day").await.unwrap());
+
+    let dir = tempfile::tempdir().unwrap();
+    // Another photo of Obama finds his alert, and not Biden's; the shredded one is counted.
+    let obama3 = sample_photo("faces/obama3.jpg");
+    let report = search(&url, &master, &obama3, "SAR-OBAMA");
+    assert_eq!(found(&report), ["a-obama"], "{report:#}");
+    assert_eq!(report["searched"], 4);
+    assert_eq!(report["skipped"]["crypto_shredded"], 1);
+    assert_eq!(report["skipped"]["unreadable"], 0);
+    let hit = &report["found"][0];
+    assert!(hit["similarity"].as_f64().unwrap() >= THRESHOLD as f64);
+    assert_eq!(hit["deployment"], "match-day");
+    assert_eq!(hit["camera"], "gate-1");
+    assert_eq!(hit["review"], "confirmed");
+    assert_eq!(hit["outcome"], "arrested");
+    // The table names the same alert.
+    let out = lfr(
+        &url,
+        &master,
+        &[
+            "search",
+            "--photo",
+            obama3.to_str().unwrap(),
+            "--by",
+            "sup-1",
+            "--request",
+            "SAR-OBAMA",
+        ],
+    );
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(table.contains("1 alerts found"), "{table}");
+    assert!(
+        table.contains("a-obama") && !table.contains("a-biden"),
+        "{table}"
+    );
+    assert!(table.contains("1 crypto-shredded"), "{table}");
+
+    // Biden finds his alerts only, the blue-list one included.
+    let biden_path = sample_photo("faces/biden.jpg");
+    let report = search(&url, &master, &biden_path, "SAR-BIDEN");
+    assert_eq!(found(&report), ["a-biden", "a-biden-false"], "{report:#}");
+    assert_eq!(report["found"][0]["review"], "blue list (not reviewed)");
+    assert_eq!(report["found"][1]["review"], "rejected");
+
+    // A stranger (one face cut from a group photo) finds nothing.
+    let group = photo("group/sample2.jpg");
+    let (stranger, _, _) = models.faces(&group).remove(0);
+    let [x1, y1, x2, y2] = stranger.bbox;
+    let (w, h) = (x2 - x1, y2 - y1);
+    let rect = Rect::new(
+        (x1 - w).max(0.0) as i32,
+        (y1 - h).max(0.0) as i32,
+        (3.0 * w) as i32,
+        (3.0 * h) as i32,
+    ) & Rect::new(0, 0, group.cols(), group.rows());
+    let stranger_path = dir.path().join("stranger.jpg");
+    std::fs::write(
+        &stranger_path,
+        jpeg(&Mat::roi(&group, rect).unwrap().try_clone().unwrap()),
+    )
+    .unwrap();
+    let report = search(&url, &master, &stranger_path, "SAR-STRANGER");
+    assert_eq!(found(&report), Vec::<String>::new(), "{report:#}");
+
+    // A group photo does not say whose data is asked for: refused, and nothing recorded.
+    let out = lfr(
+        &url,
+        &master,
+        &[
+            "search",
+            "--photo",
+            sample_photo("group/sample1.jpg").to_str().unwrap(),
+            "--by",
+            "sup-1",
+            "--request",
+            "SAR-GROUP",
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("faces of similar size"),
+        "{}",
+        text(&out)
+    );
+    // Neither does a photo without a face.
+    let blank = dir.path().join("blank.jpg");
+    std::fs::write(
+        &blank,
+        jpeg(&Mat::new_rows_cols_with_default(400, 300, CV_8UC3, Scalar::all(128.0)).unwrap()),
+    )
+    .unwrap();
+    let out = lfr(
+        &url,
+        &master,
+        &[
+            "search",
+            "--photo",
+            blank.to_str().unwrap(),
+            "--by",
+            "sup-1",
+            "--request",
+            "SAR-BLANK",
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("no usable face"), "{}", text(&out));
+
+    // With another master key than the services', nothing opens: the search stops rather than
+    // answer "nothing found".
+    let out = lfr(
+        &url,
+        &MasterKey::generate(),
+        &[
+            "search",
+            "--photo",
+            obama3.to_str().unwrap(),
+            "--by",
+            "sup-1",
+            "--request",
+            "SAR-WRONG-KEY",
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("master key"), "{}", text(&out));
+
+    // The export for Obama.
+    let bundle = dir.path().join("bundle");
+    let export = [
+        "export",
+        "--photo",
+        obama3.to_str().unwrap(),
+        "--by",
+        "sup-1",
+        "--request",
+        "SAR-OBAMA",
+        "--out",
+        bundle.to_str().unwrap(),
+    ];
+    let out = lfr(&url, &master, &export);
+    assert!(out.status.success(), "{}", text(&out));
+    let manifest_bytes = std::fs::read(bundle.join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    assert_eq!(manifest["request"], "SAR-OBAMA");
+    assert_eq!(manifest["count"], 1);
+    assert_eq!(manifest["alerts"], serde_json::json!(["a-obama"]));
+    let mut entries: Vec<String> = std::fs::read_dir(&bundle)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["a-obama", "manifest.json"]);
+    // Every file is in the manifest with its sha256, and nothing else is in the bundle.
+    let files = manifest["files"].as_object().unwrap();
+    let mut listed: Vec<&str> = files.keys().map(String::as_str).collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "a-obama/alert.json",
+            "a-obama/context.jpg",
+            "a-obama/probe.jpg",
+            "a-obama/reference.jpg"
+        ]
+    );
+    for (path, digest) in files {
+        let bytes = std::fs::read(bundle.join(path)).unwrap();
+        assert_eq!(digest.as_str().unwrap(), sha256_hex(&bytes), "{path}");
+        let mode = std::fs::metadata(bundle.join(path))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{path}");
+    }
+    assert_eq!(
+        std::fs::read_dir(bundle.join("a-obama")).unwrap().count(),
+        4
+    );
+    assert_eq!(
+        std::fs::read(bundle.join("a-obama/probe.jpg")).unwrap(),
+        obama_probe
+    );
+
+    // In the context image, only Obama's face is left to see.
+    let subject = models.template(&photo("faces/obama3.jpg"));
+    let context = decode(&std::fs::read(bundle.join("a-obama/context.jpg")).unwrap());
+    assert_eq!(context.size().unwrap(), crowd.size().unwrap());
+    let before = models.detected(&crowd);
+    let left = models.faces(&context);
+    assert_eq!(
+        models.detected(&context),
+        1,
+        "faces detectable after redaction (there were {before})"
+    );
+    assert_eq!(left.len(), 1);
+    let similarity = cosine(&left[0].2, &subject);
+    assert!(
+        similarity >= THRESHOLD,
+        "the face left is not Obama's: {similarity}"
+    );
+    // Not even the more sensitive redaction detector, at two scales, finds anyone else.
+    let config = ModelsConfig::default();
+    let store = config.store().unwrap();
+    let mut sensitive = redact::sensitive_finder(&config, &store).unwrap();
+    let seen = redact::detect_thoroughly(&mut sensitive.detector, &context).unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+
+    // The reference is the image Obama was matched against; the record holds no staff ids and
+    // no free text.
+    let reference = decode(&std::fs::read(bundle.join("a-obama/reference.jpg")).unwrap());
+    assert!(cosine(&models.template(&reference), &subject) >= THRESHOLD);
+    let record_text = std::fs::read_to_string(bundle.join("a-obama/alert.json")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record_text).unwrap();
+    assert_eq!(record["deployment"], "match-day");
+    assert_eq!(record["camera"], "gate-1");
+    assert_eq!(record["category"], "wanted");
+    assert_eq!(record["review"], "confirmed");
+    assert_eq!(record["outcomes"][0]["outcome"], "arrested");
+    assert!(record["decided_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(record["legal_hold"], true);
+    for secret in ["op-17", "pc-2231", "Smith", "Jones", "CUST-0001"] {
+        assert!(!record_text.contains(secret), "{secret} in {record_text}");
+    }
+
+    // An existing directory is never written into.
+    let out = lfr(&url, &master, &export);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("already exists"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(bundle.join("manifest.json")).unwrap(),
+        manifest_bytes
+    );
+
+    // Biden's bundle holds his own watch-list image, and not Obama's, which his false alert was
+    // raised against.
+    let biden_bundle = dir.path().join("biden");
+    let out = lfr(
+        &url,
+        &master,
+        &[
+            "export",
+            "--photo",
+            biden_path.to_str().unwrap(),
+            "--by",
+            "sup-1",
+            "--request",
+            "SAR-BIDEN",
+            "--out",
+            biden_bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(biden_bundle.join("a-biden/reference.jpg").exists());
+    assert!(biden_bundle.join("a-biden-false/context.jpg").exists());
+    assert!(!biden_bundle.join("a-biden-false/reference.jpg").exists());
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(biden_bundle.join("a-biden-false/alert.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["images"]["reference"], serde_json::Value::Null);
+    assert!(
+        record["images"]["reference_note"]
+            .as_str()
+            .unwrap()
+            .starts_with("withheld"),
+        "{record:#}"
+    );
+
+    // AUDIT: one consultation per search made (the refused and failed ones made none), one
+    // disclosure for the export; digests, never images.
+    let events = query(
+        &js,
+        &AuditFilter {
+            object: Some(ObjectMatch::Prefix("access-request/".into())),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .events;
+    let summary: Vec<(AuditAction, &str)> = events
+        .iter()
+        .map(|e| (e.event.action, e.event.object.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (AuditAction::Consultation, "access-request/SAR-OBAMA"),
+            (AuditAction::Consultation, "access-request/SAR-OBAMA"),
+            (AuditAction::Consultation, "access-request/SAR-BIDEN"),
+            (AuditAction::Consultation, "access-request/SAR-STRANGER"),
+            (AuditAction::Disclosure, "access-request/SAR-OBAMA"),
+            (AuditAction::Disclosure, "access-request/SAR-BIDEN"),
+        ]
+    );
+    let obama3_bytes = std::fs::read(&obama3).unwrap();
+    let first = &events[0].event;
+    assert_eq!(first.actor, "sup-1");
+    assert_eq!(first.role, "supervisor");
+    assert!(
+        first
+            .justification
+            .starts_with("right of access search: 1 alerts found"),
+        "{}",
+        first.justification
+    );
+    assert_eq!(
+        first.digest.as_deref(),
+        Some(sha256_hex(&obama3_bytes).as_str())
+    );
+    assert!(events[3]
+        .event
+        .justification
+        .starts_with("right of access search: 0 alerts found"));
+    let disclosure = &events[4].event;
+    assert_eq!(disclosure.recipients, ["data-subject:SAR-OBAMA"]);
+    assert_eq!(
+        disclosure.digest.as_deref(),
+        Some(sha256_hex(&manifest_bytes).as_str())
+    );
+    for e in &events {
+        let size = e.event.encode().len();
+        assert!(size < 2048, "an audit event of {size} bytes: {:?}", e.event);
+    }
+}
