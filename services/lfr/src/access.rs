@@ -20,7 +20,6 @@
 //! sha256 of every file. It is recorded on AUDIT as a disclosure to `data-subject:<REF>`, with the
 //! manifest's sha256. See `docs/access.md`.
 
-use crate::connect;
 use lfr_alerts::{feed, Entry};
 use lfr_common::audit::Audit;
 use lfr_schemas::{AuditAction, Decision, Outcome, Timestamp, WatchlistCategory};
@@ -53,14 +52,8 @@ const JPEG_QUALITY: i32 = 92;
 
 #[derive(clap::Args)]
 pub struct AccessArgs {
-    /// NATS server holding ALERTS and AUDIT.
-    #[arg(
-        long,
-        env = "LFR_NATS__URL",
-        default_value = "nats://127.0.0.1:4222",
-        global = true
-    )]
-    nats_url: String,
+    #[command(flatten)]
+    nats: crate::connect::NatsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -146,7 +139,7 @@ pub async fn run(args: AccessArgs) -> anyhow::Result<()> {
     let subject = tokio::task::block_in_place(|| vision.subject(&photo))
         .map_err(|e| anyhow::anyhow!("{}: {e}", request.photo.display()))?;
 
-    let bus = connect::bus(&args.nats_url).await?;
+    let bus = args.nats.bus().await?;
     let js = &bus.jetstream;
     let vault = Vault::open(js, master).await?;
     let search = search(js, &vault, &mut vision, &subject, request.threshold).await?;

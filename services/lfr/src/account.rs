@@ -23,14 +23,8 @@ use std::io::Read;
 
 #[derive(clap::Args)]
 pub struct AccountArgs {
-    /// NATS server holding the accounts.
-    #[arg(
-        long,
-        env = "LFR_NATS__URL",
-        default_value = "nats://127.0.0.1:4222",
-        global = true
-    )]
-    nats_url: String,
+    #[command(flatten)]
+    nats: crate::connect::NatsArgs,
     /// Who is making the change, as recorded on the audit event.
     #[arg(long, default_value = "cli", global = true)]
     by: String,
@@ -87,7 +81,7 @@ enum Command {
 const ROLE: &str = "supervisor";
 
 pub async fn run(args: AccountArgs) -> anyhow::Result<()> {
-    let bus = crate::connect::bus(&args.nats_url).await?;
+    let bus = args.nats.bus().await?;
     let js = &bus.jetstream;
     let accounts = Accounts::open(js).await?;
     let by = args.by.as_str();

@@ -15,18 +15,11 @@ use lfr_common::audit::{self, Anchor, AuditFilter, ChainReport, ObjectMatch, Sto
 use lfr_schemas::AuditAction;
 use lfr_watchlist::time::{format_utc, parse_utc};
 use std::io::Write;
-use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct AuditArgs {
-    /// NATS server holding the AUDIT stream.
-    #[arg(
-        long,
-        env = "LFR_NATS__URL",
-        default_value = "nats://127.0.0.1:4222",
-        global = true
-    )]
-    nats_url: String,
+    #[command(flatten)]
+    nats: crate::connect::NatsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,7 +75,7 @@ fn parse_action(s: &str) -> Result<AuditAction, String> {
 pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
     match args.command {
         Command::Verify { anchor, from } => {
-            let report = match connect(&args.nats_url).await {
+            let report = match args.nats.jetstream("lfr-audit").await {
                 Ok(js) => audit::verify_from(&js, from, anchor.as_ref()).await,
                 Err(e) => Err(e),
             };
@@ -123,7 +116,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
                 since,
                 until,
             };
-            let js = connect(&args.nats_url).await?;
+            let js = args.nats.jetstream("lfr-audit").await?;
             let result = audit::query(&js, &filter).await?;
             let mut out = std::io::stdout().lock();
             for e in &result.events {
@@ -148,17 +141,6 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
 }
 
 /// A plain connection: no stream is declared or changed, nothing is recorded.
-async fn connect(url: &str) -> anyhow::Result<async_nats::jetstream::Context> {
-    let connect = async_nats::ConnectOptions::new()
-        .name("lfr-audit")
-        .connect(url);
-    let client = tokio::time::timeout(Duration::from_secs(10), connect)
-        .await
-        .map_err(|_| anyhow::anyhow!("cannot reach NATS at {url}"))?
-        .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {url}: {e}"))?;
-    Ok(async_nats::jetstream::new(client))
-}
-
 /// `time seq action actor/role deployment object recipients justification`.
 fn line(s: &StoredEvent) -> String {
     let e = &s.event;

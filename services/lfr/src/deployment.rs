@@ -25,14 +25,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct DeploymentArgs {
-    /// NATS server holding the deployments.
-    #[arg(
-        long,
-        env = "LFR_NATS__URL",
-        default_value = "nats://127.0.0.1:4222",
-        global = true
-    )]
-    nats_url: String,
+    #[command(flatten)]
+    nats: crate::connect::NatsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -116,7 +110,7 @@ enum Command {
 }
 
 pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
-    let bus = crate::connect::bus(&args.nats_url).await?;
+    let bus = args.nats.bus().await?;
     let lifecycle = Lifecycle::open(&bus.jetstream, ModelsConfig::default()).await?;
     let supervisor = |id: &str| Actor::new(id, "supervisor");
     match args.command {

@@ -10,7 +10,6 @@
 //! A release names the case the data was kept for and is recorded on ALERTS and AUDIT; the
 //! alert's ordinary retention then applies (if it is already older, the next pass erases it).
 
-use crate::connect;
 use lfr_alerts::feed;
 use lfr_common::audit::Audit;
 use lfr_purge::report;
@@ -19,13 +18,8 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct RetentionArgs {
-    #[arg(
-        long,
-        env = "LFR_NATS__URL",
-        default_value = "nats://127.0.0.1:4222",
-        global = true
-    )]
-    nats_url: String,
+    #[command(flatten)]
+    nats: crate::connect::NatsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,7 +50,7 @@ enum Command {
 }
 
 pub async fn run(args: RetentionArgs) -> anyhow::Result<()> {
-    let bus = connect::bus(&args.nats_url).await?;
+    let bus = args.nats.bus().await?;
     let js = &bus.jetstream;
     match args.command {
         Command::Report {
