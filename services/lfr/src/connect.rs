@@ -17,6 +17,13 @@ pub struct NatsArgs {
         global = true
     )]
     pub url: String,
+    /// NATS credentials file (`.creds`), where the server requires authentication.
+    #[arg(
+        long = "nats-credentials",
+        env = "LFR_NATS__CREDENTIALS",
+        global = true
+    )]
+    pub credentials: Option<std::path::PathBuf>,
 }
 
 impl NatsArgs {
@@ -24,6 +31,7 @@ impl NatsArgs {
     pub async fn bus(&self) -> anyhow::Result<Bus> {
         let mut common = lfr_common::config::Common::default();
         common.nats.url = self.url.clone();
+        common.nats.credentials = self.credentials.clone();
         let registry = prometheus::Registry::new();
         let connect = Bus::connect(&common, "cli", &registry);
         tokio::time::timeout(TIMEOUT, connect)
@@ -34,7 +42,14 @@ impl NatsArgs {
     /// A plain connection that declares and changes nothing (for read-only commands).
     pub async fn jetstream(&self, name: &str) -> anyhow::Result<async_nats::jetstream::Context> {
         let url = &self.url;
-        let connect = async_nats::ConnectOptions::new().name(name).connect(url);
+        let mut options = async_nats::ConnectOptions::new().name(name);
+        if let Some(creds) = &self.credentials {
+            options = options
+                .credentials_file(creds)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", creds.display()))?;
+        }
+        let connect = options.connect(url);
         let client = tokio::time::timeout(TIMEOUT, connect)
             .await
             .map_err(|_| anyhow::anyhow!("cannot reach NATS at {url}"))?
@@ -45,5 +60,10 @@ impl NatsArgs {
 
 /// A bus connection to `url` (for `lfr up`, which knows its own server).
 pub async fn bus(url: &str) -> anyhow::Result<Bus> {
-    NatsArgs { url: url.into() }.bus().await
+    NatsArgs {
+        url: url.into(),
+        credentials: None,
+    }
+    .bus()
+    .await
 }
