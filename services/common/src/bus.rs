@@ -141,6 +141,16 @@ impl Bus {
         Ok(())
     }
 
+    /// Send what is buffered before the service exits, but do not wait for a server that is gone:
+    /// a service told to stop while NATS is unreachable must still stop (a Kubernetes pod gets 30 s).
+    pub async fn flush_before_exit(&self) {
+        match tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not flush to NATS before exiting"),
+            Err(_) => tracing::warn!("NATS unreachable: exiting without flushing"),
+        }
+    }
+
     /// Declare again after a stream went missing (e.g. NATS restarted and lost its memory streams),
     /// at most once a second however many publishers notice.
     pub async fn redeclare_topology(&self) {

@@ -210,7 +210,7 @@ pub async fn start_batched_service<H: BatchHandler>(
         if let Err(e) = ran {
             tracing::error!(service = name, error = %e, "stage failed");
         }
-        let _ = ctx.bus.client.flush().await;
+        ctx.bus.flush_before_exit().await;
     });
     Ok(Running { metrics_addr, done })
 }
@@ -237,7 +237,10 @@ pub async fn run<H: BatchHandler>(
                     _ = shutdown.requested() => break,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
-                bus.redeclare_topology().await;
+                tokio::select! {
+                    _ = bus.redeclare_topology() => {}
+                    _ = shutdown.requested() => break,
+                }
             }
         }
     }
@@ -256,26 +259,35 @@ async fn consume<H: BatchHandler>(
     health: &Health,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let stream = bus.jetstream.get_stream(spec.stream).await?;
-    let consumer = stream
-        .get_or_create_consumer(
-            spec.durable,
-            pull::Config {
-                durable_name: Some(spec.durable.to_string()),
-                filter_subject: spec.filter_subject.unwrap_or_default().to_string(),
-                ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: spec.ack_wait,
-                max_ack_pending: spec.max_ack_pending,
-                ..Default::default()
-            },
+    // Setting up talks to the server, which may be unreachable: a shutdown must not wait for it.
+    let setup = async {
+        let stream = bus.jetstream.get_stream(spec.stream).await?;
+        let consumer = stream
+            .get_or_create_consumer(
+                spec.durable,
+                pull::Config {
+                    durable_name: Some(spec.durable.to_string()),
+                    filter_subject: spec.filter_subject.unwrap_or_default().to_string(),
+                    ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: spec.ack_wait,
+                    max_ack_pending: spec.max_ack_pending,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        // Small pulls: a replica should not hoard work another replica could be doing.
+        anyhow::Ok(
+            consumer
+                .stream()
+                .max_messages_per_batch(spec.max_batch.clamp(1, 64))
+                .messages()
+                .await?,
         )
-        .await?;
-    // Small pulls: a replica should not hoard work another replica could be doing.
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(spec.max_batch.clamp(1, 64))
-        .messages()
-        .await?;
+    };
+    let mut messages = tokio::select! {
+        messages = setup => messages?,
+        _ = shutdown.requested() => return Ok(()),
+    };
     health.set_ready(true);
     tracing::info!(stage = spec.name, stream = spec.stream, "consuming");
     loop {

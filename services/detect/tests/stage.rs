@@ -184,3 +184,26 @@ async fn replicas_share_the_work_of_one_durable_consumer() {
     first.done.await.unwrap();
     second.done.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stage_told_to_stop_while_nats_is_down_stops_within_seconds() {
+    let mut nats = NatsServer::start().await;
+    let (running, shutdown) = start_detect(&nats).await;
+    let ready = lfr_testkit::eventually(std::time::Duration::from_secs(20), || async {
+        let r = reqwest::get(format!("http://{}/readyz", running.metrics_addr))
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "detect became ready");
+    nats.kill().await;
+    // Let the stage notice and start re-connecting and re-declaring.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    shutdown.trigger();
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), running.done).await;
+    assert!(
+        stopped.is_ok(),
+        "a Kubernetes pod has 30 s to stop: the stage must not wait for NATS"
+    );
+}

@@ -154,7 +154,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
         let _ = server.await;
         let _ = feed.await;
         let _ = escalation.await;
-        let _ = ctx.bus.client.flush().await;
+        ctx.bus.flush_before_exit().await;
     });
     Ok(Running {
         metrics_addr,

@@ -68,9 +68,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
             let _ = publisher.await;
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        if let Err(e) = ctx.bus.client.flush().await {
-            tracing::warn!(error = %e, "flush at shutdown failed");
-        }
+        ctx.bus.flush_before_exit().await;
         tracing::info!("ingest stopped");
     });
     Ok(Running {

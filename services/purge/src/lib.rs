@@ -469,7 +469,7 @@ pub async fn start_with_clock(
             }
         }
         let _ = feed.await;
-        let _ = bus.client.flush().await;
+        bus.flush_before_exit().await;
     });
     Ok(Started {
         running: Running { metrics_addr, done },
