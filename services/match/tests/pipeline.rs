@@ -169,15 +169,21 @@ async fn obama_alerts_once_per_pass_and_nobody_else_does() {
     }];
     let ingest = lfr_ingest::start(ingest, shutdown.clone()).await.unwrap();
 
-    // Every frame through every stage.
-    let compared = eventually(Duration::from_secs(60), || async {
+    // Every frame through every stage: ingest published them all, detect handled them all, every
+    // face it found was embedded, and every template compared (a frame that expired on the bus
+    // would never count as handled, and the test would fail here).
+    let compared = eventually(Duration::from_secs(90), || async {
         let i = scrape(ingest.metrics_addr).await;
+        let d = scrape(detect.metrics_addr).await;
         let e = scrape(embed.metrics_addr).await;
         let m = scrape(matcher.metrics_addr).await;
+        let n = frames.len() as f64;
         let published = metric(&i, "lfr_ingest_frames_total", &[("camera", "gate-1")])?;
+        let detected = metric(&d, "lfr_stage_messages_total", &[("outcome", "ok")])?;
+        let faces = metric(&d, "lfr_detect_faces_total", &[])?;
         let templates = metric(&e, "lfr_embed_templates_total", &[])?;
         let matched = metric(&m, "lfr_stage_messages_total", &[("outcome", "ok")])?;
-        (published == frames.len() as f64 && templates > 15.0 && matched == templates)
+        (published == n && detected == n && templates == faces && matched == templates)
             .then_some(matched)
     })
     .await
