@@ -178,15 +178,7 @@ impl Bus {
         let publish = jetstream::message::PublishMessage::build()
             .payload(message.encode().into())
             .ttl(self.common.bus.transient_ttl);
-        let started = Instant::now();
-        let ack = self.jetstream.send_publish(subject, publish).await;
-        let ack = ack.inspect_err(|e| self.count_failure(stream, e))?;
-        Ok(Published {
-            ack,
-            started,
-            stream,
-            bus: self.clone(),
-        })
+        self.send(stream, subject, publish).await
     }
 
     /// Publish a record (an alert, a decision) to a file-backed stream. `id` becomes the
@@ -201,6 +193,16 @@ impl Bus {
         let publish = jetstream::message::PublishMessage::build()
             .payload(message.encode().into())
             .message_id(id);
+        self.send(stream, subject, publish).await
+    }
+
+    /// Send, counting a failure; the acknowledgement is awaited through [`Published`].
+    async fn send(
+        &self,
+        stream: &'static str,
+        subject: String,
+        publish: jetstream::message::PublishMessage,
+    ) -> Result<Published, PublishError> {
         let started = Instant::now();
         let ack = self.jetstream.send_publish(subject, publish).await;
         let ack = ack.inspect_err(|e| self.count_failure(stream, e))?;
