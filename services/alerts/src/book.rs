@@ -321,38 +321,12 @@ impl Book {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lfr_schemas::{FaceRef, FrameRef, Outcome};
+    use lfr_schemas::Outcome;
 
     fn alert(id: &str, category: WatchlistCategory, raised_at: Timestamp) -> CandidateAlert {
-        // Stand-in ciphertext: the book never opens images.
-        let sealed = |byte: u8| lfr_schemas::Sealed {
-            key: "d1".into(),
-            nonce: vec![0; 24],
-            ciphertext: vec![byte; 17].into(),
-        };
         CandidateAlert {
-            alert_id: id.into(),
-            deployment: "d1".into(),
-            raised_at,
-            probe: FaceRef {
-                frame: FrameRef {
-                    camera: "gate-1".into(),
-                    epoch: Timestamp(1),
-                    seq: 1,
-                    captured_at: raised_at,
-                },
-                index: 0,
-            },
             category,
-            entry_ref: "CUST-1".into(),
-            reference_image_sha256: "ab".into(),
-            watchlist_digest: "cd".into(),
-            score: 0.7,
-            corroborating_frames: 2,
-            track_frames: 3,
-            probe_jpeg: sealed(1),
-            context_jpeg: sealed(2),
-            reference_jpeg: sealed(3),
+            ..lfr_testkit::candidate_alert(id, "d1", raised_at)
         }
     }
 

@@ -5,7 +5,7 @@
 use lfr_schemas::streams::{self, TopologyLimits};
 use lfr_schemas::{
     subjects, AlertDecision, AlertOutcome, AuditAction, AuditEvent, CandidateAlert, Decision,
-    FaceRef, FrameRef, HoldReleased, Message, Outcome, Timestamp, WatchlistCategory,
+    HoldReleased, Message, Outcome, Timestamp,
 };
 use lfr_testkit::{records, NatsServer};
 use std::process::{Command, Output};
@@ -19,30 +19,7 @@ fn lfr(url: &str, args: &[&str]) -> Output {
 }
 
 fn alert(id: &str, raised_at: Timestamp) -> CandidateAlert {
-    CandidateAlert {
-        alert_id: id.into(),
-        deployment: "match-day".into(),
-        raised_at,
-        probe: FaceRef {
-            frame: FrameRef {
-                camera: "gate-1".into(),
-                epoch: Timestamp(1),
-                seq: 1,
-                captured_at: raised_at,
-            },
-            index: 0,
-        },
-        category: WatchlistCategory::Wanted,
-        entry_ref: "CUST-0001".into(),
-        reference_image_sha256: String::new(),
-        watchlist_digest: String::new(),
-        score: 0.8,
-        corroborating_frames: 2,
-        track_frames: 2,
-        probe_jpeg: Default::default(),
-        context_jpeg: Default::default(),
-        reference_jpeg: Default::default(),
-    }
+    lfr_testkit::candidate_alert(id, "match-day", raised_at)
 }
 
 async fn publish<M: Message>(js: &async_nats::jetstream::Context, subject: String, m: &M) {

@@ -50,10 +50,7 @@ impl Policy {
 mod tests {
     use super::*;
     use lfr_alerts::Book;
-    use lfr_schemas::{
-        AlertDecision, AlertOutcome, CandidateAlert, Decision, FaceRef, FrameRef, Message, Outcome,
-        WatchlistCategory,
-    };
+    use lfr_schemas::{AlertDecision, AlertOutcome, Decision, Message, Outcome};
 
     const DAY: Duration = Duration::from_secs(86_400);
 
@@ -64,30 +61,7 @@ mod tests {
     /// An alert raised on day 0, confirmed, with `outcome` recorded.
     fn entry(outcome: Option<Outcome>) -> Entry {
         let book = Book::default();
-        let alert = CandidateAlert {
-            alert_id: "a1".into(),
-            deployment: "d1".into(),
-            raised_at: day(0),
-            probe: FaceRef {
-                frame: FrameRef {
-                    camera: "c".into(),
-                    epoch: day(0),
-                    seq: 0,
-                    captured_at: day(0),
-                },
-                index: 0,
-            },
-            category: WatchlistCategory::Wanted,
-            entry_ref: "R".into(),
-            reference_image_sha256: String::new(),
-            watchlist_digest: String::new(),
-            score: 0.7,
-            corroborating_frames: 2,
-            track_frames: 2,
-            probe_jpeg: Default::default(),
-            context_jpeg: Default::default(),
-            reference_jpeg: Default::default(),
-        };
+        let alert = lfr_testkit::candidate_alert("a1", "d1", day(0));
         book.fold("lfr.alerts.d1.candidate", 1, &alert.encode())
             .unwrap();
         let decision = AlertDecision {

@@ -11,7 +11,7 @@ use lfr_purge::clock::Clock;
 use lfr_purge::{PassSummary, RUN_SUBJECT};
 use lfr_schemas::{
     streams, subjects, AlertDecision, AlertOutcome, AuditAction, AuditEvent, CandidateAlert,
-    Decision, FaceRef, FrameRef, HoldReleased, Message, Outcome, Timestamp, WatchlistCategory,
+    Decision, HoldReleased, Message, Outcome, Timestamp, WatchlistCategory,
 };
 use lfr_testkit::{eventually, files_containing, metric, records, scrape, NatsServer};
 use lfr_vault::{AlertImage, MasterKey, Vault};
@@ -31,28 +31,10 @@ async fn alert(vault: &Vault, id: &str, raised_at: Timestamp) -> CandidateAlert 
             .unwrap()
     };
     CandidateAlert {
-        alert_id: id.into(),
-        deployment: "match-day".into(),
-        raised_at,
-        probe: FaceRef {
-            frame: FrameRef {
-                camera: "gate-1".into(),
-                epoch: Timestamp(1),
-                seq: 3,
-                captured_at: raised_at,
-            },
-            index: 0,
-        },
-        category: WatchlistCategory::Wanted,
-        entry_ref: "CUST-0001".into(),
-        reference_image_sha256: "ab".repeat(32),
-        watchlist_digest: "cd".repeat(32),
-        score: 0.8,
-        corroborating_frames: 2,
-        track_frames: 2,
         probe_jpeg: seal(AlertImage::Probe).await,
         context_jpeg: seal(AlertImage::Context).await,
         reference_jpeg: seal(AlertImage::Reference).await,
+        ..lfr_testkit::candidate_alert(id, "match-day", raised_at)
     }
 }
 

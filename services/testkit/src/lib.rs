@@ -197,3 +197,37 @@ pub async fn records<M: lfr_schemas::Message>(
     }
     out
 }
+
+/// A candidate alert as the matcher raises it, for tests of what comes after matching: camera
+/// `gate-1`, entry `CUST-0001` (wanted), similarity 0.8 over 2 of 2 frames, images left empty
+/// (seal real ones where a test opens them).
+pub fn candidate_alert(
+    id: &str,
+    deployment: &str,
+    raised_at: lfr_schemas::Timestamp,
+) -> lfr_schemas::CandidateAlert {
+    lfr_schemas::CandidateAlert {
+        alert_id: id.into(),
+        deployment: deployment.into(),
+        raised_at,
+        probe: lfr_schemas::FaceRef {
+            frame: lfr_schemas::FrameRef {
+                camera: "gate-1".into(),
+                epoch: lfr_schemas::Timestamp(1),
+                seq: 1,
+                captured_at: raised_at,
+            },
+            index: 0,
+        },
+        category: lfr_schemas::WatchlistCategory::Wanted,
+        entry_ref: "CUST-0001".into(),
+        reference_image_sha256: "ab".repeat(32),
+        watchlist_digest: "cd".repeat(32),
+        score: 0.8,
+        corroborating_frames: 2,
+        track_frames: 2,
+        probe_jpeg: Default::default(),
+        context_jpeg: Default::default(),
+        reference_jpeg: Default::default(),
+    }
+}
