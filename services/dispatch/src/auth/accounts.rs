@@ -28,6 +28,7 @@ use async_nats::jetstream::{self, kv, stream};
 use futures::StreamExt;
 use lfr_common::audit::Audit;
 use lfr_schemas::{AuditAction, Timestamp};
+use lfr_watchlist::list::hex;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -383,17 +384,6 @@ pub async fn audit_change(
         )
         .await?;
     Ok(())
-}
-
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -17,11 +17,12 @@
 //! form ([`super::csrf_field`]), handlers compare it ([`Session::check_csrf`], constant time), so
 //! another site cannot make a logged-in browser submit a form it did not show.
 
-use super::accounts::{hex, Accounts};
+use super::accounts::Accounts;
 use super::Role;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use async_nats::jetstream::{self, kv, stream};
 use lfr_schemas::Timestamp;
+use lfr_watchlist::list::hex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
