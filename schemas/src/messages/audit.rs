@@ -156,7 +156,8 @@ impl AuditEvent {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as digests are written in events and records.
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -19,7 +19,7 @@ pub use alert::{
     AlertDecision, AlertOutcome, AlertsErased, CandidateAlert, Decision, HoldReleased, Outcome,
     WatchlistCategory,
 };
-pub use audit::{AuditAction, AuditEvent};
+pub use audit::{hex, AuditAction, AuditEvent};
 pub use embedding::Embedding;
 pub use face::{BoundingBox, DetectedFace, FaceQuality, FaceRef, Point, RgbImage};
 pub use frame::{Frame, FrameRef};
