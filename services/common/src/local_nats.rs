@@ -37,6 +37,11 @@ impl LocalNats {
         Ok(nats)
     }
 
+    /// The server's process id while it runs (for CPU and memory readings).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }

@@ -275,14 +275,13 @@ async fn consume<H: BatchHandler>(
                 },
             )
             .await?;
-        // Small pulls: a replica should not hoard work another replica could be doing.
-        anyhow::Ok(
-            consumer
-                .stream()
-                .max_messages_per_batch(spec.max_batch.clamp(1, 64))
-                .messages()
-                .await?,
-        )
+        anyhow::Ok(Puller {
+            consumer,
+            // Small pulls: a replica should not hoard work another replica could be doing.
+            batch: spec.max_batch.clamp(1, 64),
+            current: None,
+            idle_since: tokio::time::Instant::now(),
+        })
     };
     let mut messages = tokio::select! {
         messages = setup => messages?,
@@ -292,48 +291,84 @@ async fn consume<H: BatchHandler>(
     tracing::info!(stage = spec.name, stream = spec.stream, "consuming");
     loop {
         let first = tokio::select! {
-            next = messages.next() => next,
+            next = messages.next() => next?,
             _ = shutdown.requested() => return Ok(()),
         };
-        let mut batch = vec![delivery(first, spec)?];
+        let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + spec.max_wait;
         while batch.len() < spec.max_batch {
-            match tokio::time::timeout_at(deadline, messages.next()).await {
-                Ok(next) => batch.push(delivery(next, spec)?),
-                Err(_) => break,
+            match tokio::time::timeout_at(deadline, messages.next_in_request()).await {
+                Ok(Some(next)) => batch.push(next?),
+                Ok(None) | Err(_) => break,
             }
         }
-        handle(
-            batch.into_iter().flatten().collect(),
-            spec,
-            handler,
-            metrics,
-        )
-        .await;
+        handle(batch, spec, handler, metrics).await;
     }
 }
 
-/// A delivered message, `None` for a transient consumer error, `Err` when the consumer is gone.
-fn delivery(
-    next: Option<Result<Delivery, pull::MessagesError>>,
-    spec: &StageSpec,
-) -> anyhow::Result<Option<Delivery>> {
-    use async_nats::jetstream::consumer::pull::MessagesErrorKind as K;
-    match next {
-        Some(Ok(m)) => Ok(Some(m)),
-        Some(Err(e))
-            if matches!(
-                e.kind(),
-                K::ConsumerDeleted | K::NoResponders | K::MissingHeartbeat
-            ) =>
-        {
-            anyhow::bail!("consumer stream failed: {e}")
+/// How long one pull request waits on the server for messages.
+const PULL_EXPIRES: Duration = Duration::from_secs(1);
+/// After this long without a message, check that the consumer still exists (NATS may have
+/// restarted without its memory streams, and a pull to a missing consumer is simply not answered).
+const IDLE_CHECK: Duration = Duration::from_secs(10);
+
+/// Short pull requests, one after another, instead of one long-lived pull subscription. Under
+/// overload the long-lived form was seen to stall silently: the server held no waiting pull while
+/// the client believed one was outstanding, and frames expired unread (the load test, 7 cameras at
+/// 5 fps on 2 cores: the detect stage idle at 0.0 cores with 165 frames pending). A request that
+/// lives at most [`PULL_EXPIRES`] cannot be lost for longer than that.
+struct Puller {
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+    batch: usize,
+    current: Option<pull::Batch>,
+    idle_since: tokio::time::Instant,
+}
+
+impl Puller {
+    /// The next message, pulling again as often as needed; `Err` when the consumer must be
+    /// re-created.
+    async fn next(&mut self) -> anyhow::Result<Delivery> {
+        loop {
+            if let Some(next) = self.next_in_request().await {
+                return next;
+            }
+            if self.idle_since.elapsed() >= IDLE_CHECK {
+                self.consumer
+                    .info()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("consumer gone: {e}"))?;
+                self.idle_since = tokio::time::Instant::now();
+            }
+            self.current = Some(
+                self.consumer
+                    .batch()
+                    .max_messages(self.batch)
+                    .expires(PULL_EXPIRES)
+                    .messages()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("pull request failed: {e}"))?,
+            );
         }
-        Some(Err(e)) => {
-            tracing::debug!(stage = spec.name, error = %e, "consumer stream error");
-            Ok(None)
+    }
+
+    /// The next message of the pull request in progress, without asking for more (`None` when
+    /// there is no request or it is over): filling a batch must not leave a request half made.
+    async fn next_in_request(&mut self) -> Option<anyhow::Result<Delivery>> {
+        let current = self.current.as_mut()?;
+        match current.next().await {
+            Some(Ok(message)) => {
+                self.idle_since = tokio::time::Instant::now();
+                Some(Ok(message))
+            }
+            Some(Err(e)) => {
+                self.current = None;
+                Some(Err(anyhow::anyhow!("consumer stream failed: {e}")))
+            }
+            None => {
+                self.current = None;
+                None
+            }
         }
-        None => anyhow::bail!("consumer stream ended"),
     }
 }
 

@@ -110,8 +110,9 @@ impl Handler for DetectStage {
     }
 }
 
-/// Decode and search one frame (blocking: runs on the blocking pool).
-fn find(
+/// Decode and search one frame (blocking: runs on the blocking pool). Public, with
+/// [`detected_face`], so the load test's in-process baseline runs the stage's own code.
+pub fn find(
     finder: &Mutex<FaceFinder>,
     jpeg: &[u8],
     input_side: u32,
@@ -126,7 +127,7 @@ fn find(
 }
 
 /// The bus message for one face; coordinates scaled back to the original frame's pixels.
-fn detected_face(
+pub fn detected_face(
     frame: &lfr_schemas::FrameRef,
     index: usize,
     face: lfr_vision::faces::ProbeFace,

@@ -207,3 +207,48 @@ async fn a_stage_told_to_stop_while_nats_is_down_stops_within_seconds() {
         "a Kubernetes pod has 30 s to stop: the stage must not wait for NATS"
     );
 }
+
+/// NATS restarted without its memory streams: the stage's consumer is gone with FRAMES. The stage
+/// must notice on its own (its pulls go unanswered), declare the topology again and take frames.
+#[tokio::test]
+async fn after_nats_loses_its_memory_streams_the_stage_declares_them_again_and_takes_frames() {
+    let mut nats = NatsServer::start().await;
+    let (running, shutdown) = start_detect(&nats).await;
+    let photo = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
+    let handled = |at_least: f64| {
+        let addr = running.metrics_addr;
+        async move {
+            eventually(Duration::from_secs(40), || async {
+                let text = scrape(addr).await;
+                metric(&text, "lfr_stage_messages_total", &[("outcome", "ok")])
+                    .filter(|n| *n >= at_least)
+            })
+            .await
+        }
+    };
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    publish(&js, frame("cam-a", 0, photo.clone(), 0, 0).encode()).await;
+    assert!(handled(1.0).await.is_some(), "first frame handled");
+
+    nats.restart().await;
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    // Only the stage can bring FRAMES back: until it has, publishing fails.
+    let published = eventually(Duration::from_secs(40), || async {
+        let ack = js
+            .publish(
+                subjects::frames("cam-a"),
+                frame("cam-a", 1, photo.clone(), 0, 0).encode().into(),
+            )
+            .await
+            .ok()?;
+        ack.await.ok()
+    })
+    .await;
+    assert!(published.is_some(), "the stage declared FRAMES again");
+    assert!(
+        handled(2.0).await.is_some(),
+        "the frame after the restart was handled"
+    );
+    shutdown.trigger();
+    running.done.await.unwrap();
+}

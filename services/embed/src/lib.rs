@@ -125,8 +125,9 @@ impl EmbedStage {
     }
 }
 
-/// Validate chips, embed the valid ones in one call, and build the messages (blocking).
-fn embed_all(
+/// Validate chips, embed the valid ones in one call, and build the messages (blocking). Public so
+/// the load test's in-process baseline runs the stage's own code.
+pub fn embed_all(
     embedder: &Mutex<Embedder>,
     faces: Vec<DetectedFace>,
 ) -> Vec<Result<Embedding, HandleError>> {

@@ -14,9 +14,10 @@
 //! A probe that matches nothing is dropped when this function returns: nothing of it is written
 //! anywhere, and the work-queue acknowledgement removes it from EMBEDDINGS.
 
-use crate::corroborate::{Hit, Sighting, Verdict};
+use crate::corroborate::{Hit, Sighting, Tracker, Verdict};
+use crate::index::WatchlistIndex;
 use crate::metrics::{MatchMetrics, ProbeOutcome};
-use crate::watchlists::{Evidence, Loaded, Watchlists};
+use crate::watchlists::{EntryMeta, Evidence, Loaded, Watchlists};
 use lfr_common::audit::Audit;
 use lfr_common::bus::Bus;
 use lfr_common::stage::{HandleError, Handler};
@@ -27,7 +28,7 @@ use lfr_vault::{AlertImage, Vault};
 use lfr_watchlist::list::{hex, sha256_hex};
 use lfr_watchlist::store::Store;
 use sha2::{Digest, Sha256};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use tokio::sync::watch;
 
@@ -63,6 +64,14 @@ impl Handler for MatchStage {
         for list in lists {
             self.against(&list, &probe).await?;
         }
+        self.metrics.decision_seconds.observe(
+            probe
+                .face
+                .frame
+                .captured_at
+                .until(Timestamp::now())
+                .as_secs_f64(),
+        );
         Ok(())
     }
 
@@ -83,44 +92,17 @@ impl MatchStage {
             tracing::warn!(deployment = %list.deployment, probe_model = %probe.model, list_model = %list.model, "probe and watch list come from different models");
             return Ok(());
         }
-        let started = Instant::now();
-        let hits = list
-            .index
-            .search(&probe.vector, SEARCH_K)
-            .map_err(|e| HandleError::reject("bad_template", e))?;
-        self.metrics
-            .search_seconds
-            .observe(started.elapsed().as_secs_f64());
-        if let Some((_, best)) = hits.first() {
-            self.metrics.best_score.observe(*best as f64);
+        let judged = compare(&list.index, &list.entries, &list.tracker, probe)?;
+        self.metrics.search_seconds.observe(judged.search_seconds);
+        if let Some(best) = judged.best {
+            self.metrics.best_score.observe(best as f64);
         }
-        let hit = hits
-            .into_iter()
-            .find(|(entry, score)| *score >= list.entries[*entry].threshold)
-            .map(|(entry, score)| Hit {
-                entry,
-                score,
-                evidence: Evidence {
-                    probe: probe.face.clone(),
-                    probe_jpeg: probe.probe_jpeg.clone(),
-                    context_jpeg: probe.context_jpeg.clone(),
-                },
-            });
-        self.metrics.probe(if hit.is_some() {
+        self.metrics.probe(if judged.matched {
             ProbeOutcome::Matched
         } else {
             ProbeOutcome::NoMatch
         });
-        let verdict = list
-            .tracker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .observe(Sighting {
-                camera: probe.face.frame.camera.clone(),
-                captured_at: probe.face.frame.captured_at,
-                bbox: probe.bbox,
-                hit,
-            });
+        let verdict = judged.verdict;
         let Verdict::Alert {
             entry,
             score,
@@ -240,6 +222,61 @@ impl MatchStage {
         }
         Ok(())
     }
+}
+
+/// What one comparison found, before anything is published.
+pub struct Judgement {
+    /// The best similarity in the list, if the list is not empty.
+    pub best: Option<f32>,
+    /// Some entry scored at or above its category's threshold.
+    pub matched: bool,
+    pub search_seconds: f64,
+    pub verdict: Verdict<Evidence>,
+}
+
+/// Search the list for one probe, keep the best entry at or above its category's threshold, and
+/// let the tracker decide. The whole of matching without the bus: the load test's in-process
+/// baseline runs exactly this.
+pub fn compare(
+    index: &WatchlistIndex,
+    entries: &[EntryMeta],
+    tracker: &Mutex<Tracker<Evidence>>,
+    probe: &Embedding,
+) -> Result<Judgement, HandleError> {
+    let started = Instant::now();
+    let hits = index
+        .search(&probe.vector, SEARCH_K)
+        .map_err(|e| HandleError::reject("bad_template", e))?;
+    let search_seconds = started.elapsed().as_secs_f64();
+    let best = hits.first().map(|(_, score)| *score);
+    let hit = hits
+        .into_iter()
+        .find(|(entry, score)| *score >= entries[*entry].threshold)
+        .map(|(entry, score)| Hit {
+            entry,
+            score,
+            evidence: Evidence {
+                probe: probe.face.clone(),
+                probe_jpeg: probe.probe_jpeg.clone(),
+                context_jpeg: probe.context_jpeg.clone(),
+            },
+        });
+    let matched = hit.is_some();
+    let verdict = tracker
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .observe(Sighting {
+            camera: probe.face.frame.camera.clone(),
+            captured_at: probe.face.frame.captured_at,
+            bbox: probe.bbox,
+            hit,
+        });
+    Ok(Judgement {
+        best,
+        matched,
+        search_seconds,
+        verdict,
+    })
 }
 
 /// Derived from the probe and the entry, so a redelivered probe raises the same alert id and the

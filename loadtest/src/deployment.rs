@@ -1,0 +1,116 @@
+//! The load test's own deployment: its cameras, and a watch list of the scene's identities.
+//!
+//! It passes every gate a real deployment does (create, enrol, authorise, review, activate), each
+//! audited under the actor `lfr-loadtest`, and is ended, and its list erased, when the run ends.
+//! The people are enrolled on the **blue** watch list (staff volunteers): on a shared system their
+//! alerts never reach an operator's queue or an officer's device.
+
+use crate::scene::{Samples, IDENTITIES};
+use lfr_schemas::Timestamp;
+use lfr_vision::config::ModelsConfig;
+use lfr_watchlist::deployment::NewDeployment;
+use lfr_watchlist::lifecycle::{Actor, Lifecycle};
+
+fn actor() -> Actor {
+    Actor::new("lfr-loadtest", "supervisor")
+}
+
+/// Camera id `i` of the load test.
+pub fn camera(i: usize) -> String {
+    format!("loadtest-{i:02}")
+}
+
+pub struct LoadDeployment {
+    lifecycle: Lifecycle,
+    pub id: String,
+}
+
+/// Create and activate the deployment over cameras `0..cameras`.
+pub async fn start(
+    js: &async_nats::jetstream::Context,
+    samples: &Samples,
+    cameras: usize,
+    hours: u64,
+) -> anyhow::Result<LoadDeployment> {
+    let lifecycle = Lifecycle::open(js, ModelsConfig::default()).await?;
+    let now = Timestamp::now();
+    let id = format!("loadtest-{}", now.0 / 1_000_000_000);
+    lifecycle
+        .create(
+            NewDeployment {
+                id: id.clone(),
+                name: "Load test".into(),
+                location: "simulated cameras".into(),
+                cameras: (0..cameras).map(camera).collect(),
+                starts_at: now,
+                ends_at: Timestamp(now.0 + hours * 3_600_000_000_000),
+                purpose: "Measure throughput and latency on synthetic frames; no real camera"
+                    .into(),
+                default_threshold: 0.6,
+                thresholds: Default::default(),
+            },
+            &actor(),
+        )
+        .await?;
+    let folder = enrolment_folder(samples)?;
+    let deployment = LoadDeployment { lifecycle, id };
+    let activated = async {
+        let enrolled = deployment
+            .lifecycle
+            .enrol(&deployment.id, folder.path(), &actor())
+            .await?;
+        anyhow::ensure!(
+            enrolled.attached.entries == IDENTITIES.len(),
+            "only {} of {} load-test identities enrolled",
+            enrolled.attached.entries,
+            IDENTITIES.len()
+        );
+        deployment
+            .lifecycle
+            .authorise(&deployment.id, &actor())
+            .await?;
+        deployment
+            .lifecycle
+            .review(&deployment.id, &actor(), &enrolled.attached.digest)
+            .await?;
+        deployment
+            .lifecycle
+            .activate(&deployment.id, &actor())
+            .await?;
+        anyhow::Ok(())
+    };
+    if let Err(e) = activated.await {
+        deployment.end().await;
+        return Err(e);
+    }
+    Ok(deployment)
+}
+
+/// A folder in the form `lfr deployment enrol` takes: the identities' enrolment photos and a
+/// manifest putting them on the blue watch list.
+pub fn enrolment_folder(samples: &Samples) -> anyhow::Result<tempfile::TempDir> {
+    let folder = tempfile::tempdir()?;
+    let mut manifest = String::new();
+    for identity in &IDENTITIES {
+        std::fs::copy(
+            samples.faces.join(identity.enrolled),
+            folder.path().join(identity.enrolled),
+        )
+        .map_err(|e| anyhow::anyhow!("sample photo {}: {e}", identity.enrolled))?;
+        manifest.push_str(&format!(
+            "[[entry]]\nreference = \"{}\"\ncategory = \"blue\"\nimage = \"{}\"\n",
+            identity.reference, identity.enrolled
+        ));
+    }
+    std::fs::write(folder.path().join("manifest.toml"), manifest)?;
+    Ok(folder)
+}
+
+impl LoadDeployment {
+    /// End the deployment and erase its list.
+    pub async fn end(self) {
+        if let Err(e) = self.lifecycle.end(&self.id, &actor()).await {
+            tracing::warn!(deployment = %self.id, error = %e, "load-test deployment not ended");
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The load test end to end on this box: real nats-server, the real detect, embed and match
+//! binaries, real models on composited real photos. One short step, then the report is checked
+//! for what the issue asks of it; and the safety limits are checked to refuse before anything
+//! starts.
+
+use lfr_loadtest::results::Report;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn loadtest() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lfr-loadtest"))
+}
+
+#[test]
+fn one_camera_step_meets_the_budget_and_reports_every_figure() {
+    let out = tempfile::tempdir().unwrap();
+    let port = lfr_testkit::free_port();
+    let mut child = loadtest()
+        .args([
+            "--fps",
+            "5",
+            "--cameras",
+            "1",
+            "--step-seconds",
+            "8",
+            "--max-minutes",
+            "4",
+        ])
+        .arg("--metrics-addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--out")
+        .arg(out.path())
+        .spawn()
+        .unwrap();
+
+    // While it runs, its figures are served for Prometheus.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let started = Instant::now();
+    let mut live = String::new();
+    while started.elapsed() < Duration::from_secs(120) && child.try_wait().unwrap().is_none() {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if let Ok(text) = rt.block_on(lfr_loadtest::scrape::get(addr, "/metrics")) {
+            if text.contains("lfr_loadtest_frames_published_total") {
+                live = text;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "lfr-loadtest failed: {status}");
+    assert!(
+        live.contains("lfr_loadtest_cameras"),
+        "live metrics: {live}"
+    );
+
+    let json = std::fs::read_to_string(out.path().join("results.json")).unwrap();
+    let report: Report = serde_json::from_str(&json).unwrap();
+    let ramp = &report.ramps[0];
+    let step = &ramp.steps[0];
+    assert_eq!((step.cameras, step.fps), (1, 5.0));
+    assert_eq!(step.frames_published, 40);
+    assert!(step.faces >= 40, "faces {}", step.faces);
+    for loss in &step.losses {
+        assert_eq!(loss.lost, 0, "{loss:?}");
+    }
+    // Every watch-listed pass raised exactly one alert, and no stranger did.
+    let a = step.alerts;
+    assert!(a.expected >= 2, "{a:?}");
+    assert_eq!(
+        (a.raised, a.missed, a.duplicate, a.unexpected),
+        (a.expected, 0, 0, 0)
+    );
+    for stage in ["detect", "embed", "match", "alert"] {
+        let q = step
+            .since_capture(stage)
+            .unwrap_or_else(|| panic!("no {stage} latency"));
+        assert!(
+            q.p50 > 0.0 && q.p50 <= q.p99 && q.p99 < 1.0,
+            "{stage}: {q:?}"
+        );
+    }
+    assert!(step.within_budget, "{}", step.verdict);
+    assert_eq!(ramp.max_cameras, Some(1));
+    for service in ["nats", "detect", "embed", "match"] {
+        let u = step.usage.iter().find(|u| u.service == service).unwrap();
+        assert!(u.cpu_cores > 0.0 && u.rss_peak_bytes > 1_000_000, "{u:?}");
+    }
+    let baseline = report.baseline.unwrap();
+    assert_eq!(baseline.alerts.missed, 0, "{:?}", baseline.alerts);
+    assert!(baseline.cpu_seconds_per_frame > 0.0);
+    let overhead = report.overhead.unwrap();
+    assert!(
+        overhead.cpu_ratio > 0.5 && overhead.latency_ratio > 0.1,
+        "{overhead:?}"
+    );
+
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(md.contains("| 5 |") || md.contains("|   5 |"), "{md}");
+    for plot in ["latency.svg", "throughput.svg", "stages.svg", "usage.svg"] {
+        let svg = std::fs::read_to_string(out.path().join(plot)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{plot}"
+        );
+        assert!(md.contains(plot), "report does not show {plot}");
+    }
+}
+
+#[test]
+fn limits_and_foreign_targets_are_refused_before_anything_starts() {
+    for args in [
+        vec!["--max-cameras", "65"],
+        vec!["--cameras", "1,100"],
+        vec!["--step-seconds", "3600"],
+        vec!["--max-minutes", "600"],
+        vec!["--fps", "0"],
+        vec!["--scrape", "detect=127.0.0.1:9102"],
+        vec![
+            "--nats-url",
+            "nats://10.1.2.3:4222",
+            "--scrape",
+            "detect=192.0.2.7:9102",
+            "--scrape",
+            "embed=10.1.2.3:9103",
+            "--scrape",
+            "match=10.1.2.3:9104",
+        ],
+        vec![
+            "--nats-url",
+            "nats://10.1.2.3:4222",
+            "--scrape",
+            "detect=10.1.2.3:9102",
+        ],
+    ] {
+        let started = Instant::now();
+        let out = loadtest().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{args:?} did work first"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("Error") || err.contains("error"),
+            "{args:?}: {err}"
+        );
+    }
+}
