@@ -57,12 +57,7 @@ pub fn run(
     let entries: Vec<EntryMeta> = list
         .entries
         .iter()
-        .map(|e| EntryMeta {
-            reference: e.reference.clone(),
-            category: e.category,
-            image_sha256: e.image_sha256.clone(),
-            threshold: 0.6,
-        })
+        .map(|e| EntryMeta::new(e, crate::deployment::THRESHOLD))
         .collect();
     let tracker = Mutex::new(Tracker::new(rule));
 

@@ -11,6 +11,9 @@ use lfr_vision::config::ModelsConfig;
 use lfr_watchlist::deployment::NewDeployment;
 use lfr_watchlist::lifecycle::{Actor, Lifecycle};
 
+/// The deployment's similarity threshold, every category (the baseline uses the same).
+pub const THRESHOLD: f32 = 0.6;
+
 fn actor() -> Actor {
     Actor::new("lfr-loadtest", "supervisor")
 }
@@ -46,7 +49,7 @@ pub async fn start(
                 ends_at: Timestamp(now.0 + hours * 3_600_000_000_000),
                 purpose: "Measure throughput and latency on synthetic frames; no real camera"
                     .into(),
-                default_threshold: 0.6,
+                default_threshold: THRESHOLD,
                 thresholds: Default::default(),
             },
             &actor(),

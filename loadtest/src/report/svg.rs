@@ -8,6 +8,7 @@
 
 use super::{cameras, num, ramp_name, reference_step};
 use crate::results::{Quantiles, Ramp, Report, StepResult};
+use lfr_common::markup::escape;
 use std::fmt::{self, Display, Write};
 
 const WIDTH: f64 = 640.0;
@@ -788,23 +789,6 @@ fn dash(dashed: bool) -> &'static str {
     } else {
         ""
     }
-}
-
-/// Text made safe inside an SVG element or attribute.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod bus;
 pub mod config;
 pub mod local_nats;
+pub mod markup;
 pub mod service;
 pub mod shutdown;
 pub mod stage;

@@ -48,6 +48,18 @@ pub struct EntryMeta {
     pub threshold: f32,
 }
 
+impl EntryMeta {
+    /// What the matcher keeps of a list entry, with its category's threshold.
+    pub fn new(entry: &lfr_watchlist::list::Entry, threshold: f32) -> EntryMeta {
+        EntryMeta {
+            reference: entry.reference.clone(),
+            category: entry.category,
+            image_sha256: entry.image_sha256.clone(),
+            threshold,
+        }
+    }
+}
+
 /// A deployment's list, loaded and searchable.
 pub struct Loaded {
     pub deployment: String,
@@ -228,12 +240,7 @@ impl Loader {
         let entries = list
             .entries
             .iter()
-            .map(|e| EntryMeta {
-                reference: e.reference.clone(),
-                category: e.category,
-                image_sha256: e.image_sha256.clone(),
-                threshold: deployment.threshold(e.category),
-            })
+            .map(|e| EntryMeta::new(e, deployment.threshold(e.category)))
             .collect();
         let loaded = Arc::new(Loaded {
             deployment: deployment.id.clone(),

@@ -262,20 +262,7 @@ fn unavailable(form: &LoginForm) -> Response {
 }
 
 /// Escape text for HTML element content and quoted attribute values.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use lfr_common::markup::escape as escape_html;
 
 /// The login page with `status`, an optional error, the account as typed and the return path.
 fn page(status: StatusCode, error: Option<&str>, account: &str, next: &str) -> Response {

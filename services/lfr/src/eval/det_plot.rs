@@ -9,6 +9,7 @@
 //! The SVG is written by hand (no plotting dependency) and is self-contained: it opens in a
 //! browser, embeds in HTML, and converts with `rsvg-convert`.
 
+use lfr_common::markup::escape;
 use std::fmt::Write;
 
 const WIDTH: f64 = 720.0;
@@ -306,21 +307,6 @@ impl Rect {
 /// Width of a label in a sans-serif face: about 0.6 em a character, generous for digits.
 fn text_width(text: &str, font_size: f64) -> f64 {
     text.chars().count() as f64 * font_size * 0.6
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
