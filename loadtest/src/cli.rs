@@ -224,7 +224,15 @@ async fn run_bounded(args: &Args, deadline: tokio::time::Instant) -> anyhow::Res
         .clone()
         .unwrap_or_else(|| PathBuf::from("loadtest/results").join(started_at.replace(':', "-")));
     let system = start_system(args, realert_after, &out.join("logs")).await?;
-    let outcome = drive(args, &system, &samples, deadline, &build_scene, &shape_for).await;
+    // The first frame rate's scene is the baseline's: drawn once.
+    let scene_for = |fps: f64| {
+        if fps == first_fps {
+            Ok(first_scene.clone())
+        } else {
+            build_scene(fps)
+        }
+    };
+    let outcome = drive(args, &system, &samples, deadline, &scene_for, &shape_for).await;
     system.stop().await;
     let ramps = outcome?;
 

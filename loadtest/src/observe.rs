@@ -33,8 +33,6 @@ pub struct Seen {
     /// Face published to template published, per face (joined on camera, frame and face index).
     pub embed_own: Vec<f64>,
     pub alerts: Vec<SeenAlert>,
-    /// Faces published per frame, keyed by (camera, frame seq): faces counts and frames reached.
-    pub frames_with_faces: u64,
     /// Decode failures (should be none).
     pub undecodable: u64,
 }
@@ -114,9 +112,6 @@ fn on_face(s: &mut State, message: &async_nats::Message, _now: Timestamp) {
     };
     let f = &face.face.frame;
     s.seen.detect.push(secs(f.captured_at, face.detected_at));
-    if face.face.index == 0 {
-        s.seen.frames_with_faces += 1;
-    }
     s.detected
         .insert((f.camera.clone(), f.seq, face.face.index), face.detected_at);
 }
