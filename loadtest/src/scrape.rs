@@ -1,8 +1,8 @@
 //! Reading a service's `/metrics`: the counters and histograms a step is judged by.
 
 use crate::stats::Buckets;
+pub use lfr_common::http::get;
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One scrape of Prometheus text exposition.
 #[derive(Debug, Clone, Default)]
@@ -76,35 +76,10 @@ fn has_labels(labels: &str, want: &[(&str, &str)]) -> bool {
     want.iter().all(|(k, v)| label(labels, k) == Some(*v))
 }
 
-/// GET `http://addr/metrics` (HTTP/1.0 on a plain socket: loopback or the cluster network only).
+/// GET `http://addr/metrics` (loopback or the NATS host only: see `system::check_scrape_target`).
 pub async fn fetch(addr: SocketAddr) -> anyhow::Result<Scrape> {
     let body = get(addr, "/metrics").await?;
     Ok(Scrape::parse(body))
-}
-
-/// GET a path; the body of a 200 answer, an error otherwise.
-pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
-    let talk = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        anyhow::Ok(String::from_utf8_lossy(&response).into_owned())
-    };
-    let response = tokio::time::timeout(std::time::Duration::from_secs(5), talk)
-        .await
-        .map_err(|_| anyhow::anyhow!("{addr}{path}: no answer in 5 s"))??;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow::anyhow!("{addr}{path}: not an HTTP answer"))?;
-    anyhow::ensure!(
-        head.lines().next().is_some_and(|l| l.contains(" 200")),
-        "{addr}{path}: {}",
-        head.lines().next().unwrap_or_default()
-    );
-    Ok(body.to_string())
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@
 
 use crate::scrape;
 use crate::usage::Watched;
+use lfr_common::http::free_port;
 use lfr_common::local_nats::LocalNats;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
@@ -234,10 +235,6 @@ fn config_toml(url: &str, endpoints: &[Endpoint], settings: &LocalSettings) -> S
     )
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// The folder of this executable: where `cargo build` put the service binaries too.
 pub fn own_bin_dir() -> PathBuf {
     std::env::current_exe()
@@ -252,14 +249,10 @@ pub fn check_scrape_target(addr: &SocketAddr, nats_url: &str) -> anyhow::Result<
     if addr.ip().is_loopback() {
         return Ok(());
     }
-    let host = nats_url
-        .split("://")
-        .last()
-        .unwrap_or_default()
-        .rsplit_once('@')
-        .map(|(_, h)| h)
-        .unwrap_or_else(|| nats_url.split("://").last().unwrap_or_default());
-    let host = host.split(':').next().unwrap_or_default();
+    // nats://[user:password@]host:port
+    let authority = nats_url.split("://").last().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host_port.split(':').next().unwrap_or_default();
     anyhow::ensure!(
         host == addr.ip().to_string(),
         "refusing to scrape {addr}: only loopback or the NATS host ({host}) are allowed"

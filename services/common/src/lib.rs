@@ -18,6 +18,7 @@
 pub mod audit;
 pub mod bus;
 pub mod config;
+pub mod http;
 pub mod local_nats;
 pub mod markup;
 pub mod service;

@@ -5,10 +5,11 @@
 //! `scripts/setup.sh` installs nats-server 2.15 from PyPI), else `nats-server` on `PATH`. Debian's
 //! own nats-server (2.9) ignores per-message TTLs and must not be used.
 
+use crate::http;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 pub struct LocalNats {
@@ -109,17 +110,18 @@ impl LocalNats {
     }
 
     async fn healthy(&self) -> bool {
-        let path = "/healthz?js-enabled-only=true";
-        matches!(http_get(self.monitor_port, path).await, Ok(r) if r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"))
+        http::get(self.monitor(), "/healthz?js-enabled-only=true")
+            .await
+            .is_ok()
     }
 
     /// The monitoring endpoint's `/jsz?streams=true` (stream states) as JSON text.
     pub async fn jsz(&self) -> anyhow::Result<String> {
-        let response = http_get(self.monitor_port, "/jsz?streams=true").await?;
-        Ok(response
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_string())
-            .unwrap_or_default())
+        http::get(self.monitor(), "/jsz?streams=true").await
+    }
+
+    fn monitor(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.monitor_port))
     }
 }
 
@@ -134,15 +136,4 @@ pub fn binary() -> PathBuf {
         }
     }
     PathBuf::from("nats-server")
-}
-
-/// A minimal HTTP/1.0 GET on loopback: enough for the monitoring endpoint, no client library.
-async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    Ok(String::from_utf8_lossy(&response).into_owned())
 }

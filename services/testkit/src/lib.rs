@@ -10,7 +10,6 @@ pub mod browser;
 pub mod media;
 
 use lfr_common::local_nats::LocalNats;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -56,10 +55,7 @@ impl NatsServer {
 
 /// A port that was free a moment ago on loopback.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    lfr_common::http::free_port().expect("a free loopback port")
 }
 
 /// Read one sample from Prometheus text output: the value of `name` on the first line whose labels
