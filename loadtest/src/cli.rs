@@ -11,7 +11,7 @@ use crate::system::{self, Endpoint, LocalSettings, LocalSystem, System};
 use crate::usage::{self, Sampler};
 use crate::{baseline, deployment, report, scrape};
 use lfr_common::bus::Bus;
-use lfr_common::config::Common;
+use lfr_common::config::{Common, NatsConfig};
 use lfr_match::corroborate::Rule;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Hard limits, whatever the arguments: a load test is never open-ended.
-const MAX_CAMERAS: usize = 64;
+const MAX_CAMERAS: usize = lfr_schemas::permissions::LOADTEST_CAMERAS;
 const MAX_STEP_SECONDS: f64 = 300.0;
 const MAX_MINUTES: u64 = 120;
 
@@ -70,6 +70,13 @@ pub struct Args {
     /// Drive an already running system at this NATS URL instead of starting one on loopback.
     #[arg(long)]
     pub nats_url: Option<String>,
+    /// With --nats-url: the load test's own NATS credentials (the `loadtest` identity's seed from
+    /// `lfr bus credentials`, or a `.creds` file).
+    #[arg(long)]
+    pub nats_credentials: Option<std::path::PathBuf>,
+    /// With --nats-url: the CA certificate (PEM) of the NATS server.
+    #[arg(long)]
+    pub nats_ca: Option<std::path::PathBuf>,
     /// With --nats-url: a service's metrics endpoint, `detect=HOST:PORT` (detect, embed and
     /// match are needed; only loopback or the NATS host are accepted).
     #[arg(long)]
@@ -269,7 +276,12 @@ async fn start_system(
 ) -> anyhow::Result<System> {
     match (&args.nats_url, external_endpoints(args)?) {
         (Some(url), Some(endpoints)) => Ok(System::External {
-            url: url.clone(),
+            nats: NatsConfig {
+                url: url.clone(),
+                credentials: args.nats_credentials.clone(),
+                ca: args.nats_ca.clone(),
+                ..Default::default()
+            },
             endpoints,
         }),
         _ => Ok(System::Local(Box::new(
@@ -323,8 +335,10 @@ async fn drive(
     build_scene: &dyn Fn(f64) -> anyhow::Result<Arc<Scene>>,
     shape_for: &dyn Fn(&Scene) -> PassShape,
 ) -> anyhow::Result<Vec<crate::results::Ramp>> {
-    let mut common = Common::default();
-    common.nats.url = system.url();
+    let common = Common {
+        nats: system.nats_config(),
+        ..Default::default()
+    };
     let registry = prometheus::Registry::new();
     let bus = Bus::connect(&common, "loadtest", &registry).await?;
     let live = Live::new()?;

@@ -18,9 +18,9 @@ fn actor() -> Actor {
     Actor::new("lfr-loadtest", "supervisor")
 }
 
-/// Camera id `i` of the load test.
+/// Camera id `i` of the load test (the ids its identity may publish frames for).
 pub fn camera(i: usize) -> String {
-    format!("loadtest-{i:02}")
+    lfr_schemas::permissions::loadtest_camera(i)
 }
 
 pub struct LoadDeployment {

@@ -66,8 +66,9 @@ impl Observer {
             tasks.push(tokio::spawn(watch(faces, state.clone(), on_face)));
             tasks.push(tokio::spawn(watch(templates, state.clone(), on_template)));
         }
+        // Its list is blue: blue-list alerts are all it raises and all its identity may watch.
         let alerts = client
-            .subscribe(format!("lfr.alerts.{deployment}.>"))
+            .subscribe(lfr_schemas::subjects::blue_alerts(deployment))
             .await?;
         tasks.push(tokio::spawn(watch(alerts, state.clone(), on_alert)));
         // Subscriptions are registered with the server before the first frame is published.

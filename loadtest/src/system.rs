@@ -1,9 +1,11 @@
 //! The system under test.
 //!
 //! **Local** (the default): the load test starts its own nats-server on free loopback ports with
-//! its store in a temporary folder, and the detect, embed and match binaries found beside its own,
-//! each with a generated configuration and a throw-away master key. Everything is stopped, and the
-//! folder removed, when the run ends.
+//! its store in a temporary folder, secured as in production (TLS with a throw-away CA, one nkey
+//! per service with the contract's permissions, the store encrypted), declares the topology as the
+//! keeper does, and starts the detect, embed and match binaries found beside its own, each with its
+//! own credentials, a generated configuration and a throw-away master key. Everything is stopped,
+//! and the folder removed, when the run ends.
 //!
 //! **External**: NATS and the services are already running (`--nats-url`, `--scrape`); the load
 //! test only publishes its own cameras' frames and reads the services' `/metrics`. CPU and memory
@@ -11,8 +13,11 @@
 
 use crate::scrape;
 use crate::usage::Watched;
+use lfr_common::config::NatsConfig;
 use lfr_common::http::free_port;
-use lfr_common::local_nats::LocalNats;
+use lfr_common::local_nats::{LocalNats, Setup};
+use lfr_identity::{Credentials, ServerConfig};
+use lfr_schemas::permissions::Identity;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,7 +36,7 @@ pub struct Endpoint {
 pub enum System {
     Local(Box<LocalSystem>),
     External {
-        url: String,
+        nats: NatsConfig,
         endpoints: Vec<Endpoint>,
     },
 }
@@ -40,7 +45,15 @@ impl System {
     pub fn url(&self) -> String {
         match self {
             System::Local(l) => l.nats.url(),
-            System::External { url, .. } => url.clone(),
+            System::External { nats, .. } => nats.url.clone(),
+        }
+    }
+
+    /// How the load test itself connects: as the `loadtest` identity.
+    pub fn nats_config(&self) -> NatsConfig {
+        match self {
+            System::Local(l) => l.nats_config(Identity::Loadtest),
+            System::External { nats, .. } => nats.clone(),
         }
     }
 
@@ -82,6 +95,8 @@ impl System {
 
 pub struct LocalSystem {
     nats: LocalNats,
+    credentials: Credentials,
+    ca: PathBuf,
     services: Vec<(String, Child)>,
     endpoints: Vec<Endpoint>,
     _dir: tempfile::TempDir,
@@ -110,8 +125,29 @@ impl LocalSystem {
             );
         }
         let dir = tempfile::tempdir()?;
-        let nats =
-            LocalNats::start(free_port()?, free_port()?, &dir.path().join("jetstream")).await?;
+        let mut identities: Vec<Identity> = STAGES
+            .iter()
+            .map(|s| Identity::of(s).expect("a stage's identity"))
+            .collect();
+        identities.extend([Identity::Bus, Identity::Loadtest]);
+        let credentials = Credentials::generate(&dir.path().join("creds"), &identities)?;
+        let tls = lfr_identity::tls::generate(&dir.path().join("tls"), &["127.0.0.1".into()])?;
+        let ca = tls.ca.clone();
+        let setup = Setup {
+            config: ServerConfig::secured(tls, credentials.clone()).render(),
+            env: vec![(
+                lfr_identity::server::STORE_KEY_ENV.into(),
+                lfr_identity::server::new_store_key()?,
+            )],
+            tls: true,
+        };
+        let nats = LocalNats::start_with(
+            free_port()?,
+            free_port()?,
+            &dir.path().join("jetstream"),
+            setup,
+        )
+        .await?;
         let endpoints: Vec<Endpoint> = STAGES
             .iter()
             .map(|s| {
@@ -122,16 +158,33 @@ impl LocalSystem {
             })
             .collect::<anyhow::Result<_>>()?;
         let config = dir.path().join("lfr.toml");
-        std::fs::write(&config, config_toml(&nats.url(), &endpoints, settings))?;
+        std::fs::write(&config, config_toml(&nats.url(), &ca, &endpoints, settings))?;
+        // The topology, declared as the keeper declares it, with this configuration's limits.
+        let keeper = NatsConfig {
+            url: nats.url(),
+            credentials: Some(credentials.file(Identity::Bus)),
+            ca: Some(ca.clone()),
+            ..Default::default()
+        };
+        let client = lfr_common::bus::connect_options(&keeper, Identity::Bus)
+            .await?
+            .connect(nats.url())
+            .await?;
+        let limits = lfr_common::config::load::<lfr_common::config::Common>(Some(&config))?
+            .bus
+            .topology_limits();
+        lfr_common::topology::declare(&async_nats::jetstream::new(client), &limits).await?;
         // A key made for this run only: the alerts it seals die with the temporary store.
         let key = lfr_vault::MasterKey::generate().to_base64();
         let mut services = Vec::new();
         std::fs::create_dir_all(&settings.log_dir)?;
         for stage in STAGES {
             let log = std::fs::File::create(settings.log_dir.join(format!("{stage}.log")))?;
+            let identity = Identity::of(stage).expect("a stage's identity");
             let child = Command::new(settings.bin_dir.join(format!("lfr-{stage}")))
                 .arg("--config")
                 .arg(&config)
+                .env("LFR_NATS__CREDENTIALS", credentials.file(identity))
                 .env("LFR_MASTER_KEY", key.as_str())
                 .env("RUST_LOG", "info,lfr_common=debug")
                 .env("OMP_NUM_THREADS", "1")
@@ -144,12 +197,24 @@ impl LocalSystem {
         }
         let system = LocalSystem {
             nats,
+            credentials,
+            ca,
             services,
             endpoints,
             _dir: dir,
         };
         system.wait_ready(Duration::from_secs(90)).await?;
         Ok(system)
+    }
+
+    /// How `identity` reaches this system's NATS.
+    pub fn nats_config(&self, identity: Identity) -> NatsConfig {
+        NatsConfig {
+            url: self.nats.url(),
+            credentials: Some(self.credentials.file(identity)),
+            ca: Some(self.ca.clone()),
+            ..Default::default()
+        }
     }
 
     async fn wait_ready(&self, limit: Duration) -> anyhow::Result<()> {
@@ -213,7 +278,7 @@ impl LocalSystem {
 }
 
 /// One file for the three services: loopback NATS, loopback metrics, the short re-alert window.
-fn config_toml(url: &str, endpoints: &[Endpoint], settings: &LocalSettings) -> String {
+fn config_toml(url: &str, ca: &Path, endpoints: &[Endpoint], settings: &LocalSettings) -> String {
     let addr = |s: &str| {
         endpoints
             .iter()
@@ -222,7 +287,7 @@ fn config_toml(url: &str, endpoints: &[Endpoint], settings: &LocalSettings) -> S
             .unwrap_or_default()
     };
     format!(
-        "[nats]\nurl = \"{url}\"\n\n[log]\nfilter = \"info\"\n\n\
+        "[nats]\nurl = \"{url}\"\nca = {ca:?}\n\n[log]\nfilter = \"info\"\n\n\
          [detect]\nhttp_addr = \"{}\"\n\n[embed]\nhttp_addr = \"{}\"\n\n\
          [match]\nhttp_addr = \"{}\"\nreplica = \"loadtest\"\n\n\
          [match.corroboration]\nrealert_after = {:?}\n\n[models]\ndetector_input = [{}, {}]\n",
@@ -286,8 +351,14 @@ mod tests {
             detector_input: [480, 360],
             log_dir: PathBuf::new(),
         };
-        let text = config_toml("nats://127.0.0.1:1", &e, &settings);
+        let text = config_toml(
+            "tls://127.0.0.1:1",
+            Path::new("/tmp/x/ca.pem"),
+            &e,
+            &settings,
+        );
         let parsed: toml::Table = text.parse().unwrap();
+        assert_eq!(parsed["nats"]["ca"].as_str(), Some("/tmp/x/ca.pem"));
         assert_eq!(
             parsed["match"]["http_addr"].as_str(),
             Some("127.0.0.1:1234")

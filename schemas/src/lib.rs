@@ -8,9 +8,11 @@
 //!   and the errors a receiver reports when bytes are not what it expects.
 //! - [`messages`]: the messages themselves, one module per stage of the pipeline.
 //! - [`subjects`]: subject names (per camera, per deployment) and the identifiers allowed in them.
-//! - [`streams`]: the stream topology as plain data; `lfr-common` applies it to a server.
+//! - [`streams`]: the topology (streams, buckets, consumers) as plain data; `lfr bus init` declares it.
+//! - [`permissions`]: who may do what on the bus, per identity, rendered into NATS permissions.
 
 pub mod messages;
+pub mod permissions;
 pub mod streams;
 pub mod subjects;
 pub mod wire;

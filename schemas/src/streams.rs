@@ -1,13 +1,19 @@
-//! The JetStream topology as plain data. `lfr-common` turns these specs into server calls; keeping
-//! them here means every service, test and tool agrees on what the bus retains and for how long.
+//! The JetStream topology as plain data: every stream, every key-value bucket and every durable
+//! consumer lfr uses, described once. One administrative step (`lfr bus init`) declares it; the
+//! services only check that what they need exists as specified (`lfr_common::topology`), so no
+//! service needs the right to create, change or delete anything on the bus.
 //!
-//! Two families of stream:
+//! Three families of stream:
 //! - **transient** (FRAMES, FACES, EMBEDDINGS): memory storage, work-queue retention (a message
 //!   disappears once a stage acknowledges it), a short age limit and a per-message TTL, bounded in
 //!   size with discard-old. Biometric data that nobody processes expires in seconds and never
 //!   touches disk.
-//! - **records** (ALERTS, AUDIT): file storage. ALERTS is erased by the purge service according to
-//!   the retention policy; AUDIT refuses deletes and purges so the log cannot be quietly trimmed.
+//! - **records** (ALERTS, AUDIT, WATCHLISTS): file storage. ALERTS is erased by the purge service
+//!   according to the retention policy; AUDIT refuses deletes and purges so the log cannot be
+//!   quietly trimmed; WATCHLISTS holds each deployment's list and custody images until its wipe.
+//! - **buckets** ([`buckets`]): key-value stores, which JetStream keeps as streams named `KV_<bucket>`
+//!   on subjects `$KV.<bucket>.>`. Declaring them as stream specs keeps one declaration and one check
+//!   for everything.
 
 use crate::subjects;
 use std::time::Duration;
@@ -17,6 +23,34 @@ pub const FACES: &str = "FACES";
 pub const EMBEDDINGS: &str = "EMBEDDINGS";
 pub const ALERTS: &str = "ALERTS";
 pub const AUDIT: &str = "AUDIT";
+pub const WATCHLISTS: &str = "WATCHLISTS";
+
+/// Key-value buckets (each a stream `KV_<name>`).
+pub mod buckets {
+    /// One JSON record per deployment (lifecycle, gates, attached list).
+    pub const DEPLOYMENTS: &str = "lfr-deployments";
+    /// Every matcher replica's report of the list it loaded; expires so a dead replica drops out.
+    pub const LOADS: &str = "lfr-watchlist-loads";
+    /// Console accounts: argon2id password hashes, roles, assignments.
+    pub const ACCOUNTS: &str = "lfr-accounts";
+    /// Console sessions keyed by the sha256 of their token.
+    pub const SESSIONS: &str = "lfr-sessions";
+    /// Per-deployment data keys wrapped by the master key (lfr-vault).
+    pub const KEYS: &str = "lfr-keys";
+
+    /// The stream that holds a bucket.
+    pub fn stream(bucket: &str) -> String {
+        format!("KV_{bucket}")
+    }
+
+    /// The subjects of a bucket's keys.
+    pub fn subjects(bucket: &str) -> String {
+        format!("$KV.{bucket}.>")
+    }
+}
+
+/// How long a matcher replica's load report counts.
+pub const LOAD_REPORT_TTL: Duration = Duration::from_secs(60);
 
 /// Durable consumer names: one per stage, shared by all replicas of that stage.
 pub mod consumers {
@@ -41,7 +75,8 @@ pub enum Retention {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamSpec {
-    pub name: &'static str,
+    pub name: String,
+    pub description: &'static str,
     pub subjects: Vec<String>,
     pub storage: Storage,
     pub retention: Retention,
@@ -56,6 +91,47 @@ pub struct StreamSpec {
     pub deny_delete: bool,
     pub deny_purge: bool,
     pub duplicate_window: Duration,
+    /// Messages kept per subject (a bucket's history); zero or negative means unlimited.
+    pub max_messages_per_subject: i64,
+    /// When full, refuse new messages instead of discarding the oldest.
+    pub discard_new: bool,
+    /// Rollups (a key-value purge) allowed.
+    pub allow_rollup: bool,
+    /// Reads of single messages answered by any replica (key-value gets).
+    pub allow_direct: bool,
+}
+
+impl StreamSpec {
+    /// Whether this spec describes a key-value bucket.
+    pub fn is_bucket(&self) -> bool {
+        self.name.starts_with("KV_")
+    }
+}
+
+/// A durable pull consumer of a pipeline stage, shared by all replicas of that stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerSpec {
+    pub stream: &'static str,
+    pub durable: &'static str,
+    /// Messages handed out but not yet acknowledged, across all replicas.
+    pub max_ack_pending: i64,
+    /// How long the server waits for an acknowledgement before redelivering.
+    pub ack_wait: Duration,
+}
+
+/// The durable consumers of the pipeline stages.
+pub fn consumers() -> Vec<ConsumerSpec> {
+    let stage = |stream, durable, max_ack_pending| ConsumerSpec {
+        stream,
+        durable,
+        max_ack_pending,
+        ack_wait: Duration::from_secs(10),
+    };
+    vec![
+        stage(FRAMES, consumers::DETECT, 64),
+        stage(FACES, consumers::EMBED, 256),
+        stage(EMBEDDINGS, consumers::MATCH, 64),
+    ]
 }
 
 /// The knobs operators may turn; everything else about the topology is fixed by the contract.
@@ -67,6 +143,8 @@ pub struct TopologyLimits {
     pub transient_max_bytes: i64,
     /// Hard age backstop on ALERTS; the purge service erases earlier according to policy.
     pub alerts_max_age: Duration,
+    /// Age limit of the sessions bucket: no console session outlives it.
+    pub session_max_age: Duration,
 }
 
 impl Default for TopologyLimits {
@@ -75,14 +153,16 @@ impl Default for TopologyLimits {
             transient_max_age: Duration::from_secs(5),
             transient_max_bytes: 256 * 1024 * 1024,
             alerts_max_age: Duration::ZERO,
+            session_max_age: Duration::from_secs(12 * 3600),
         }
     }
 }
 
-/// Every stream lfr needs, in dependency order.
+/// Every stream and bucket lfr needs, in dependency order.
 pub fn topology(limits: &TopologyLimits) -> Vec<StreamSpec> {
-    let transient = |name, subject: &str| StreamSpec {
-        name,
+    let transient = |name: &str, subject: &str| StreamSpec {
+        name: name.to_string(),
+        description: "lfr transient biometric stream: memory only, expires in seconds",
         subjects: vec![subject.to_string()],
         storage: Storage::Memory,
         retention: Retention::WorkQueue,
@@ -95,9 +175,14 @@ pub fn topology(limits: &TopologyLimits) -> Vec<StreamSpec> {
         deny_purge: false,
         // The server refuses a duplicate window longer than the age limit.
         duplicate_window: limits.transient_max_age,
+        max_messages_per_subject: 0,
+        discard_new: false,
+        allow_rollup: false,
+        allow_direct: false,
     };
-    let record = |name, subject: &str, deny| StreamSpec {
-        name,
+    let record = |name: &str, subject: &str, deny| StreamSpec {
+        name: name.to_string(),
+        description: "lfr record stream",
         subjects: vec![subject.to_string()],
         storage: Storage::File,
         retention: Retention::Limits,
@@ -109,6 +194,35 @@ pub fn topology(limits: &TopologyLimits) -> Vec<StreamSpec> {
         deny_delete: deny,
         deny_purge: deny,
         duplicate_window: Duration::from_secs(120),
+        max_messages_per_subject: 0,
+        discard_new: false,
+        allow_rollup: false,
+        allow_direct: false,
+    };
+    // As JetStream's key-value layer declares a bucket: one stream per bucket, direct gets,
+    // rollups for purges, deletes refused except where secure erasure needs them.
+    let bucket = |name: &str, description, history, storage, max_age| StreamSpec {
+        name: buckets::stream(name),
+        description,
+        subjects: vec![buckets::subjects(name)],
+        storage,
+        retention: Retention::Limits,
+        max_age,
+        max_bytes: -1,
+        max_messages: -1,
+        max_message_size: 1024 * 1024,
+        allow_message_ttl: false,
+        deny_delete: true,
+        deny_purge: false,
+        duplicate_window: Duration::from_secs(120).min(if max_age.is_zero() {
+            Duration::from_secs(120)
+        } else {
+            max_age
+        }),
+        max_messages_per_subject: history,
+        discard_new: true,
+        allow_rollup: true,
+        allow_direct: true,
     };
     vec![
         transient(FRAMES, subjects::FRAMES_ALL),
@@ -118,8 +232,60 @@ pub fn topology(limits: &TopologyLimits) -> Vec<StreamSpec> {
             max_age: limits.alerts_max_age,
             ..record(ALERTS, subjects::ALERTS_ALL, false)
         },
-        record(AUDIT, subjects::AUDIT_ALL, true),
+        StreamSpec {
+            description: "lfr audit log: hash-chained, never deleted",
+            ..record(AUDIT, subjects::AUDIT_ALL, true)
+        },
+        StreamSpec {
+            description: "lfr watch lists and custody images, wiped when a deployment ends",
+            ..record(WATCHLISTS, subjects::WATCHLISTS_ALL, false)
+        },
+        bucket(
+            buckets::DEPLOYMENTS,
+            "lfr deployments",
+            10,
+            Storage::File,
+            Duration::ZERO,
+        ),
+        bucket(
+            buckets::LOADS,
+            "lfr watch lists loaded by each matcher replica",
+            1,
+            Storage::Memory,
+            LOAD_REPORT_TTL,
+        ),
+        bucket(
+            buckets::ACCOUNTS,
+            "lfr console accounts (argon2id password hashes)",
+            10,
+            Storage::File,
+            Duration::ZERO,
+        ),
+        bucket(
+            buckets::SESSIONS,
+            "lfr console sessions, keyed by sha256 of the token",
+            1,
+            Storage::File,
+            limits.session_max_age,
+        ),
+        StreamSpec {
+            // Deletes allowed: destroying a data key erases its message securely.
+            max_message_size: 4096,
+            deny_delete: false,
+            ..bucket(
+                buckets::KEYS,
+                "lfr data keys, wrapped under the master key (lfr-vault)",
+                1,
+                Storage::File,
+                Duration::ZERO,
+            )
+        },
     ]
+}
+
+/// The spec of one stream or bucket stream by name.
+pub fn spec<'a>(topology: &'a [StreamSpec], name: &str) -> Option<&'a StreamSpec> {
+    topology.iter().find(|s| s.name == name)
 }
 
 #[cfg(test)]
@@ -131,7 +297,7 @@ mod tests {
         let specs = topology(&TopologyLimits::default());
         for s in specs
             .iter()
-            .filter(|s| [FRAMES, FACES, EMBEDDINGS].contains(&s.name))
+            .filter(|s| [FRAMES, FACES, EMBEDDINGS].contains(&s.name.as_str()))
         {
             assert_eq!(s.storage, Storage::Memory, "{}", s.name);
             assert_eq!(s.retention, Retention::WorkQueue, "{}", s.name);
@@ -144,5 +310,26 @@ mod tests {
         }
         let audit = specs.iter().find(|s| s.name == AUDIT).unwrap();
         assert!(audit.deny_delete && audit.deny_purge && audit.storage == Storage::File);
+    }
+
+    #[test]
+    fn every_bucket_is_a_kv_stream_and_every_consumer_has_its_stream() {
+        let specs = topology(&TopologyLimits::default());
+        for b in [
+            buckets::DEPLOYMENTS,
+            buckets::LOADS,
+            buckets::ACCOUNTS,
+            buckets::SESSIONS,
+            buckets::KEYS,
+        ] {
+            let s = spec(&specs, &buckets::stream(b)).expect(b);
+            assert!(s.is_bucket() && s.allow_direct && s.max_messages_per_subject >= 1);
+            assert_eq!(s.subjects, [format!("$KV.{b}.>")]);
+        }
+        let keys = spec(&specs, &buckets::stream(buckets::KEYS)).unwrap();
+        assert!(!keys.deny_delete && keys.max_messages_per_subject == 1);
+        for c in consumers() {
+            assert!(spec(&specs, c.stream).is_some(), "{}", c.stream);
+        }
     }
 }

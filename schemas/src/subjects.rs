@@ -13,6 +13,9 @@
 //! | `lfr.alerts.<deployment>.release`  | ALERTS     | [`HoldReleased`] |
 //! | `lfr.alerts.<deployment>.erased`   | ALERTS     | [`AlertsErased`] |
 //! | `lfr.audit.<deployment or system>` | AUDIT      | [`AuditEvent`]   |
+//! | `lfr.watchlist.<deployment>.list`  | WATCHLISTS | the list (templates) |
+//! | `lfr.watchlist.<deployment>.image.<sha256>` | WATCHLISTS | a reference image |
+//! | `lfr.purge.run`                    | (request)  | run a purge pass now |
 //!
 //! [`Frame`]: crate::Frame
 //! [`DetectedFace`]: crate::DetectedFace
@@ -29,6 +32,9 @@ pub const FACES_ALL: &str = "lfr.faces.>";
 pub const EMBEDDINGS_ALL: &str = "lfr.embeddings.>";
 pub const ALERTS_ALL: &str = "lfr.alerts.>";
 pub const AUDIT_ALL: &str = "lfr.audit.>";
+pub const WATCHLISTS_ALL: &str = "lfr.watchlist.>";
+/// Requests for a purge pass now (answered by the purge service).
+pub const PURGE_RUN: &str = "lfr.purge.run";
 
 /// Audit subject token for events that belong to no deployment (logins, configuration).
 pub const SYSTEM: &str = "system";

@@ -111,25 +111,267 @@ lfr.shard: {{ .w.shard | quote }}
 {{- end }}
 {{- end }}
 
+{{/* NATS ------------------------------------------------------------------------------------ */}}
+
+{{/* The bundled NATS chart's full name (its Service and StatefulSet), as that chart derives it. */}}
+{{- define "lfr.natsFullname" -}}
+{{- $name := .Values.nats.nameOverride | default "nats" }}
+{{- if .Values.nats.fullnameOverride }}
+{{- .Values.nats.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of the bundled NATS server pods (the NATS chart's selector labels). */}}
+{{- define "lfr.natsPodLabels" -}}
+app.kubernetes.io/name: {{ .Values.nats.nameOverride | default "nats" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: nats
+{{- end }}
+
 {{/* The NATS URL the services use: the bundled cluster's Service, or nats.url. */}}
 {{- define "lfr.natsUrl" -}}
 {{- if .Values.nats.enabled }}
-{{- $name := "nats" }}
-{{- if .Values.nats.fullnameOverride }}
-{{- $name = .Values.nats.fullnameOverride }}
-{{- else if contains "nats" .Release.Name }}
-{{- $name = .Release.Name }}
-{{- else }}
-{{- $name = printf "%s-nats" .Release.Name }}
-{{- end }}
-{{- printf "nats://%s.%s.svc:4222" ($name | trunc 63 | trimSuffix "-") .Release.Namespace }}
+{{- $scheme := ternary "tls" "nats" (.Values.nats.tls.enabled | default false) }}
+{{- printf "%s://%s.%s.svc:%d" $scheme (include "lfr.natsFullname" .) .Release.Namespace (int (dig "nats" "port" 4222 .Values.nats.config)) }}
 {{- else }}
 {{- required "nats.url is required when nats.enabled is false" .Values.nats.url }}
 {{- end }}
 {{- end }}
 
-{{- define "lfr.natsCredentialsPath" -}}
-{{- printf "%s/lfr.creds" (trimSuffix "/" .Values.nats.credentials.mountPath) }}
+{{/* Where a pod finds its own nkey seed and the CA certificate. */}}
+{{- define "lfr.natsCredentialsDir" -}}/etc/nats/credentials{{- end }}
+{{- define "lfr.natsCaPath" -}}/etc/nats/ca/ca.crt{{- end }}
+
+{{/* The permission matrix, per identity: files/nats-permissions.json (`lfr bus permissions
+--format json`; a Rust test keeps it equal to the contract). */}}
+{{- define "lfr.natsPermissions" -}}
+{{- $text := .Files.Get "files/nats-permissions.json" }}
+{{- if not $text }}
+{{- fail "files/nats-permissions.json is missing or empty: regenerate it with `lfr bus permissions --format json > helm/lfr/files/nats-permissions.json`" }}
+{{- end }}
+{{- $text }}
+{{- end }}
+
+{{/* The identity's settings under nats.identities: dict "root" $ "identity" "detect". */}}
+{{- define "lfr.identity" -}}
+{{- $id := get .root.Values.nats.identities .identity }}
+{{- if not $id }}
+{{- fail (printf "nats.identities.%s is missing: every lfr workload connects as its own identity" .identity) }}
+{{- end }}
+{{- toJson $id }}
+{{- end }}
+
+{{/* Where the CA certificate comes from: JSON {kind: secret|configMap, name, key}, or "" without
+TLS. */}}
+{{- define "lfr.natsCa" -}}
+{{- $t := .Values.nats.tls }}
+{{- if $t.enabled }}
+{{- $key := $t.ca.key | default "ca.crt" }}
+{{- if $t.ca.configMapName }}
+{{- toJson (dict "kind" "configMap" "name" $t.ca.configMapName "key" $key) }}
+{{- else if $t.ca.secretName }}
+{{- toJson (dict "kind" "secret" "name" $t.ca.secretName "key" $key) }}
+{{- else if and .Values.nats.enabled $t.certManager.issuerRef.name }}
+{{- toJson (dict "kind" "secret" "name" .Values.nats.config.nats.tls.secretName "key" "ca.crt") }}
+{{- else }}
+{{- fail "nats.tls.ca: name the Secret (secretName) or ConfigMap (configMapName) holding the CA certificate of the NATS server (or set nats.tls.enabled=false for a trial against a plain NATS)" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* NATS connection environment of a pod: dict "root" $ "identity" "detect". */}}
+{{- define "lfr.natsEnv" -}}
+{{- $id := include "lfr.identity" . | fromJson }}
+- name: LFR_NATS__URL
+  value: {{ include "lfr.natsUrl" .root | quote }}
+{{- if $id.existingSecret }}
+- name: LFR_NATS__CREDENTIALS
+  value: {{ printf "%s/%s.nk" (include "lfr.natsCredentialsDir" .) .identity | quote }}
+{{- end }}
+{{- if .root.Values.nats.tls.enabled }}
+- name: LFR_NATS__CA
+  value: {{ include "lfr.natsCaPath" . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Volume mounts for the identity's seed and the CA: dict "root" $ "identity" "detect". */}}
+{{- define "lfr.natsVolumeMounts" -}}
+{{- $id := include "lfr.identity" . | fromJson }}
+{{- if $id.existingSecret }}
+- name: nats-credentials
+  mountPath: {{ include "lfr.natsCredentialsDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .root.Values.nats.tls.enabled }}
+- name: nats-ca
+  mountPath: {{ dir (include "lfr.natsCaPath" .) }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* The volumes: this identity's Secret only (its seed as <identity>.nk), and the CA. */}}
+{{- define "lfr.natsVolumes" -}}
+{{- $id := include "lfr.identity" . | fromJson }}
+{{- if $id.existingSecret }}
+- name: nats-credentials
+  secret:
+    secretName: {{ $id.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ $id.key | default "seed" }}
+        path: {{ .identity }}.nk
+{{- end }}
+{{- with include "lfr.natsCa" .root }}
+{{- $ca := . | fromJson }}
+- name: nats-ca
+  {{- if eq $ca.kind "configMap" }}
+  configMap:
+    name: {{ $ca.name }}
+  {{- else }}
+  secret:
+    secretName: {{ $ca.name }}
+  {{- end }}
+    defaultMode: 0444
+    items:
+      - key: {{ $ca.key }}
+        path: {{ base (include "lfr.natsCaPath" $) }}
+{{- end }}
+{{- end }}
+
+{{/* A NATS configuration string literal. */}}
+{{- define "lfr.natsQuote" -}}
+"{{ . | replace "\\" "\\\\" | replace "\"" "\\\"" }}"
+{{- end }}
+
+{{/* The bundled NATS server's authorization block: one nkey user per identity, with the
+permissions of files/nats-permissions.json. Public keys only: nothing here is secret. */}}
+{{- define "lfr.natsAuthorization" -}}
+{{- $perms := include "lfr.natsPermissions" . | fromJson }}
+{{- $identities := .Values.nats.identities }}
+# The users of the lfr NATS identities, rendered by the lfr Helm chart (release {{ .Release.Name }})
+# from nats.identities.<identity>.nkey (public keys) and files/nats-permissions.json (the
+# contract's permission matrix, `lfr bus permissions`). Included by the server's nats.conf.
+authorization {
+  users: [
+{{- range $name := keys $perms | sortAlpha }}
+{{- $p := get $perms $name }}
+{{- $id := get $identities $name | default dict }}
+{{- if $id.nkey }}
+    # {{ $name }}
+    {
+      nkey: {{ include "lfr.natsQuote" $id.nkey }}
+      permissions: {
+        publish: {
+          allow: [
+{{- range $p.publish_allow }}
+            {{ include "lfr.natsQuote" . }},
+{{- end }}
+          ]
+          deny: [
+{{- range $p.publish_deny }}
+            {{ include "lfr.natsQuote" . }},
+{{- end }}
+          ]
+        }
+        subscribe: {
+          allow: [
+{{- range $p.subscribe_allow }}
+            {{ include "lfr.natsQuote" . }},
+{{- end }}
+          ]
+        }
+{{- if $p.allow_responses }}
+        allow_responses: true
+{{- end }}
+      }
+    }
+{{- end }}
+{{- end }}
+  ]
+}
+{{- end }}
+
+{{/* The workloads' identities that must have a Secret and, with the bundled NATS, an nkey. */}}
+{{- define "lfr.requiredIdentities" -}}
+{{- $out := list "ingest" "detect" "embed" "match" "dispatch" "purge" "bus" }}
+{{- if .Values.admin.enabled }}{{ $out = append $out "admin" }}{{ end }}
+{{- toJson $out }}
+{{- end }}
+
+{{- define "lfr.validateNats" -}}
+{{- $v := .Values.nats }}
+{{- $perms := include "lfr.natsPermissions" . | fromJson }}
+{{- range $name, $_ := $v.identities }}
+{{- if not (hasKey $perms $name) }}
+{{- fail (printf "nats.identities.%s: no such identity in files/nats-permissions.json (%s)" $name (keys $perms | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- range $name := include "lfr.requiredIdentities" . | fromJsonArray }}
+{{- if not (hasKey $perms $name) }}
+{{- fail (printf "files/nats-permissions.json has no %s identity: regenerate it with `lfr bus permissions --format json`" $name) }}
+{{- end }}
+{{- $id := include "lfr.identity" (dict "root" $ "identity" $name) | fromJson }}
+{{- if and $v.enabled (not $id.existingSecret) }}
+{{- fail (printf "nats.identities.%s.existingSecret: the bundled NATS requires every identity's credentials; name the Secret holding %s's nkey seed (helm/README.md)" $name $name) }}
+{{- end }}
+{{- if and $v.enabled (not $id.nkey) }}
+{{- fail (printf "nats.identities.%s.nkey: the bundled NATS needs the public nkey (U...) of every identity; %s has none (it is in the nats-users.conf of `lfr bus credentials`, helm/README.md)" $name $name) }}
+{{- end }}
+{{- end }}
+{{- range $name, $id := $v.identities }}
+{{- with $id.nkey }}
+{{- if hasPrefix "S" . }}
+{{- fail (printf "nats.identities.%s.nkey is a seed (a secret): give the public key (U...) here and the seed in the Secret" $name) }}
+{{- end }}
+{{- if not (regexMatch "^U[A-Z2-7]{55}$" .) }}
+{{- fail (printf "nats.identities.%s.nkey: %q is not a public user nkey (U and 55 more of A-Z 2-7)" $name .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $v.tls.enabled }}
+{{- $_ := include "lfr.natsCa" . }}
+{{- if not $v.enabled }}
+{{- range $u := splitList "," $v.url }}
+{{- if not (hasPrefix "tls://" (trim $u)) }}
+{{- fail (printf "nats.url: %q is not a tls:// URL; with nats.tls.enabled every URL must be tls:// (or set nats.tls.enabled=false for a trial against a plain NATS)" (trim $u)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $v.enabled }}
+{{- if ne ($v.tls.enabled | default false) ($v.config.nats.tls.enabled | default false) }}
+{{- fail "nats.tls.enabled and nats.config.nats.tls.enabled must agree: the services require TLS exactly when the bundled NATS serves it" }}
+{{- end }}
+{{- if and $v.tls.enabled (not $v.config.nats.tls.secretName) }}
+{{- fail "nats.config.nats.tls.secretName: name the Secret with the bundled NATS's server certificate (or set nats.tls.certManager.issuerRef)" }}
+{{- end }}
+{{- $key := toString (($v.config.jetstream.merge | default dict).key | default "") }}
+{{- if not (contains "$LFR_NATS_STORE_KEY" $key) }}
+{{- fail "nats.config.jetstream.merge: the bundled NATS's store must be encrypted (cipher: chachapoly, key: << $LFR_NATS_STORE_KEY >>)" }}
+{{- end }}
+{{- if not (hasKey ($v.config.merge | default dict) "lfr$include") }}
+{{- fail "nats.config.merge: keep `lfr$include: ../lfr-nats-auth/authorization.conf`, the users of the bundled NATS (values.yaml)" }}
+{{- end }}
+{{- $mounted := false }}
+{{- range ($v.container.patch | default list) }}
+{{- if and (eq (toString .op) "add") (eq (toString (dig "value" "name" "" .)) "lfr-nats-auth") }}{{ $mounted = true }}{{ end }}
+{{- end }}
+{{- $volume := false }}
+{{- range ($v.podTemplate.patch | default list) }}
+{{- if and (eq (toString .op) "add") (eq (toString (dig "value" "name" "" .)) "lfr-nats-auth") }}{{ $volume = true }}{{ end }}
+{{- end }}
+{{- if not (and $mounted $volume) }}
+{{- fail "nats.container.patch and nats.podTemplate.patch must keep the entries that mount the lfr-nats-auth ConfigMap into the NATS pods (Helm replaces lists whole: copy them from values.yaml into yours)" }}
+{{- end }}
+{{- $env := ($v.container.env | default dict).LFR_NATS_STORE_KEY }}
+{{- if or (not (and $env $env.valueFrom $env.valueFrom.secretKeyRef $env.valueFrom.secretKeyRef.name)) (and $env (hasKey $env "value")) }}
+{{- fail "nats.container.env.LFR_NATS_STORE_KEY: give the JetStream store key from a Secret (valueFrom.secretKeyRef), never as a value" }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* TOML ------------------------------------------------------------------------------------
@@ -205,8 +447,8 @@ so lfr's default applies. */}}
 {{- $v := $root.Values }}
 {{- $nats := deepCopy ($v.config.nats | default dict) }}
 {{- $_ := set $nats "url" (include "lfr.natsUrl" $root) }}
-{{- if $v.nats.credentials.existingSecret }}
-{{- $_ := set $nats "credentials" (include "lfr.natsCredentialsPath" $root) }}
+{{- if $v.nats.tls.enabled }}
+{{- $_ := set $nats "ca" (include "lfr.natsCaPath" $root) }}
 {{- end }}
 {{- $ingest := deepCopy ($v.ingest.config | default dict) }}
 {{- $_ := set $ingest "http_addr" "0.0.0.0:9101" }}
@@ -229,8 +471,8 @@ so lfr's default applies. */}}
 {{- $_ := set $purge "http_addr" "0.0.0.0:9106" }}
 # lfr configuration, rendered by the lfr Helm chart (release {{ $root.Release.Name }}).
 # Every service reads the sections it needs; docs/configuration.md describes each key.
-# No secret is written here: the master key, the NATS credentials and the API token come from
-# Kubernetes Secrets.
+# No secret is written here: the master key, the NATS credentials (each pod's own nkey seed,
+# LFR_NATS__CREDENTIALS) and the API token come from Kubernetes Secrets.
 {{- if ne .shard "" }}
 # Ingest shard {{ .shard }} of {{ $v.ingest.shards }}: only this shard's cameras.
 {{- end }}
@@ -275,4 +517,8 @@ so lfr's default applies. */}}
 {{- if and .Values.dispatch.ingress.enabled .Values.dispatch.ingress.tls.enabled }}
 {{- $_ := required "dispatch.ingress.tls.secretName is required with TLS on" .Values.dispatch.ingress.tls.secretName }}
 {{- end }}
+{{- if hasKey .Values.nats "credentials" }}
+{{- fail "nats.credentials: the single shared NATS credentials file is gone; every workload has its own identity (nats.identities.<identity>.existingSecret, helm/README.md)" }}
+{{- end }}
+{{- include "lfr.validateNats" . }}
 {{- end }}

@@ -1,30 +1,36 @@
-//! The bus: one NATS connection per service, the JetStream topology declared idempotently at
-//! start-up, and publishing that respects the transient streams' TTL.
+//! The bus: one NATS connection per component, as its own identity, and publishing that respects
+//! the transient streams' TTL.
+//!
+//! A component authenticates with its own credentials (an nkey seed, or a `.creds` file), over TLS
+//! when a CA is configured or the URL says `tls://`, and receives replies on its own inbox prefix
+//! (`_INBOX_<identity>`), the only one its permissions let it subscribe to. It declares nothing:
+//! the topology is the administrator's (`lfr bus init`, [`crate::topology`]).
 //!
 //! Connections retry forever: a service that starts before NATS, or loses it, waits and reconnects
-//! rather than crashing. Memory streams do not survive a server restart, so when a publish finds its
-//! stream missing the topology is declared again (at most once per second) and the loss is counted.
+//! rather than crashing. A publish that finds its stream missing (NATS restarted without its memory
+//! streams, before `lfr bus init --watch` declared them again) is counted and refused.
 
-use crate::config::Common;
+use crate::config::{Common, NatsConfig};
 use crate::telemetry::LATENCY_BUCKETS;
+use crate::{redact, topology};
 use async_nats::jetstream::context::{PublishAckFuture, PublishError};
-use async_nats::jetstream::{self, context::PublishErrorKind, stream};
-use lfr_schemas::streams::{self, Retention, Storage, StreamSpec};
+use async_nats::jetstream::{self, context::PublishErrorKind};
+use lfr_schemas::permissions::Identity;
 use lfr_schemas::Message;
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
 
 #[derive(Clone)]
 pub struct Bus {
     pub client: async_nats::Client,
     pub jetstream: jetstream::Context,
+    /// Who this connection is on the bus.
+    pub identity: Identity,
     common: Arc<Common>,
     metrics: BusMetrics,
-    last_declared: Arc<Mutex<Option<Instant>>>,
 }
 
 #[derive(Clone)]
@@ -33,7 +39,7 @@ struct BusMetrics {
     disconnects: IntCounter,
     publish_seconds: HistogramVec,
     publish_failures: IntCounterVec,
-    redeclared: IntCounter,
+    topology_problems: IntGauge,
 }
 
 impl BusMetrics {
@@ -56,31 +62,34 @@ impl BusMetrics {
                 ),
                 &["stream", "reason"],
             )?,
-            redeclared: IntCounter::new(
-                "bus_topology_redeclared_total",
-                "Times the stream topology was declared again after a stream went missing",
+            topology_problems: IntGauge::new(
+                "bus_topology_problems",
+                "Streams, buckets and consumers this service uses that are missing or differ from the contract, as last checked",
             )?,
         };
         registry.register(Box::new(m.connected.clone()))?;
+        registry.register(Box::new(m.topology_problems.clone()))?;
         registry.register(Box::new(m.disconnects.clone()))?;
         registry.register(Box::new(m.publish_seconds.clone()))?;
         registry.register(Box::new(m.publish_failures.clone()))?;
-        registry.register(Box::new(m.redeclared.clone()))?;
         Ok(m)
     }
 }
 
 impl Bus {
-    /// Connect (retrying until NATS answers or shutdown) and declare the topology.
+    /// Connect as `component`'s identity, retrying until NATS answers (or the caller gives up).
     pub async fn connect(
         common: &Common,
-        service: &str,
+        component: &str,
         registry: &Registry,
     ) -> anyhow::Result<Bus> {
+        let identity = Identity::of(component)
+            .ok_or_else(|| anyhow::anyhow!("{component} has no identity on the bus"))?;
         let metrics = BusMetrics::new(registry)?;
         let events = metrics.clone();
-        let mut options = async_nats::ConnectOptions::new()
-            .name(format!("lfr-{service}"))
+        let options = connect_options(&common.nats, identity)
+            .await?
+            .name(format!("lfr-{component}"))
             .retry_on_initial_connect()
             .max_reconnects(None)
             .reconnect_delay_callback(|attempt| {
@@ -103,42 +112,34 @@ impl Bus {
                     }
                 }
             });
-        if let Some(creds) = &common.nats.credentials {
-            options = options.credentials_file(creds).await.map_err(|e| {
-                anyhow::anyhow!("cannot read NATS credentials {}: {e}", creds.display())
-            })?;
-        }
         let client = options
             .connect(common.nats.url.as_str())
             .await
-            .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {}: {e}", common.nats.url))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot connect to NATS at {}: {e}",
+                    redact::url(&common.nats.url)
+                )
+            })?;
         metrics.connected.set(1);
         let jetstream = jetstream::ContextBuilder::new()
             .timeout(common.nats.ack_timeout)
             .build(client.clone());
-        let bus = Bus {
+        Ok(Bus {
             client,
             jetstream,
+            identity,
             common: Arc::new(common.clone()),
             metrics,
-            last_declared: Arc::new(Mutex::new(None)),
-        };
-        bus.declare_topology().await?;
-        Ok(bus)
+        })
     }
 
-    /// Create or update every stream of the contract. Idempotent; safe from many services at once.
-    pub async fn declare_topology(&self) -> anyhow::Result<()> {
+    /// What this identity uses that is missing or differs from the contract (empty: ready).
+    pub async fn topology_problems(&self) -> Vec<String> {
         let limits = self.common.bus.topology_limits();
-        for spec in streams::topology(&limits) {
-            self.jetstream
-                .create_or_update_stream(stream_config(&spec))
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot declare stream {}: {e}", spec.name))?;
-        }
-        *self.last_declared.lock().await = Some(Instant::now());
-        tracing::debug!("stream topology declared");
-        Ok(())
+        let problems = topology::check(&self.jetstream, self.identity, &limits).await;
+        self.metrics.topology_problems.set(problems.len() as i64);
+        problems
     }
 
     /// Send what is buffered before the service exits, but do not wait for a server that is gone:
@@ -148,22 +149,6 @@ impl Bus {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "could not flush to NATS before exiting"),
             Err(_) => tracing::warn!("NATS unreachable: exiting without flushing"),
-        }
-    }
-
-    /// Declare again after a stream went missing (e.g. NATS restarted and lost its memory streams),
-    /// at most once a second however many publishers notice.
-    pub async fn redeclare_topology(&self) {
-        {
-            let mut last = self.last_declared.lock().await;
-            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
-                return;
-            }
-            *last = Some(Instant::now());
-        }
-        self.metrics.redeclared.inc();
-        if let Err(e) = self.declare_topology().await {
-            tracing::warn!(error = %e, "re-declaring the stream topology failed; will retry");
         }
     }
 
@@ -238,8 +223,7 @@ pub struct Published {
 }
 
 impl Published {
-    /// Wait for the acknowledgement, recording latency or the failure. A missing stream triggers a
-    /// re-declaration of the topology so the next publish can succeed.
+    /// Wait for the acknowledgement, recording latency or the failure.
     pub async fn acknowledged(self) -> Result<(), PublishError> {
         match self.ack.await {
             Ok(_) => {
@@ -253,7 +237,7 @@ impl Published {
             Err(e) => {
                 self.bus.count_failure(self.stream, &e);
                 if e.kind() == PublishErrorKind::StreamNotFound {
-                    self.bus.redeclare_topology().await;
+                    tracing::warn!(stream = self.stream, "stream missing: the administrator must declare the topology (lfr bus init)");
                 }
                 Err(e)
             }
@@ -261,28 +245,35 @@ impl Published {
     }
 }
 
-/// The server-side configuration for one stream of the contract.
-pub fn stream_config(spec: &StreamSpec) -> stream::Config {
-    stream::Config {
-        name: spec.name.to_string(),
-        subjects: spec.subjects.clone(),
-        storage: match spec.storage {
-            Storage::Memory => stream::StorageType::Memory,
-            Storage::File => stream::StorageType::File,
-        },
-        retention: match spec.retention {
-            Retention::WorkQueue => stream::RetentionPolicy::WorkQueue,
-            Retention::Limits => stream::RetentionPolicy::Limits,
-        },
-        discard: stream::DiscardPolicy::Old,
-        max_age: spec.max_age,
-        max_bytes: spec.max_bytes,
-        max_messages: spec.max_messages,
-        max_message_size: spec.max_message_size,
-        allow_message_ttl: spec.allow_message_ttl,
-        deny_delete: spec.deny_delete,
-        deny_purge: spec.deny_purge,
-        duplicate_window: spec.duplicate_window,
-        ..Default::default()
+/// Connection options for `identity`: its credentials, TLS with the configured CA, its own inbox.
+pub async fn connect_options(
+    nats: &NatsConfig,
+    identity: Identity,
+) -> anyhow::Result<async_nats::ConnectOptions> {
+    let mut options =
+        async_nats::ConnectOptions::new().custom_inbox_prefix(identity.inbox_prefix());
+    if let Some(path) = &nats.credentials {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read NATS credentials {}: {e}", path.display()))?;
+        options = if text.contains("BEGIN NATS USER JWT") {
+            options
+                .credentials(&text)
+                .map_err(|e| anyhow::anyhow!("invalid NATS credentials {}: {e}", path.display()))?
+        } else {
+            let seed = text.trim();
+            anyhow::ensure!(
+                seed.starts_with("SU"),
+                "{} holds neither an nkey seed nor a .creds file",
+                path.display()
+            );
+            options.nkey(seed.to_string())
+        };
     }
+    if let Some(ca) = &nats.ca {
+        anyhow::ensure!(ca.is_file(), "NATS CA {} not found", ca.display());
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    } else if nats.url.split(',').any(|u| u.trim().starts_with("tls://")) {
+        options = options.require_tls(true);
+    }
+    Ok(options)
 }

@@ -50,10 +50,15 @@ pub struct Common {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NatsConfig {
-    /// Comma-separated server URLs.
+    /// Comma-separated server URLs; `tls://` requires TLS.
     pub url: String,
-    /// Path of a `.creds` file (Kubernetes secret in production); none on a closed single box.
+    /// This component's own credentials (a Kubernetes secret mounted into its pods only): a file
+    /// holding its nkey seed (`SU...`, what `lfr bus credentials` writes), or a `.creds` file (JWT
+    /// and seed) for a server run in operator mode.
     pub credentials: Option<PathBuf>,
+    /// PEM file of the certificate authority that signed the server's certificate. Given, TLS is
+    /// required even with `nats://` URLs.
+    pub ca: Option<PathBuf>,
     /// How long a JetStream publish waits for the server's acknowledgement.
     #[serde(with = "secs")]
     pub ack_timeout: Duration,
@@ -64,6 +69,7 @@ impl Default for NatsConfig {
         NatsConfig {
             url: "nats://127.0.0.1:4222".into(),
             credentials: None,
+            ca: None,
             ack_timeout: Duration::from_secs(2),
         }
     }
@@ -79,22 +85,30 @@ pub struct BusConfig {
     pub transient_ttl: Duration,
     /// Memory cap of each transient stream in bytes (discard oldest beyond).
     pub transient_max_bytes: i64,
+    /// Age limit of the console sessions bucket: no session outlives it (`dispatch.auth.
+    /// session_ttl` must not exceed it).
+    #[serde(with = "secs")]
+    pub sessions_max_age: Duration,
 }
 
 impl Default for BusConfig {
     fn default() -> Self {
+        let limits = lfr_schemas::streams::TopologyLimits::default();
         BusConfig {
-            transient_ttl: Duration::from_secs(5),
-            transient_max_bytes: 256 * 1024 * 1024,
+            transient_ttl: limits.transient_max_age,
+            transient_max_bytes: limits.transient_max_bytes,
+            sessions_max_age: limits.session_max_age,
         }
     }
 }
 
 impl BusConfig {
+    /// The topology these limits describe: what `lfr bus init` declares and services check.
     pub fn topology_limits(&self) -> lfr_schemas::streams::TopologyLimits {
         lfr_schemas::streams::TopologyLimits {
             transient_max_age: self.transient_ttl,
             transient_max_bytes: self.transient_max_bytes,
+            session_max_age: self.sessions_max_age,
             ..Default::default()
         }
     }

@@ -5,8 +5,10 @@
 //! - [`config`]: one TOML file for the whole system, each service reading its section, with
 //!   `LFR_...` environment overrides.
 //! - [`audit`]: recording who did what, when and why on the AUDIT stream.
-//! - [`bus`]: connecting to NATS (reconnecting forever, counting disconnects), declaring the
-//!   JetStream topology from `lfr-schemas`, and publishing with a per-message TTL.
+//! - [`bus`]: connecting to NATS as the component's own identity (credentials, TLS, private inbox;
+//!   reconnecting forever, counting disconnects), and publishing with a per-message TTL.
+//! - [`topology`]: the administrator's declaration of streams, buckets and consumers from
+//!   `lfr-schemas`, and the check every service makes instead.
 //! - [`local_nats`]: a nats-server child process, for `lfr up` and for integration tests.
 //! - [`telemetry`]: structured logs, a per-service Prometheus registry, and the HTTP endpoints
 //!   `/metrics`, `/healthz` and `/readyz`.
@@ -14,6 +16,8 @@
 //!   clean refusal of malformed messages.
 //! - [`service`]: the start-up every binary shares, so each `main.rs` is a few lines.
 //! - [`shutdown`]: SIGTERM/SIGINT turned into a cancellation every task can watch.
+//! - [`redact`]: credentials out of camera and NATS URLs before they reach a log, an error or a
+//!   metric.
 
 pub mod audit;
 pub mod bus;
@@ -21,9 +25,11 @@ pub mod config;
 pub mod http;
 pub mod local_nats;
 pub mod markup;
+pub mod redact;
 pub mod service;
 pub mod shutdown;
 pub mod stage;
 pub mod telemetry;
+pub mod topology;
 
 pub use shutdown::Shutdown;

@@ -18,14 +18,49 @@ pub struct LocalNats {
     pub monitor_port: u16,
     pub store_dir: PathBuf,
     binary: PathBuf,
+    setup: Setup,
+}
+
+/// How the server is configured beyond its ports and store.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The configuration file's text (`lfr_identity::ServerConfig` renders a secured one).
+    pub config: String,
+    /// Environment of the server process (the store's encryption key).
+    pub env: Vec<(String, String)>,
+    /// Clients must use TLS (`tls://` URLs).
+    pub tls: bool,
+}
+
+impl Setup {
+    /// No TLS, no users: anyone on loopback may do anything. Only for benchmarks and for tests
+    /// of the configuration itself.
+    pub fn open() -> Setup {
+        Setup {
+            // Frames from high-resolution cameras exceed NATS's default 1 MB message limit.
+            config: "max_payload: 8MB\n".into(),
+            env: Vec::new(),
+            tls: false,
+        }
+    }
 }
 
 impl LocalNats {
-    /// Start and wait until JetStream answers its health check.
+    /// Start an open server (no TLS, no users) and wait until JetStream answers its health check.
     pub async fn start(
         port: u16,
         monitor_port: u16,
         store_dir: &Path,
+    ) -> anyhow::Result<LocalNats> {
+        LocalNats::start_with(port, monitor_port, store_dir, Setup::open()).await
+    }
+
+    /// Start with `setup` and wait until JetStream answers its health check.
+    pub async fn start_with(
+        port: u16,
+        monitor_port: u16,
+        store_dir: &Path,
+        setup: Setup,
     ) -> anyhow::Result<LocalNats> {
         let mut nats = LocalNats {
             child: None,
@@ -33,6 +68,7 @@ impl LocalNats {
             monitor_port,
             store_dir: store_dir.to_path_buf(),
             binary: binary(),
+            setup,
         };
         nats.restart().await?;
         Ok(nats)
@@ -44,17 +80,18 @@ impl LocalNats {
     }
 
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        let scheme = if self.setup.tls { "tls" } else { "nats" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// (Re)start on the same ports and store directory.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill().await;
         std::fs::create_dir_all(&self.store_dir)?;
-        // Frames from high-resolution cameras exceed NATS's default 1 MB message limit.
         let config = self.store_dir.join("lfr-nats.conf");
-        std::fs::write(&config, "max_payload: 8MB\n")?;
+        std::fs::write(&config, &self.setup.config)?;
         let child = Command::new(&self.binary)
+            .envs(self.setup.env.iter().map(|(k, v)| (k, v)))
             .arg("-c")
             .arg(&config)
             .args(["-js", "-a", "127.0.0.1"])
@@ -63,7 +100,10 @@ impl LocalNats {
             .arg("-sd")
             .arg(&self.store_dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // The server's own log (refused connections and permission violations) beside its store.
+            .stderr(Stdio::from(std::fs::File::create(
+                self.store_dir.join("nats-server.log"),
+            )?))
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| {
@@ -80,9 +120,13 @@ impl LocalNats {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let log =
+            std::fs::read_to_string(self.store_dir.join("nats-server.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
         anyhow::bail!(
-            "nats-server on port {} did not become ready in 15 s",
-            self.port
+            "nats-server on port {} did not become ready in 15 s: {}",
+            self.port,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
         )
     }
 

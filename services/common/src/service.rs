@@ -1,9 +1,11 @@
 //! Service start-up shared by every binary: configuration from `--config`, logs, the telemetry
-//! endpoints, and the bus connection, in the order that makes failures clear.
+//! endpoints, the bus connection as the service's own identity, and the wait for the topology it
+//! uses, in the order that makes failures clear.
 
 use crate::bus::Bus;
 use crate::config::Common;
 use crate::telemetry::{self, Health};
+use crate::topology;
 use crate::Shutdown;
 use prometheus::Registry;
 use std::net::SocketAddr;
@@ -20,8 +22,10 @@ pub struct Context {
     pub bus: Bus,
 }
 
-/// Serve telemetry, then connect to the bus and declare the topology. `/healthz` answers from the
-/// first moment; `/readyz` stays 503 until the service calls `health.set_ready(true)`.
+/// Serve telemetry, connect to the bus, and wait until every stream, bucket and consumer the
+/// service uses exists as the contract says (`/readyz` answers 503 with what is missing meanwhile).
+/// `/healthz` answers from the first moment; `/readyz` stays 503 until the service calls
+/// `health.set_ready(true)`.
 pub async fn start(
     name: &'static str,
     common: &Common,
@@ -42,6 +46,7 @@ pub async fn start(
         _ = shutdown.requested() => anyhow::bail!("shut down before NATS was reached"),
     };
     health.watch_nats(bus.client.clone());
+    wait_for_topology(&bus, &health, &shutdown).await?;
     Ok(Context {
         name,
         registry,
@@ -50,6 +55,42 @@ pub async fn start(
         metrics_addr,
         bus,
     })
+}
+
+/// Return once what `bus`'s identity uses is in place; until then `/readyz` says what is missing.
+/// `Err` only when shutdown is requested first.
+pub async fn wait_for_topology(
+    bus: &Bus,
+    health: &Health,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let mut reported = String::new();
+    loop {
+        let problems = tokio::select! {
+            p = bus.topology_problems() => p,
+            _ = shutdown.requested() => anyhow::bail!("shut down while waiting for the topology"),
+        };
+        if problems.is_empty() {
+            health.set_waiting(None);
+            if !reported.is_empty() {
+                tracing::info!("topology in place");
+            }
+            return Ok(());
+        }
+        let why = format!(
+            "topology not as the contract says ({}); the administrator declares it with `lfr bus init`",
+            problems.join("; ")
+        );
+        if why != reported {
+            tracing::warn!(reason = %why, "not ready");
+            reported = why.clone();
+        }
+        health.set_waiting(Some(why));
+        tokio::select! {
+            _ = tokio::time::sleep(topology::RECHECK) => {}
+            _ = shutdown.requested() => anyhow::bail!("shut down while waiting for the topology"),
+        }
+    }
 }
 
 /// A started service: where its telemetry listens, and a task that ends when it has stopped.

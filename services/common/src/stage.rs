@@ -33,14 +33,9 @@ pub struct StageSpec {
     /// Metric label and log field.
     pub name: &'static str,
     pub stream: &'static str,
-    /// Durable consumer name; replicas of one stage share it and split the work.
+    /// Durable consumer name (declared by `lfr bus init`, see `lfr_schemas::streams::consumers`);
+    /// replicas of one stage share it and split the work.
     pub durable: &'static str,
-    /// Only these subjects of the stream (e.g. candidate alerts, not decisions).
-    pub filter_subject: Option<&'static str>,
-    /// Messages handed out but not yet acknowledged, across all replicas.
-    pub max_ack_pending: i64,
-    /// How long the server waits for an acknowledgement before redelivering.
-    pub ack_wait: Duration,
     /// Largest batch given to the handler (1 for one-at-a-time stages).
     pub max_batch: usize,
     /// How long to wait for a batch to fill once its first message has arrived.
@@ -231,15 +226,18 @@ pub async fn run<H: BatchHandler>(
             Ok(()) => break,
             Err(e) => {
                 health.set_ready(false);
-                tracing::warn!(stage = spec.name, error = %e, retry_in = ?backoff, "consumer lost; re-declaring");
+                tracing::warn!(stage = spec.name, error = %e, retry_in = ?backoff, "consumer lost; waiting for the topology");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.requested() => break,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
-                tokio::select! {
-                    _ = bus.redeclare_topology() => {}
-                    _ = shutdown.requested() => break,
+                // Not ready, with the reason, until the administrator's topology is back.
+                if service::wait_for_topology(bus, health, shutdown)
+                    .await
+                    .is_err()
+                {
+                    break;
                 }
             }
         }
@@ -261,20 +259,12 @@ async fn consume<H: BatchHandler>(
 ) -> anyhow::Result<()> {
     // Setting up talks to the server, which may be unreachable: a shutdown must not wait for it.
     let setup = async {
-        let stream = bus.jetstream.get_stream(spec.stream).await?;
-        let consumer = stream
-            .get_or_create_consumer(
-                spec.durable,
-                pull::Config {
-                    durable_name: Some(spec.durable.to_string()),
-                    filter_subject: spec.filter_subject.unwrap_or_default().to_string(),
-                    ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: spec.ack_wait,
-                    max_ack_pending: spec.max_ack_pending,
-                    ..Default::default()
-                },
-            )
-            .await?;
+        // Bind to the consumer the administrator declared; a stage never creates one.
+        let stream = bus.jetstream.get_stream_no_info(spec.stream).await?;
+        let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+            .get_consumer(spec.durable)
+            .await
+            .map_err(|e| anyhow::anyhow!("consumer {}/{}: {e}", spec.stream, spec.durable))?;
         anyhow::Ok(Puller {
             consumer,
             // Small pulls: a replica should not hoard work another replica could be doing.

@@ -41,11 +41,18 @@ pub fn registry(service: &str) -> Registry {
 pub struct Health {
     ready: Arc<AtomicBool>,
     nats: Arc<std::sync::OnceLock<async_nats::Client>>,
+    /// What the service waits for, when something outside it is missing (the topology).
+    waiting: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Health {
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Not ready because of `why` until called with `None`.
+    pub fn set_waiting(&self, why: Option<String>) {
+        *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = why;
     }
 
     pub fn watch_nats(&self, client: async_nats::Client) {
@@ -59,6 +66,14 @@ impl Health {
             if state != async_nats::connection::State::Connected {
                 return Err(format!("NATS {state}"));
             }
+        }
+        if let Some(why) = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(why);
         }
         if !self.ready.load(Ordering::Relaxed) {
             return Err("starting".into());

@@ -9,11 +9,19 @@ use lfr_common::audit::{
 };
 use lfr_schemas::streams::{self, TopologyLimits};
 use lfr_schemas::{subjects, AuditAction, AuditEvent, Message, Timestamp};
-use lfr_testkit::NatsServer;
+use lfr_testkit::{NatsServer, Options};
 use std::time::{Duration, Instant};
 
+/// These tests alter the store's files to show what the chain detects, and declare AUDIT
+/// themselves: a server without store encryption (an attacker holding the store key, or a store
+/// kept without it), nothing declared.
+const PLAIN_STORE: Options = Options {
+    encrypt_store: false,
+    declare: false,
+};
+
 async fn connect(nats: &NatsServer) -> jetstream::Context {
-    let client = async_nats::connect(nats.url()).await.unwrap();
+    let client = nats.client(lfr_testkit::Identity::Admin).await;
     jetstream::new(client)
 }
 
@@ -23,12 +31,13 @@ async fn declare_audit(js: &jetstream::Context) {
         .into_iter()
         .find(|s| s.name == streams::AUDIT)
         .unwrap();
-    js.create_or_update_stream(lfr_common::bus::stream_config(&spec))
+    js.create_or_update_stream(lfr_common::topology::stream_config(&spec))
         .await
         .unwrap();
 }
 
-/// AUDIT with deletes allowed: the only way to simulate an administrator removing messages.
+/// AUDIT with deletes allowed: the only way to simulate someone with the server's own rights
+/// removing messages.
 async fn declare_deletable_audit(js: &jetstream::Context) {
     let spec = streams::topology(&TopologyLimits::default())
         .into_iter()
@@ -37,7 +46,7 @@ async fn declare_deletable_audit(js: &jetstream::Context) {
     js.create_or_update_stream(stream::Config {
         deny_delete: false,
         deny_purge: false,
-        ..lfr_common::bus::stream_config(&spec)
+        ..lfr_common::topology::stream_config(&spec)
     })
     .await
     .unwrap();
@@ -74,7 +83,7 @@ fn intact(report: &ChainReport, n: u64) {
 
 #[tokio::test]
 async fn an_empty_log_is_an_intact_chain_of_nothing() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::start_with(PLAIN_STORE).await;
     let js = connect(&nats).await;
     declare_audit(&js).await;
     assert_eq!(
@@ -113,7 +122,7 @@ async fn an_empty_log_is_an_intact_chain_of_nothing() {
 
 #[tokio::test]
 async fn four_concurrent_writers_make_one_unbroken_chain() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::start_with(PLAIN_STORE).await;
     declare_audit(&connect(&nats).await).await;
     let mut writers = Vec::new();
     for w in 0..4 {
@@ -188,7 +197,7 @@ fn tamper_on_disk(nats: &NatsServer, from: &[u8], to: &[u8]) -> std::path::PathB
 /// server stopped (cleanly, or killed as in a crash) and that justification rewritten in place in
 /// its message block (same length: who the event says it was disclosed to); the server restarted.
 async fn tamper_with_event(target: u64, crash: bool) -> (NatsServer, jetstream::Context, Anchor) {
-    let mut nats = NatsServer::start().await;
+    let mut nats = NatsServer::start_with(PLAIN_STORE).await;
     let js = connect(&nats).await;
     declare_audit(&js).await;
     for i in 1..=10 {
@@ -339,7 +348,10 @@ fn anchors_read_back_as_printed() {
 
 #[tokio::test]
 async fn removed_messages_are_reported_as_gaps_and_writers_link_past_them() {
-    let nats = NatsServer::start().await;
+    // No lfr identity may remove an audit message (the server refuses it: see lfr-identity's
+    // permission tests), so the removal is simulated on an open server, as someone with the
+    // server's own rights would make it.
+    let nats = NatsServer::start_open().await;
     let js = connect(&nats).await;
     declare_deletable_audit(&js).await;
     for i in 1..=5 {
@@ -395,7 +407,7 @@ async fn removed_messages_are_reported_as_gaps_and_writers_link_past_them() {
 
 #[tokio::test]
 async fn forged_and_foreign_messages_break_the_chain_where_they_were_inserted() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::start_with(PLAIN_STORE).await;
     let js = connect(&nats).await;
     declare_audit(&js).await;
     for i in 1..=3 {
@@ -462,7 +474,7 @@ async fn forged_and_foreign_messages_break_the_chain_where_they_were_inserted() 
     assert_eq!(q.events.len(), 5);
 
     // An event on another deployment's subject is refused too.
-    let other = NatsServer::start().await;
+    let other = NatsServer::start_with(PLAIN_STORE).await;
     let js2 = connect(&other).await;
     declare_audit(&js2).await;
     let mut moved = forged.clone();
@@ -484,7 +496,7 @@ async fn forged_and_foreign_messages_break_the_chain_where_they_were_inserted() 
 
 #[tokio::test]
 async fn queries_filter_by_deployment_actor_object_action_and_time() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::start_with(PLAIN_STORE).await;
     let js = connect(&nats).await;
     declare_audit(&js).await;
     let at = |s: u64| Timestamp(1_795_867_200_000_000_000 + s * 1_000_000_000);
@@ -589,7 +601,7 @@ async fn queries_filter_by_deployment_actor_object_action_and_time() {
 /// The cost of one append on loopback, uncontended (printed; run with `--nocapture`).
 #[tokio::test]
 async fn one_append_costs_one_get_and_one_publish() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::start_with(PLAIN_STORE).await;
     let js = connect(&nats).await;
     declare_audit(&js).await;
     let mut times = Vec::new();

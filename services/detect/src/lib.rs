@@ -55,9 +55,6 @@ pub fn spec() -> StageSpec {
         name: "detect",
         stream: streams::FRAMES,
         durable: streams::consumers::DETECT,
-        filter_subject: None,
-        max_ack_pending: 64,
-        ack_wait: Duration::from_secs(10),
         max_batch: 1,
         max_wait: Duration::ZERO,
     }

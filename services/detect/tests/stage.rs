@@ -4,7 +4,7 @@
 use lfr_common::Shutdown;
 use lfr_schemas::wire::with_version;
 use lfr_schemas::{streams, subjects, Message};
-use lfr_testkit::{eventually, frame, metric, sample_photo, scrape, NatsServer};
+use lfr_testkit::{eventually, frame, metric, sample_photo, scrape, Identity, NatsServer};
 use opencv::core::{Mat, Scalar, Vector, CV_8UC3};
 use opencv::prelude::*;
 use opencv::{core, imgcodecs};
@@ -22,7 +22,7 @@ fn blank(w: i32, h: i32) -> Mat {
 
 async fn start_detect(nats: &NatsServer) -> (lfr_common::service::Running, Shutdown) {
     let mut cfg = lfr_detect::Config::default();
-    cfg.common.nats.url = nats.url();
+    cfg.common.nats = nats.nats_config(Identity::Detect);
     cfg.detect.http_addr = "127.0.0.1:0".parse().unwrap();
     let shutdown = Shutdown::new();
     (
@@ -43,7 +43,7 @@ async fn publish(js: &async_nats::jetstream::Context, bytes: Vec<u8>) {
 async fn bad_messages_and_bad_images_are_refused_counted_and_the_stage_keeps_running() {
     let nats = NatsServer::start().await;
     let (running, shutdown) = start_detect(&nats).await;
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.jetstream(Identity::Ingest).await;
     let photo = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
 
     publish(
@@ -102,7 +102,7 @@ async fn bad_messages_and_bad_images_are_refused_counted_and_the_stage_keeps_run
 async fn huge_frames_and_faces_at_the_border_are_handled() {
     let nats = NatsServer::start().await;
     let (running, shutdown) = start_detect(&nats).await;
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.jetstream(Identity::Ingest).await;
 
     // 10000x10000: decoded at 1/8 scale, never in full.
     let mut huge = blank(10000, 10000);
@@ -161,7 +161,7 @@ async fn replicas_share_the_work_of_one_durable_consumer() {
     let nats = NatsServer::start().await;
     let (first, shutdown_first) = start_detect(&nats).await;
     let (second, shutdown_second) = start_detect(&nats).await;
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.jetstream(Identity::Ingest).await;
     let photo = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
     for seq in 0..12 {
         publish(&js, frame("cam-a", seq, photo.clone(), 0, 0).encode()).await;
@@ -209,9 +209,11 @@ async fn a_stage_told_to_stop_while_nats_is_down_stops_within_seconds() {
 }
 
 /// NATS restarted without its memory streams: the stage's consumer is gone with FRAMES. The stage
-/// must notice on its own (its pulls go unanswered), declare the topology again and take frames.
+/// must notice on its own (its pulls go unanswered) and say so on `/readyz`; it has no right to
+/// declare anything. Once the topology keeper (`lfr bus init --watch`) has declared FRAMES and the
+/// consumer again, the stage binds to them and takes frames.
 #[tokio::test]
-async fn after_nats_loses_its_memory_streams_the_stage_declares_them_again_and_takes_frames() {
+async fn after_nats_loses_its_memory_streams_the_stage_waits_for_the_topology_and_takes_frames() {
     let mut nats = NatsServer::start().await;
     let (running, shutdown) = start_detect(&nats).await;
     let photo = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
@@ -226,14 +228,31 @@ async fn after_nats_loses_its_memory_streams_the_stage_declares_them_again_and_t
             .await
         }
     };
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.jetstream(Identity::Ingest).await;
     publish(&js, frame("cam-a", 0, photo.clone(), 0, 0).encode()).await;
     assert!(handled(1.0).await.is_some(), "first frame handled");
 
     nats.restart().await;
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    // Only the stage can bring FRAMES back: until it has, publishing fails.
-    let published = eventually(Duration::from_secs(40), || async {
+    let readyz = || async {
+        let r = reqwest::get(format!("http://{}/readyz", running.metrics_addr))
+            .await
+            .ok()?;
+        Some((r.status().as_u16(), r.text().await.ok()?))
+    };
+    let waiting = eventually(Duration::from_secs(40), || async {
+        let (status, why) = readyz().await?;
+        (status == 503 && why.contains("FRAMES")).then_some(why)
+    })
+    .await
+    .expect("the stage reports that its stream is gone");
+    assert!(waiting.contains("lfr bus init"), "{waiting}");
+    // Nothing declared FRAMES meanwhile: the stage cannot.
+    let js = nats.jetstream(Identity::Ingest).await;
+    assert!(js.get_stream(streams::FRAMES).await.is_err());
+
+    // The keeper declares the topology again.
+    nats.declare().await;
+    let published = eventually(Duration::from_secs(10), || async {
         let ack = js
             .publish(
                 subjects::frames("cam-a"),
@@ -244,11 +263,12 @@ async fn after_nats_loses_its_memory_streams_the_stage_declares_them_again_and_t
         ack.await.ok()
     })
     .await;
-    assert!(published.is_some(), "the stage declared FRAMES again");
+    assert!(published.is_some(), "FRAMES is back");
     assert!(
         handled(2.0).await.is_some(),
         "the frame after the restart was handled"
     );
+    assert_eq!(readyz().await.map(|r| r.0), Some(200));
     shutdown.trigger();
     running.done.await.unwrap();
 }

@@ -19,5 +19,8 @@
   const events = new EventSource('/events');
   events.addEventListener('change', refresh);
   events.onopen = refresh;  // after a reconnect, catch up on what was missed
+  // The server ends the stream when the session ends; if it cannot be reopened, the session is
+  // gone: refresh, which finds out and reloads (to the login page).
+  events.onerror = function () { if (events.readyState === EventSource.CLOSED) refresh(); };
   setInterval(refresh, 15000);  // waiting times and escalations, even when nothing is announced
 })();

@@ -108,6 +108,10 @@ pub struct Running {
 
 pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let settings = config.dispatch.clone();
+    settings
+        .auth
+        .check_console_addr(settings.console_addr)
+        .map_err(|e| anyhow::anyhow!("lfr-dispatch refuses to start: {e}"))?;
     let master = MasterKey::configured(config.master_key.clone())
         .map_err(|e| anyhow::anyhow!("lfr-dispatch refuses to start: {e}"))?;
     let ctx = service::start("dispatch", &config.common, settings.http_addr, shutdown).await?;
@@ -144,10 +148,12 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
         token: TokenCheck::new(settings.api_token.as_deref()),
         sessions: auth.clone(),
     };
+    let secure = auth.config().cookie_secure;
     let app = console::router(console, auth).merge(
         lfr_watchlist::api::router(lifecycle)
             .layer(middleware::from_fn_with_state(api, authenticate)),
     );
+    let app = auth::strict_transport_security(app, secure);
     let (console_addr, server) = serve(settings.console_addr, app, ctx.shutdown.clone()).await?;
     let metrics_addr = ctx.metrics_addr;
     let done = tokio::spawn(async move {
@@ -262,7 +268,7 @@ async fn authenticate(State(api): State<ApiAuth>, mut req: Request, next: Next) 
             req.extensions_mut().insert(token_actor());
             return next.run(req).await;
         }
-    } else if let Some(token) = guard::session_token(req.headers()) {
+    } else if let Some(token) = api.sessions.session_token(req.headers()) {
         let reads = matches!(*req.method(), Method::GET | Method::HEAD);
         if let Ok(Some(session)) = api.sessions.sessions.get(&token).await {
             if session.role != Role::Supervisor {

@@ -139,7 +139,7 @@ fn evil_tar() -> Vec<u8> {
 async fn the_console_api_takes_a_deployment_through_its_gates_with_a_token() {
     let nats = NatsServer::start().await;
     let mut config = lfr_dispatch::Config::default();
-    config.common.nats.url = nats.url();
+    config.common.nats = nats.nats_config(lfr_testkit::Identity::Dispatch);
     config.dispatch.http_addr = "127.0.0.1:0".parse().unwrap();
     config.dispatch.console_addr = "127.0.0.1:0".parse().unwrap();
     config.dispatch.api_token = Some(TOKEN.into());
@@ -347,7 +347,7 @@ async fn the_console_api_takes_a_deployment_through_its_gates_with_a_token() {
 
     // Exactly the steps that happened left an audit event: create, two enrolments, authorise,
     // review, activate, end.
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.admin().await;
     assert_eq!(stream_messages(&js, "AUDIT").await, 7);
 
     shutdown.trigger();
@@ -367,7 +367,7 @@ async fn the_console_api_takes_a_deployment_through_its_gates_with_a_token() {
 async fn without_a_configured_token_every_api_request_is_refused() {
     let nats = NatsServer::start().await;
     let mut config = lfr_dispatch::Config::default();
-    config.common.nats.url = nats.url();
+    config.common.nats = nats.nats_config(lfr_testkit::Identity::Dispatch);
     config.dispatch.http_addr = "127.0.0.1:0".parse().unwrap();
     config.dispatch.console_addr = "127.0.0.1:0".parse().unwrap();
     assert!(config.dispatch.api_token.is_none(), "never defaulted");
@@ -386,7 +386,7 @@ async fn without_a_configured_token_every_api_request_is_refused() {
     }
 
     // The router itself refuses a request that no authentication layer vouched for.
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.admin().await;
     let lifecycle = lfr_watchlist::lifecycle::Lifecycle::open(&js, Default::default())
         .await
         .unwrap();

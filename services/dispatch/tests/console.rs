@@ -201,10 +201,12 @@ impl Person {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_them() {
     let nats = NatsServer::start().await;
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.admin().await;
+    // Alerts are raised as the matcher raises them, under its identity.
+    let matcher = nats.jetstream(lfr_testkit::Identity::Match).await;
     let shutdown = Shutdown::new();
     let mut config = lfr_dispatch::Config::default();
-    config.common.nats.url = nats.url();
+    config.common.nats = nats.nats_config(lfr_testkit::Identity::Dispatch);
     config.dispatch.http_addr = "127.0.0.1:0".parse().unwrap();
     config.dispatch.console_addr = "127.0.0.1:0".parse().unwrap();
     config.dispatch.auth.cookie_secure = false;
@@ -246,7 +248,7 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
         .await;
     let now = Timestamp::now();
     raise(
-        &js,
+        &matcher,
         &alert(&vault, "a1", "match-day", WatchlistCategory::Wanted, now).await,
     )
     .await;
@@ -290,7 +292,7 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
 
     // A rejected alert never reaches the officer.
     raise(
-        &js,
+        &matcher,
         &alert(
             &vault,
             "a2",
@@ -311,7 +313,7 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
         .await;
     // Give a wrongly delivered alert every chance to show up.
     raise(
-        &js,
+        &matcher,
         &alert(
             &vault,
             "a3",
@@ -333,7 +335,7 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
     // An alert nobody reviews in time is escalated, visibly.
     let stale = Timestamp(Timestamp::now().0 - 120_000_000_000);
     raise(
-        &js,
+        &matcher,
         &alert(&vault, "a4", "match-day", WatchlistCategory::Wanted, stale).await,
     )
     .await;
@@ -344,7 +346,7 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
 
     // What each role may do, over plain HTTP.
     raise(
-        &js,
+        &matcher,
         &alert(
             &vault,
             "b1",
@@ -356,7 +358,7 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
     )
     .await;
     raise(
-        &js,
+        &matcher,
         &alert(
             &vault,
             "p1",

@@ -126,11 +126,13 @@ impl Supervisor {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_serves_sealed_images_until_their_key_is_destroyed() {
     let nats = NatsServer::start().await;
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.admin().await;
+    // Alerts are raised as the matcher raises them, under its identity.
+    let matcher = nats.jetstream(lfr_testkit::Identity::Match).await;
     let master = MasterKey::generate();
     let vault = Vault::open(&js, master.clone()).await.unwrap();
     let mut config = lfr_dispatch::Config::default();
-    config.common.nats.url = nats.url();
+    config.common.nats = nats.nats_config(lfr_testkit::Identity::Dispatch);
     config.dispatch.http_addr = "127.0.0.1:0".parse().unwrap();
     config.dispatch.console_addr = "127.0.0.1:0".parse().unwrap();
     config.dispatch.auth.cookie_secure = false;
@@ -170,8 +172,8 @@ async fn the_console_serves_sealed_images_until_their_key_is_destroyed() {
             seal(&vault, "match-day", "a2", AlertImage::Reference, b"").await,
         ],
     );
-    raise(&js, &a1).await;
-    raise(&js, &a2).await;
+    raise(&matcher, &a1).await;
+    raise(&matcher, &a2).await;
 
     let shown = eventually(Duration::from_secs(10), || async {
         (sup.image("a2", "reference.jpg").await.0 == 404
@@ -191,7 +193,10 @@ async fn the_console_serves_sealed_images_until_their_key_is_destroyed() {
 
     // Crypto-shredding: once the deployment's key is destroyed (by the purge service), the
     // console's cached key goes too, and the images are gone.
-    assert!(vault.destroy("match-day").await.unwrap());
+    let purge = lfr_vault::Shredder::open(&nats.jetstream(lfr_testkit::Identity::Purge).await)
+        .await
+        .unwrap();
+    assert!(purge.destroy("match-day").await.unwrap());
     let gone = eventually(Duration::from_secs(10), || async {
         (sup.image("a1", "probe.jpg").await.0 == 410).then_some(())
     })

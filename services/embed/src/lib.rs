@@ -63,9 +63,6 @@ pub fn spec(config: &EmbedConfig) -> StageSpec {
         name: "embed",
         stream: streams::FACES,
         durable: streams::consumers::EMBED,
-        filter_subject: None,
-        max_ack_pending: 256,
-        ack_wait: Duration::from_secs(10),
         max_batch: config.max_batch.clamp(1, 64),
         max_wait: config.max_wait,
     }

@@ -1,11 +1,13 @@
 //! Detect and embed end to end over a real nats-server with the real models: a frame in, a
 //! template out, and nothing left behind on FRAMES or FACES.
 
-use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
 use lfr_common::Shutdown;
 use lfr_schemas::{streams, subjects, Embedding, Message};
-use lfr_testkit::{eventually, frame, metric, sample_photo, scrape, stream_messages, NatsServer};
+use lfr_testkit::{
+    eventually, frame, metric, sample_photo, scrape, stream_messages, Identity, NatsServer,
+};
 use std::time::Duration;
 
 #[tokio::test]
@@ -13,16 +15,17 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
     let nats = NatsServer::start().await;
     let shutdown = Shutdown::new();
     let mut detect = lfr_detect::Config::default();
-    detect.common.nats.url = nats.url();
+    detect.common.nats = nats.nats_config(Identity::Detect);
     detect.detect.http_addr = "127.0.0.1:0".parse().unwrap();
     let mut embed = lfr_embed::Config::default();
-    embed.common.nats.url = nats.url();
+    embed.common.nats = nats.nats_config(Identity::Embed);
     embed.embed.http_addr = "127.0.0.1:0".parse().unwrap();
     embed.embed.max_batch = 8; // exercise batching across frames and cameras
     let detect = lfr_detect::start(detect, shutdown.clone()).await.unwrap();
     let embed = lfr_embed::start(embed, shutdown.clone()).await.unwrap();
 
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    // The test is the camera (as ingest) and the matcher (through match's consumer).
+    let js = nats.jetstream(Identity::Ingest).await;
     let photo = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
     let sent = frame("gate-2", 41, photo, 0, 0);
     js.publish(subjects::frames("gate-2"), sent.encode().into())
@@ -31,14 +34,13 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
         .await
         .unwrap();
 
-    let consumer = js
-        .get_stream(streams::EMBEDDINGS)
+    let consumer: PullConsumer = nats
+        .jetstream(Identity::Match)
+        .await
+        .get_stream_no_info(streams::EMBEDDINGS)
         .await
         .unwrap()
-        .create_consumer(pull::Config {
-            durable_name: Some("test-matcher".into()),
-            ..Default::default()
-        })
+        .get_consumer(streams::consumers::MATCH)
         .await
         .unwrap();
     let mut batch = consumer
@@ -105,6 +107,7 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
     }
     assert_eq!(cameras as f64, faces - 1.0);
 
+    let js = nats.admin().await;
     let emptied = eventually(Duration::from_secs(5), || async {
         let left = stream_messages(&js, streams::FRAMES).await
             + stream_messages(&js, streams::FACES).await

@@ -9,7 +9,6 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lfr_common::bus::Bus;
 use lfr_common::config::Common;
-use lfr_common::local_nats::LocalNats;
 use lfr_ingest::encode::encode;
 use lfr_schemas::{streams, subjects, Frame, FrameRef, Timestamp};
 use opencv::core::{Mat, Size};
@@ -46,18 +45,13 @@ fn bench_encode(c: &mut Criterion) {
 
 fn bench_publish(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = tempfile::tempdir().unwrap();
     let (nats, bus) = rt.block_on(async {
-        let nats = LocalNats::start(
-            lfr_testkit::free_port(),
-            lfr_testkit::free_port(),
-            store.path(),
-        )
-        .await
-        .unwrap();
-        let mut common = Common::default();
-        common.nats.url = nats.url();
-        let bus = Bus::connect(&common, "bench", &prometheus::Registry::new())
+        let nats = lfr_testkit::NatsServer::start().await;
+        let common = Common {
+            nats: nats.nats_config(lfr_testkit::Identity::Ingest),
+            ..Default::default()
+        };
+        let bus = Bus::connect(&common, "ingest", &prometheus::Registry::new())
             .await
             .unwrap();
         (nats, bus)

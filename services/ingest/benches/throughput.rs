@@ -5,10 +5,10 @@
 //! Run: `cargo bench -p lfr-ingest --bench throughput` (LFR_BENCH_FRAMES sets the recording length).
 
 use futures::StreamExt;
-use lfr_common::local_nats::LocalNats;
 use lfr_common::Shutdown;
 use lfr_ingest::config::{CameraConfig, Config};
 use lfr_schemas::streams;
+use lfr_testkit::Identity;
 use std::time::{Duration, Instant};
 
 fn cpu_seconds() -> f64 {
@@ -41,16 +41,10 @@ async fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let video = tmp.path().join("bench.avi");
     lfr_testkit::media::write_video(&video, frames, 25.0, 9);
-    let nats = LocalNats::start(
-        lfr_testkit::free_port(),
-        lfr_testkit::free_port(),
-        &tmp.path().join("js"),
-    )
-    .await
-    .unwrap();
+    let nats = lfr_testkit::NatsServer::start().await;
 
     let mut config = Config::default();
-    config.common.nats.url = nats.url();
+    config.common.nats = nats.nats_config(Identity::Ingest);
     config.ingest.http_addr = "127.0.0.1:0".parse().unwrap();
     config.ingest.queue_capacity = 64;
     config.ingest.cameras = vec![CameraConfig {
@@ -63,19 +57,17 @@ async fn main() {
     }];
     config.ingest.initial_backoff = Duration::from_secs(600);
 
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    // Frames are read as detect reads them: through its consumer, as its identity.
+    let js = nats.jetstream(Identity::Detect).await;
     let shutdown = Shutdown::new();
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let running = lfr_ingest::start(config, shutdown.clone()).await.unwrap();
-    let consumer = js
-        .get_stream(streams::FRAMES)
+    let consumer: async_nats::jetstream::consumer::PullConsumer = js
+        .get_stream_no_info(streams::FRAMES)
         .await
         .unwrap()
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            durable_name: Some("bench".into()),
-            ..Default::default()
-        })
+        .get_consumer(streams::consumers::DETECT)
         .await
         .unwrap();
     let mut messages = consumer.messages().await.unwrap();

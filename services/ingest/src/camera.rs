@@ -162,7 +162,9 @@ impl Camera {
     }
 
     fn failure(&self, e: &SourceError) {
-        tracing::warn!(camera = %self.config.id, error = %e, "camera source failed");
+        // A source's error may quote its URL: never with the credentials.
+        let error = lfr_common::redact::url(&e.to_string());
+        tracing::warn!(camera = %self.config.id, %error, "camera source failed");
         self.metrics
             .camera_failures
             .with_label_values(&[&self.config.id, e.reason()])

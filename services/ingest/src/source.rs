@@ -1,6 +1,7 @@
 //! Camera sources: where frames come from. A network stream, a V4L2 device, a video file or a folder
 //! of images all become a [`FrameSource`] yielding decoded BGR images.
 
+use lfr_common::redact;
 use opencv::core::{Mat, Vector};
 use opencv::prelude::*;
 use opencv::{imgcodecs, videoio};
@@ -42,15 +43,11 @@ impl Source {
         matches!(self, Source::Network(_) | Source::Device(_))
     }
 
-    /// A description safe for logs: stream credentials (`user:pass@`) are removed.
+    /// A description safe for logs: a stream's credentials, in its userinfo (`user:pass@`) or
+    /// its query string (`?password=...`), are replaced by `***` ([`redact::url`]).
     pub fn describe(&self) -> String {
         match self {
-            Source::Network(url) => match (url.find("://"), url.find('@')) {
-                (Some(scheme), Some(at)) if at > scheme => {
-                    format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-                }
-                _ => url.clone(),
-            },
+            Source::Network(url) => redact::url(url),
             Source::Device(d) => d.clone(),
             Source::File(p) | Source::Images(p) => p.display().to_string(),
         }
@@ -118,8 +115,9 @@ fn video(target: &str, api: i32, live: bool) -> Result<Box<dyn FrameSource>, Sou
         videoio::CAP_PROP_READ_TIMEOUT_MSEC,
         5000,
     ]);
+    // OpenCV's messages may quote what it was given: a stream's URL, credentials included.
     let capture = videoio::VideoCapture::from_file_with_params(target, api, &params)
-        .map_err(|e| SourceError::Open(e.to_string()))?;
+        .map_err(|e| SourceError::Open(redact::url(&e.to_string())))?;
     if !capture.is_opened().unwrap_or(false) {
         return Err(SourceError::Open("no decoder accepted it".into()));
     }
@@ -149,7 +147,7 @@ impl FrameSource for Video {
         let got = self
             .capture
             .read(&mut image)
-            .map_err(|e| SourceError::Read(e.to_string()))?;
+            .map_err(|e| SourceError::Read(redact::url(&e.to_string())))?;
         if !got || image.empty() {
             return if self.live {
                 Err(SourceError::Read("no frame within the read timeout".into()))
@@ -243,5 +241,12 @@ mod tests {
     fn credentials_never_reach_the_logs() {
         let s = Source::parse("rtsp://admin:secret@10.0.0.9/stream");
         assert_eq!(s.describe(), "rtsp://***@10.0.0.9/stream");
+        let s = Source::parse("http://10.0.0.9/video.cgi?user=admin&pwd=secret&resolution=8");
+        assert_eq!(
+            s.describe(),
+            "http://10.0.0.9/video.cgi?user=admin&pwd=***&resolution=8"
+        );
+        let s = Source::parse("rtsp://admin:p@ss@10.0.0.9/stream?token=secret");
+        assert_eq!(s.describe(), "rtsp://***@10.0.0.9/stream?token=***");
     }
 }

@@ -18,11 +18,11 @@ async fn frames_from_a_video_file_arrive_in_order_with_their_metadata() {
 
     let shutdown = Shutdown::new();
     let cfg = config(
-        &nats.url(),
+        &nats,
         vec![camera("gate-1", &video.to_string_lossy(), 10.0)],
     );
     let running = lfr_ingest::start(cfg, shutdown.clone()).await.unwrap();
-    let js = jetstream(&nats.url()).await;
+    let js = jetstream(&nats).await;
     let frames = take_frames(&frames_consumer(&js).await, 10, Duration::from_secs(20)).await;
 
     assert_eq!(frames.len(), 10);
@@ -50,12 +50,9 @@ async fn a_recording_is_sampled_down_to_the_configured_rate() {
     write_video(&video, 10, 25.0, 2);
 
     let shutdown = Shutdown::new();
-    let cfg = config(
-        &nats.url(),
-        vec![camera("c25", &video.to_string_lossy(), 5.0)],
-    );
+    let cfg = config(&nats, vec![camera("c25", &video.to_string_lossy(), 5.0)]);
     let running = lfr_ingest::start(cfg, shutdown.clone()).await.unwrap();
-    let js = jetstream(&nats.url()).await;
+    let js = jetstream(&nats).await;
     let frames = take_frames(&frames_consumer(&js).await, 2, Duration::from_secs(20)).await;
     let indices: Vec<u32> = frames.iter().map(|f| frame_index(&f.jpeg)).collect();
     assert_eq!(indices, vec![0, 5]);
@@ -69,7 +66,7 @@ async fn unconsumed_frames_expire_and_acknowledged_frames_go_at_once() {
     let dir = tempfile::tempdir().unwrap();
     write_images(&dir.path().join("imgs"), 3, 3);
     let mut cfg = config(
-        &nats.url(),
+        &nats,
         vec![camera(
             "door",
             &dir.path().join("imgs").to_string_lossy(),
@@ -77,11 +74,12 @@ async fn unconsumed_frames_expire_and_acknowledged_frames_go_at_once() {
         )],
     );
     cfg.common.bus.transient_ttl = Duration::from_secs(2);
+    nats.declare_with(&cfg.common.bus).await;
     // No replay of the folder within the test: only the three frames are ever published.
     cfg.ingest.initial_backoff = Duration::from_secs(60);
     let shutdown = Shutdown::new();
     let running = lfr_ingest::start(cfg, shutdown.clone()).await.unwrap();
-    let js = jetstream(&nats.url()).await;
+    let js = jetstream(&nats).await;
 
     let published = eventually(Duration::from_secs(10), || async {
         (stream_messages(&js, streams::FRAMES).await == 3).then(Instant::now)
@@ -114,7 +112,13 @@ async fn unconsumed_frames_expire_and_acknowledged_frames_go_at_once() {
 
 #[tokio::test]
 async fn no_frame_byte_touches_disk() {
-    let mut nats = NatsServer::start().await;
+    // The store unencrypted: what is shown is that frames never reach it (memory streams), apart
+    // from its encryption.
+    let mut nats = NatsServer::start_with(lfr_testkit::Options {
+        encrypt_store: false,
+        ..Default::default()
+    })
+    .await;
     let root = tempfile::tempdir().unwrap();
     let images = root.path().join("camera-source");
     write_images(&images, 6, 4);
@@ -131,28 +135,20 @@ async fn no_frame_byte_touches_disk() {
         })
         .collect();
 
-    let mut cfg = config(
-        &nats.url(),
-        vec![camera("hall", &images.to_string_lossy(), 10.0)],
-    );
+    let mut cfg = config(&nats, vec![camera("hall", &images.to_string_lossy(), 10.0)]);
     cfg.common.bus.transient_ttl = Duration::from_secs(1);
+    nats.declare_with(&cfg.common.bus).await;
     let shutdown = Shutdown::new();
     let ingest = lfr_ingest::start(cfg.clone(), shutdown.clone())
         .await
         .unwrap();
-    let js = jetstream(&nats.url()).await;
+    let js = jetstream(&nats).await;
     // The markers really are in what travels on the bus (else this test could not fail).
     let frames = take_frames(&frames_consumer(&js).await, 2, Duration::from_secs(10)).await;
     assert!(frames[0]
         .jpeg
         .windows(48)
         .any(|w| w == markers[0].as_slice()));
-    js.get_stream(streams::FRAMES)
-        .await
-        .unwrap()
-        .delete_consumer("test-detector")
-        .await
-        .unwrap();
 
     // The rest expire unconsumed; a second pass of the camera is taken by the detect stage.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -160,6 +156,7 @@ async fn no_frame_byte_touches_disk() {
         common: cfg.common.clone(),
         ..Default::default()
     };
+    detect_cfg.common.nats = nats.nats_config(lfr_testkit::Identity::Detect);
     detect_cfg.detect.http_addr = "127.0.0.1:0".parse().unwrap();
     let detect = lfr_detect::start(detect_cfg, shutdown.clone())
         .await
@@ -222,7 +219,7 @@ async fn bad_sources_are_reported_and_never_stop_the_good_camera() {
     let refused = format!("rtsp://127.0.0.1:{}/live", free_port());
 
     let cfg = config(
-        &nats.url(),
+        &nats,
         vec![
             camera("good", &good.to_string_lossy(), 10.0),
             camera("missing", "/nonexistent/recording.mp4", 5.0),
@@ -232,7 +229,7 @@ async fn bad_sources_are_reported_and_never_stop_the_good_camera() {
     );
     let shutdown = Shutdown::new();
     let running = lfr_ingest::start(cfg, shutdown.clone()).await.unwrap();
-    let js = jetstream(&nats.url()).await;
+    let js = jetstream(&nats).await;
     let frames = take_frames(&frames_consumer(&js).await, 3, Duration::from_secs(15)).await;
     assert_eq!(frames.len(), 3, "the good camera keeps publishing");
     assert!(frames.iter().all(|f| f.source.camera == "good"));
@@ -286,12 +283,12 @@ async fn ingest_survives_a_nats_restart_and_counts_what_it_lost() {
     let mut cam = camera("platform", &dir.path().join("loop").to_string_lossy(), 10.0);
     cam.realtime = true;
     cam.repeat = true;
-    let mut cfg = config(&nats.url(), vec![cam]);
+    let mut cfg = config(&nats, vec![cam]);
     cfg.common.nats.ack_timeout = Duration::from_secs(1);
     let shutdown = Shutdown::new();
     let running = lfr_ingest::start(cfg, shutdown.clone()).await.unwrap();
 
-    let js = jetstream(&nats.url()).await;
+    let js = jetstream(&nats).await;
     let mut seqs: Vec<u64> = take_frames(&frames_consumer(&js).await, 10, Duration::from_secs(10))
         .await
         .iter()
@@ -304,20 +301,27 @@ async fn ingest_survives_a_nats_restart_and_counts_what_it_lost() {
     nats.restart().await;
     let last_before = *seqs.last().unwrap();
 
-    // The test's own consumer lived in memory too: declare it again once ingest has re-declared
-    // the streams, and read until frames well past the outage arrive.
+    // The memory streams and the detector's consumer are gone, and ingest cannot declare them:
+    // its frames are refused (and counted) until the topology keeper declares them again. Then
+    // read until frames well past the outage arrive.
+    let refused = eventually(Duration::from_secs(20), || async {
+        let text = scrape(running.metrics_addr).await;
+        metric(
+            &text,
+            "lfr_ingest_frames_dropped_total",
+            &[("camera", "platform"), ("reason", "publish_failed")],
+        )
+        .filter(|n| *n >= 1.0)
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "frames published to the lost stream are counted"
+    );
+    nats.declare().await;
     let resumed = eventually(Duration::from_secs(20), || async {
-        let consumer = match js.get_stream(streams::FRAMES).await {
-            Ok(s) => s
-                .get_or_create_consumer(
-                    "test-detector",
-                    async_nats::jetstream::consumer::pull::Config {
-                        durable_name: Some("test-detector".into()),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .ok()?,
+        let consumer = match js.get_stream_no_info(streams::FRAMES).await {
+            Ok(s) => s.get_consumer(streams::consumers::DETECT).await.ok()?,
             Err(_) => return None,
         };
         let frames = take_frames(&consumer, 10, Duration::from_secs(2)).await;

@@ -9,6 +9,7 @@ use lfr_ingest::config::{CameraConfig, Config};
 use lfr_schemas::{streams, Frame, Message};
 pub use lfr_testkit::media::*;
 pub use lfr_testkit::stream_messages;
+use lfr_testkit::{Identity, NatsServer};
 use std::time::Duration;
 
 pub fn camera(id: &str, source: &str, fps: f64) -> CameraConfig {
@@ -22,9 +23,9 @@ pub fn camera(id: &str, source: &str, fps: f64) -> CameraConfig {
     }
 }
 
-pub fn config(nats_url: &str, cameras: Vec<CameraConfig>) -> Config {
+pub fn config(nats: &NatsServer, cameras: Vec<CameraConfig>) -> Config {
     let mut c = Config::default();
-    c.common.nats.url = nats_url.into();
+    c.common.nats = nats.nats_config(Identity::Ingest);
     c.ingest.http_addr = "127.0.0.1:0".parse().unwrap();
     c.ingest.cameras = cameras;
     c.ingest.initial_backoff = Duration::from_millis(200);
@@ -32,24 +33,19 @@ pub fn config(nats_url: &str, cameras: Vec<CameraConfig>) -> Config {
     c
 }
 
-pub async fn jetstream(url: &str) -> jetstream::Context {
-    jetstream::new(async_nats::connect(url).await.unwrap())
+/// A connection as the detector, the only identity that may read frames.
+pub async fn jetstream(nats: &NatsServer) -> jetstream::Context {
+    nats.jetstream(Identity::Detect).await
 }
 
-/// A consumer on FRAMES standing in for the detector.
+/// The detector's consumer on FRAMES, the test standing in for the detector.
 pub async fn frames_consumer(
     js: &jetstream::Context,
 ) -> jetstream::consumer::Consumer<pull::Config> {
-    js.get_stream(streams::FRAMES)
+    js.get_stream_no_info(streams::FRAMES)
         .await
         .unwrap()
-        .get_or_create_consumer(
-            "test-detector",
-            pull::Config {
-                durable_name: Some("test-detector".into()),
-                ..Default::default()
-            },
-        )
+        .get_consumer(streams::consumers::DETECT)
         .await
         .unwrap()
 }

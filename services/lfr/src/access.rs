@@ -368,13 +368,10 @@ impl Vision {
     }
 }
 
-/// Decode an image (JPEG, PNG) to BGR; `None` if it is not one, or absurdly large.
+/// Decode an image (JPEG, PNG) to BGR; `None` if it is not one, or absurdly large (its size is
+/// read from its header before anything decodes it).
 fn decode(bytes: &[u8]) -> Option<Mat> {
-    if let Ok((w, h)) = lfr_vision::image::jpeg_dimensions(bytes) {
-        if w as u64 * h as u64 > lfr_vision::image::MAX_PIXELS {
-            return None;
-        }
-    }
+    lfr_vision::image::check_size(bytes, lfr_vision::image::MAX_PIXELS).ok()?;
     imgcodecs::imdecode(&Vector::from_slice(bytes), imgcodecs::IMREAD_COLOR)
         .ok()
         .filter(|m| !m.empty() && m.channels() == 3)

@@ -1,8 +1,13 @@
-//! The command line's connection to NATS: `--nats-url` (or `LFR_NATS__URL`) for every command that
-//! needs one, then either a bus connection (which declares the stream topology, AUDIT included, so
-//! commands can record what they do) or a plain read-only one, or a clear error within ten seconds.
+//! The command line's connection to NATS: `--nats-url` (or `LFR_NATS__URL`), the administrator's
+//! credentials and the CA for every command that needs one, then either a bus connection (so
+//! commands can record what they do on AUDIT) or a plain JetStream one, or a clear error within
+//! ten seconds. The command line connects as the administrator identity; it declares nothing
+//! unless asked to (`lfr bus init`).
 
 use lfr_common::bus::Bus;
+use lfr_common::config::NatsConfig;
+use lfr_common::redact;
+use lfr_schemas::permissions::Identity;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -17,53 +22,72 @@ pub struct NatsArgs {
         global = true
     )]
     pub url: String,
-    /// NATS credentials file (`.creds`), where the server requires authentication.
+    /// The administrator's NATS credentials: an nkey seed file (`lfr bus credentials` writes
+    /// `admin.nk`) or a `.creds` file.
     #[arg(
         long = "nats-credentials",
         env = "LFR_NATS__CREDENTIALS",
         global = true
     )]
     pub credentials: Option<std::path::PathBuf>,
+    /// CA certificate (PEM) that signed the NATS server's certificate; TLS is then required.
+    #[arg(long = "nats-ca", env = "LFR_NATS__CA", global = true)]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl NatsArgs {
     /// A bus connection, as the services have.
     pub async fn bus(&self) -> anyhow::Result<Bus> {
-        let mut common = lfr_common::config::Common::default();
-        common.nats.url = self.url.clone();
-        common.nats.credentials = self.credentials.clone();
+        let common = lfr_common::config::Common {
+            nats: self.config(),
+            ..Default::default()
+        };
         let registry = prometheus::Registry::new();
         let connect = Bus::connect(&common, "cli", &registry);
         tokio::time::timeout(TIMEOUT, connect)
             .await
-            .map_err(|_| anyhow::anyhow!("cannot reach NATS at {}", self.url))?
+            .map_err(|_| anyhow::anyhow!("cannot reach NATS at {}", redact::url(&self.url)))?
     }
 
-    /// A plain connection that declares and changes nothing (for read-only commands).
+    /// A plain JetStream connection as the administrator.
     pub async fn jetstream(&self, name: &str) -> anyhow::Result<async_nats::jetstream::Context> {
-        let url = &self.url;
-        let mut options = async_nats::ConnectOptions::new().name(name);
-        if let Some(creds) = &self.credentials {
-            options = options
-                .credentials_file(creds)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", creds.display()))?;
-        }
-        let connect = options.connect(url);
+        self.jetstream_as(name, Identity::Admin).await
+    }
+
+    /// A plain JetStream connection as `identity` (whose credentials these arguments hold).
+    pub async fn jetstream_as(
+        &self,
+        name: &str,
+        identity: Identity,
+    ) -> anyhow::Result<async_nats::jetstream::Context> {
+        let url = redact::url(&self.url);
+        let options = lfr_common::bus::connect_options(&self.config(), identity)
+            .await?
+            .name(name);
+        let connect = options.connect(self.url.as_str());
         let client = tokio::time::timeout(TIMEOUT, connect)
             .await
             .map_err(|_| anyhow::anyhow!("cannot reach NATS at {url}"))?
             .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {url}: {e}"))?;
         Ok(async_nats::jetstream::new(client))
     }
-}
 
-/// A bus connection to `url` (for `lfr up`, which knows its own server).
-pub async fn bus(url: &str) -> anyhow::Result<Bus> {
-    NatsArgs {
-        url: url.into(),
-        credentials: None,
+    /// The connection settings these arguments describe.
+    pub fn config(&self) -> NatsConfig {
+        NatsConfig {
+            url: self.url.clone(),
+            credentials: self.credentials.clone(),
+            ca: self.ca.clone(),
+            ..Default::default()
+        }
     }
-    .bus()
-    .await
+
+    /// The arguments that reach a server with these settings.
+    pub fn from_config(nats: &NatsConfig) -> NatsArgs {
+        NatsArgs {
+            url: nats.url.clone(),
+            credentials: nats.credentials.clone(),
+            ca: nats.ca.clone(),
+        }
+    }
 }

@@ -3,11 +3,13 @@
 mod access;
 mod account;
 mod audit;
+mod bus;
 mod connect;
 mod deployment;
 mod eval;
 mod retention;
 mod up;
+mod vault;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +26,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The bus: declare the topology (`init`), make credentials and certificates, show who may
+    /// do what (`permissions`).
+    Bus(bus::BusArgs),
     /// Run every service on this machine against a local NATS server, with a sample camera when no
     /// camera is configured. Stops cleanly on Ctrl-C or SIGTERM.
     Up(up::UpArgs),
@@ -42,17 +47,21 @@ enum Command {
     /// A data subject's right of access: find the retained alerts that show a person, and export
     /// them with every other face blurred (recorded on AUDIT).
     Access(access::AccessArgs),
+    /// The master key: rotate it (every data key re-wrapped, the old copies securely erased).
+    Vault(vault::VaultArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up(args) => up::run(args).await,
+        Command::Bus(args) => bus::run(args).await,
         Command::Deployment(args) => deployment::run(args).await,
         Command::Account(args) => account::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Retention(args) => retention::run(args).await,
         Command::Access(args) => access::run(args).await,
+        Command::Vault(args) => vault::run(args).await,
         Command::Eval(args) => {
             lfr_common::telemetry::init_logging(&Default::default());
             tokio::task::spawn_blocking(move || eval::run::run(args)).await?

@@ -1,11 +1,14 @@
 //! `lfr up`: the all-in-one system.
 //!
-//! Starts nats-server with JetStream on loopback (store under the state directory), writes the
-//! run's configuration (the given file, or the built-in `all-in-one.toml`, pointed at that server,
-//! plus the sample camera when no camera is configured), then starts every service binary found
-//! beside this one and keeps them running: a service that exits is started again after a pause.
-//! On Ctrl-C or SIGTERM the services are stopped first (ingest before the stages, so in-flight
-//! frames drain), then NATS.
+//! Starts nats-server with JetStream on loopback (store under the state directory) secured as in
+//! production ([`secured`]): TLS with a throw-away CA, one nkey user per component with the contract's
+//! permissions, the store encrypted. It declares the topology as the administrator and keeps it
+//! declared (memory streams come back after a NATS restart). It writes the run's configuration
+//! (the given file, or the built-in `all-in-one.toml`, pointed at that server, plus the sample
+//! camera when no camera is configured), then starts every service binary found beside this one,
+//! each with its own credentials only, and keeps them running: a service that exits is started
+//! again after a pause. On Ctrl-C or SIGTERM the services are stopped first (ingest before the
+//! stages, so in-flight frames drain), then NATS.
 //!
 //! With the sample camera, a demonstration deployment watches it ([`demo`]) unless `--no-demo`.
 //!
@@ -15,9 +18,12 @@
 //! key. Lose that file and the retained alerts can never be read again.
 
 mod demo;
+mod secured;
 
+use crate::connect::NatsArgs;
 use lfr_common::local_nats::LocalNats;
 use lfr_common::Shutdown;
+use lfr_schemas::permissions::Identity;
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -60,22 +66,42 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .sample
         .unwrap_or_else(|| home.join(".cache/lfr/samples/faces"));
     let master_key = master_key(&state)?;
+    let secured = secured::Secured::prepare(&state)?;
 
-    let mut nats = LocalNats::start(
+    let mut nats = LocalNats::start_with(
         args.nats_port,
         args.nats_monitor_port,
         &state.join("jetstream"),
+        secured.setup(),
     )
     .await?;
-    tracing::info!(url = %nats.url(), monitor = args.nats_monitor_port, "NATS with JetStream running");
+    tracing::info!(url = %nats.url(), monitor = args.nats_monitor_port, "NATS with JetStream running (TLS, one identity per service, store encrypted)");
 
-    let (config, sample_camera) = run_config(args.config.as_deref(), &nats.url(), &sample)?;
+    let (config, sample_camera) =
+        run_config(args.config.as_deref(), &nats.url(), &secured.ca(), &sample)?;
     let config_path = state.join("run/lfr.toml");
     std::fs::create_dir_all(config_path.parent().unwrap())?;
-    std::fs::write(&config_path, config)?;
+    std::fs::write(&config_path, &config)?;
+
+    // The topology keeper declares the topology now, and again whenever something goes missing.
+    let limits = lfr_common::config::load::<lfr_common::config::Common>(Some(&config_path))?
+        .bus
+        .topology_limits();
+    let js = NatsArgs::from_config(&secured.nats_config(&nats.url(), Identity::Bus))
+        .jetstream_as("lfr-up-bus", Identity::Bus)
+        .await?;
+    lfr_common::topology::declare(&js, &limits).await?;
+    let keeper = tokio::spawn(crate::bus::keep_declared(
+        js,
+        limits,
+        Duration::from_secs(2),
+    ));
+    let admin = NatsArgs::from_config(&secured.nats_config(&nats.url(), Identity::Admin));
+    let admin_env = secured.write_admin_env(&state, &nats.url())?;
+    tracing::info!(file = %admin_env.display(), "for lfr commands against this system: source this file (the administrator's credentials)");
 
     let demo = match (sample_camera && !args.no_demo).then_some(()) {
-        Some(()) => demo::start(&nats.url(), &sample, SAMPLE_CAMERA)
+        Some(()) => demo::start(&admin, &sample, SAMPLE_CAMERA)
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "no demonstration deployment"))
             .ok(),
@@ -95,10 +121,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "{} not found: build the workspace (cargo build --release)",
             binary.display()
         );
+        let identity = Identity::of(name).expect("every service has an identity");
         supervisors.push(tokio::spawn(supervise(
             name,
             binary,
             config_path.clone(),
+            secured.credentials_file(identity),
             master_key.clone(),
             shutdown.clone(),
         )));
@@ -111,6 +139,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     if let Some(demo) = demo {
         demo.end().await;
     }
+    keeper.abort();
     nats.stop().await;
     tracing::info!("lfr is down");
     Ok(())
@@ -123,6 +152,7 @@ const SAMPLE_CAMERA: &str = "sample";
 fn run_config(
     file: Option<&Path>,
     nats_url: &str,
+    nats_ca: &Path,
     sample: &Path,
 ) -> anyhow::Result<(String, bool)> {
     let text = match file {
@@ -133,6 +163,9 @@ fn run_config(
     let mut config: toml::Table = text.parse()?;
     let nats = entry_table(&mut config, "nats");
     nats.insert("url".into(), nats_url.into());
+    nats.insert("ca".into(), nats_ca.display().to_string().into());
+    // Each service is given its own credentials file through the environment, never another's.
+    nats.remove("credentials");
     let ingest = entry_table(&mut config, "ingest");
     let has_cameras = ingest
         .get("cameras")
@@ -250,6 +283,7 @@ async fn supervise(
     name: &'static str,
     binary: PathBuf,
     config: PathBuf,
+    credentials: PathBuf,
     master_key: Option<String>,
     shutdown: Shutdown,
 ) {
@@ -262,6 +296,8 @@ async fn supervise(
             .arg("--config")
             .arg(&config)
             .env("OMP_NUM_THREADS", "1")
+            .env("LFR_NATS__CREDENTIALS", &credentials)
+            .env_remove(lfr_identity::server::STORE_KEY_ENV)
             .kill_on_drop(true);
         if let Some(key) = &master_key {
             command.env(MASTER_KEY_ENV, key);

@@ -8,7 +8,6 @@
 //! alert raised against Obama's watch-list image (rejected by the operator); a last alert, of
 //! Obama again, belongs to a deployment whose key was destroyed.
 
-use async_nats::jetstream;
 use lfr_common::audit::{query, AuditFilter, ObjectMatch};
 use lfr_schemas::{
     subjects, AlertDecision, AlertOutcome, AuditAction, CandidateAlert, Decision, FaceRef,
@@ -148,7 +147,7 @@ async fn seal(
 /// Raise an alert as the matcher does: images sealed under the deployment's key.
 #[allow(clippy::too_many_arguments)]
 async fn raise(
-    js: &jetstream::Context,
+    nats: &NatsServer,
     vault: &Vault,
     id: &str,
     deployment: &str,
@@ -186,20 +185,24 @@ async fn raise(
     } else {
         subjects::alert_candidates(deployment)
     };
-    publish(js, subject, alert.encode()).await;
+    publish(nats, subject, alert.encode()).await;
 }
 
-async fn publish(js: &jetstream::Context, subject: String, payload: Vec<u8>) {
-    js.publish(subject, payload.into())
+/// Published as the component that writes such messages (match, dispatch).
+async fn publish(nats: &NatsServer, subject: String, payload: Vec<u8>) {
+    nats.author(&subject)
+        .await
+        .publish(subject, payload.into())
         .await
         .unwrap()
         .await
         .unwrap();
 }
 
-fn lfr(url: &str, master: &MasterKey, args: &[&str]) -> Output {
+fn lfr(nats: &NatsServer, master: &MasterKey, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lfr"))
-        .args(["access", "--nats-url", url])
+        .arg("access")
+        .envs(nats.admin_env())
         .args(args)
         .env("LFR_MASTER_KEY", master.to_base64().as_str())
         .output()
@@ -215,9 +218,9 @@ fn text(out: &Output) -> String {
 }
 
 /// `search --json` for `photo`: the ids found, and the whole report.
-fn search(url: &str, master: &MasterKey, photo: &Path, request: &str) -> serde_json::Value {
+fn search(nats: &NatsServer, master: &MasterKey, photo: &Path, request: &str) -> serde_json::Value {
     let out = lfr(
-        url,
+        nats,
         master,
         &[
             "search",
@@ -246,11 +249,10 @@ fn found(report: &serde_json::Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred() {
     let nats = NatsServer::start().await;
-    let url = nats.url();
-    let js = jetstream::new(async_nats::connect(&url).await.unwrap());
+    let js = nats.admin().await;
     // The topology (ALERTS, AUDIT), as the services declare it.
     for spec in lfr_schemas::streams::topology(&Default::default()) {
-        js.create_or_update_stream(lfr_common::bus::stream_config(&spec))
+        js.create_or_update_stream(lfr_common::topology::stream_config(&spec))
             .await
             .unwrap();
     }
@@ -272,7 +274,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
     let crowd_jpeg = jpeg(&crowd);
     let obama_reference = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
     raise(
-        &js,
+        &nats,
         &vault,
         "a-obama",
         "match-day",
@@ -292,7 +294,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
         decided_at: Timestamp::now(),
     };
     publish(
-        &js,
+        &nats,
         subjects::alert_decisions("match-day"),
         decision.encode(),
     )
@@ -305,13 +307,18 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
         note: Some("arrested beside Ms Jones".into()),
         recorded_at: Timestamp::now(),
     };
-    publish(&js, subjects::alert_outcomes("match-day"), outcome.encode()).await;
+    publish(
+        &nats,
+        subjects::alert_outcomes("match-day"),
+        outcome.encode(),
+    )
+    .await;
 
     // Biden, a blue-list volunteer, alone.
     let biden = photo("faces/biden.jpg");
     let biden_probe = models.probe_chip(&biden);
     raise(
-        &js,
+        &nats,
         &vault,
         "a-biden",
         "match-day",
@@ -324,7 +331,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
     // Biden again, elsewhere, matched against Obama's watch-list image: the operator rejected
     // it as a false alert. Obama's image is not Biden's to receive.
     raise(
-        &js,
+        &nats,
         &vault,
         "a-biden-false",
         "away-day",
@@ -343,7 +350,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
         decided_at: Timestamp::now(),
     };
     publish(
-        &js,
+        &nats,
         subjects::alert_decisions("away-day"),
         rejected.encode(),
     )
@@ -351,7 +358,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
 
     // Obama again, at a deployment whose data key was destroyed: unreadable for good.
     raise(
-        &js,
+        &nats,
         &vault,
         "a-shredded",
         "old-day",
@@ -366,7 +373,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
     let dir = tempfile::tempdir().unwrap();
     // Another photo of Obama finds his alert, and not Biden's; the shredded one is counted.
     let obama3 = sample_photo("faces/obama3.jpg");
-    let report = search(&url, &master, &obama3, "SAR-OBAMA");
+    let report = search(&nats, &master, &obama3, "SAR-OBAMA");
     assert_eq!(found(&report), ["a-obama"], "{report:#}");
     assert_eq!(report["searched"], 4);
     assert_eq!(report["skipped"]["crypto_shredded"], 1);
@@ -379,7 +386,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
     assert_eq!(hit["outcome"], "arrested");
     // The table names the same alert.
     let out = lfr(
-        &url,
+        &nats,
         &master,
         &[
             "search",
@@ -402,7 +409,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
 
     // Biden finds his alerts only, the blue-list one included.
     let biden_path = sample_photo("faces/biden.jpg");
-    let report = search(&url, &master, &biden_path, "SAR-BIDEN");
+    let report = search(&nats, &master, &biden_path, "SAR-BIDEN");
     assert_eq!(found(&report), ["a-biden", "a-biden-false"], "{report:#}");
     assert_eq!(report["found"][0]["review"], "blue list (not reviewed)");
     assert_eq!(report["found"][1]["review"], "rejected");
@@ -424,12 +431,12 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
         jpeg(&Mat::roi(&group, rect).unwrap().try_clone().unwrap()),
     )
     .unwrap();
-    let report = search(&url, &master, &stranger_path, "SAR-STRANGER");
+    let report = search(&nats, &master, &stranger_path, "SAR-STRANGER");
     assert_eq!(found(&report), Vec::<String>::new(), "{report:#}");
 
     // A group photo does not say whose data is asked for: refused, and nothing recorded.
     let out = lfr(
-        &url,
+        &nats,
         &master,
         &[
             "search",
@@ -455,7 +462,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
     )
     .unwrap();
     let out = lfr(
-        &url,
+        &nats,
         &master,
         &[
             "search",
@@ -473,7 +480,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
     // With another master key than the services', nothing opens: the search stops rather than
     // answer "nothing found".
     let out = lfr(
-        &url,
+        &nats,
         &MasterKey::generate(),
         &[
             "search",
@@ -501,7 +508,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
         "--out",
         bundle.to_str().unwrap(),
     ];
-    let out = lfr(&url, &master, &export);
+    let out = lfr(&nats, &master, &export);
     assert!(out.status.success(), "{}", text(&out));
     let manifest_bytes = std::fs::read(bundle.join("manifest.json")).unwrap();
     let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
@@ -587,7 +594,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
     }
 
     // An existing directory is never written into.
-    let out = lfr(&url, &master, &export);
+    let out = lfr(&nats, &master, &export);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("already exists"), "{}", text(&out));
     assert_eq!(
@@ -599,7 +606,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
     // raised against.
     let biden_bundle = dir.path().join("biden");
     let out = lfr(
-        &url,
+        &nats,
         &master,
         &[
             "export",

@@ -10,7 +10,8 @@ const PASSWORD: &str = "correct horse battery";
 
 fn lfr(nats: &NatsServer, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lfr"))
-        .args(["account", "--nats-url", &nats.url()])
+        .arg("account")
+        .envs(nats.admin_env())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -179,7 +180,7 @@ async fn the_first_supervisor_is_created_from_the_terminal_and_listed_without_it
     assert!(op.contains("disabled") && op.ends_with("fair"), "{listed}");
 
     // The console sees what the CLI did.
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.admin().await;
     let accounts = lfr_dispatch::auth::Accounts::open(&js).await.unwrap();
     assert!(accounts.verify("supt-17", PASSWORD).await.is_ok());
     assert!(matches!(

@@ -7,9 +7,10 @@ use lfr_schemas::{subjects, AuditAction, AuditEvent, Message, Timestamp};
 use lfr_testkit::NatsServer;
 use std::process::{Command, Output};
 
-fn lfr(url: &str, args: &[&str]) -> Output {
+fn lfr(nats: &NatsServer, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lfr"))
-        .args(["audit", "--nats-url", url])
+        .arg("audit")
+        .envs(nats.admin_env())
         .args(args)
         .output()
         .unwrap()
@@ -20,9 +21,9 @@ fn stdout(out: &Output) -> String {
 }
 
 async fn connect(nats: &NatsServer) -> async_nats::jetstream::Context {
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.admin().await;
     for spec in streams::topology(&TopologyLimits::default()) {
-        js.create_or_update_stream(lfr_common::bus::stream_config(&spec))
+        js.create_or_update_stream(lfr_common::topology::stream_config(&spec))
             .await
             .unwrap();
     }
@@ -51,10 +52,9 @@ async fn record(js: &async_nats::jetstream::Context, actor: &str, action: AuditA
 async fn verify_exits_0_when_intact_and_1_at_the_first_broken_link() {
     let nats = NatsServer::start().await;
     let js = connect(&nats).await;
-    let url = nats.url();
 
     // An empty log is intact.
-    let out = lfr(&url, &["verify"]);
+    let out = lfr(&nats, &["verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(
         stdout(&out).contains("intact: 0 events"),
@@ -65,7 +65,7 @@ async fn verify_exits_0_when_intact_and_1_at_the_first_broken_link() {
     for n in 1..=5 {
         record(&js, "op-1", AuditAction::Consultation, n).await;
     }
-    let out = lfr(&url, &["verify"]);
+    let out = lfr(&nats, &["verify"]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("intact: 5 events"), "{text}");
@@ -76,7 +76,7 @@ async fn verify_exits_0_when_intact_and_1_at_the_first_broken_link() {
         .to_string();
     assert!(anchor.starts_with("5:"), "{anchor}");
     assert_eq!(
-        lfr(&url, &["verify", "--anchor", &anchor]).status.code(),
+        lfr(&nats, &["verify", "--anchor", &anchor]).status.code(),
         Some(0)
     );
 
@@ -102,7 +102,7 @@ async fn verify_exits_0_when_intact_and_1_at_the_first_broken_link() {
         .await
         .unwrap();
     record(&js, "op-1", AuditAction::Consultation, 7).await;
-    let out = lfr(&url, &["verify"]);
+    let out = lfr(&nats, &["verify"]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -113,13 +113,18 @@ async fn verify_exits_0_when_intact_and_1_at_the_first_broken_link() {
 
     // An anchor the log no longer passes through.
     let wrong = format!("5:{}", "0".repeat(64));
-    let out = lfr(&url, &["verify", "--anchor", &wrong]);
+    let out = lfr(&nats, &["verify", "--anchor", &wrong]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("BROKEN at sequence 5: not the event anchored here"));
 
     // No server: the check could not be made.
-    let nowhere = format!("nats://127.0.0.1:{}", lfr_testkit::free_port());
-    let out = lfr(&nowhere, &["verify"]);
+    let nowhere = format!("tls://127.0.0.1:{}", lfr_testkit::free_port());
+    let out = Command::new(env!("CARGO_BIN_EXE_lfr"))
+        .args(["audit", "verify"])
+        .envs(nats.admin_env())
+        .env("LFR_NATS__URL", nowhere)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot verify"));
 }
@@ -128,13 +133,12 @@ async fn verify_exits_0_when_intact_and_1_at_the_first_broken_link() {
 async fn query_prints_only_what_the_filters_select() {
     let nats = NatsServer::start().await;
     let js = connect(&nats).await;
-    let url = nats.url();
     record(&js, "op-1", AuditAction::Consultation, 1).await;
     record(&js, "op-2", AuditAction::Consultation, 2).await;
     record(&js, "op-1", AuditAction::Disclosure, 3).await;
     record(&js, "op-2", AuditAction::Disclosure, 4).await;
 
-    let out = lfr(&url, &["query", "--actor", "op-2"]);
+    let out = lfr(&nats, &["query", "--actor", "op-2"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     let lines: Vec<&str> = text.lines().collect();
@@ -152,7 +156,7 @@ async fn query_prints_only_what_the_filters_select() {
     );
 
     let out = lfr(
-        &url,
+        &nats,
         &[
             "query",
             "--actor",
@@ -175,7 +179,7 @@ async fn query_prints_only_what_the_filters_select() {
     assert_eq!(events[0]["hash"].as_str().unwrap().len(), 64);
 
     let out = lfr(
-        &url,
+        &nats,
         &[
             "query",
             "--object",
@@ -187,7 +191,7 @@ async fn query_prints_only_what_the_filters_select() {
     assert!(out.status.success());
     assert_eq!(stdout(&out), "");
     let out = lfr(
-        &url,
+        &nats,
         &[
             "query",
             "--object",
@@ -198,7 +202,7 @@ async fn query_prints_only_what_the_filters_select() {
     );
     assert_eq!(stdout(&out).lines().count(), 4);
 
-    let out = lfr(&url, &["query", "--action", "peeking"]);
+    let out = lfr(&nats, &["query", "--action", "peeking"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown action"));
 }

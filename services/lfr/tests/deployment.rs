@@ -14,7 +14,8 @@ fn utc(offset: &str) -> String {
 
 fn lfr(nats: &NatsServer, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lfr"))
-        .args(["deployment", "--nats-url", &nats.url()])
+        .arg("deployment")
+        .envs(nats.admin_env())
         .args(args)
         .output()
         .unwrap()
@@ -151,7 +152,7 @@ async fn a_supervisor_takes_a_deployment_through_its_gates_and_ends_it() {
     assert!(shown.contains("\"state\": \"Ended\""), "{shown}");
 
     // Each step left an audit event.
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.admin().await;
     let mut audit = js.get_stream("AUDIT").await.unwrap();
     let messages = audit.info().await.unwrap().state.messages;
     assert_eq!(

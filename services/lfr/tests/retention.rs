@@ -10,9 +10,10 @@ use lfr_schemas::{
 use lfr_testkit::{records, NatsServer};
 use std::process::{Command, Output};
 
-fn lfr(url: &str, args: &[&str]) -> Output {
+fn lfr(nats: &NatsServer, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lfr"))
-        .args(["retention", "--nats-url", url])
+        .arg("retention")
+        .envs(nats.admin_env())
         .args(args)
         .output()
         .unwrap()
@@ -22,16 +23,19 @@ fn alert(id: &str, raised_at: Timestamp) -> CandidateAlert {
     lfr_testkit::candidate_alert(id, "match-day", raised_at)
 }
 
-async fn publish<M: Message>(js: &async_nats::jetstream::Context, subject: String, m: &M) {
-    js.publish(subject, m.encode().into())
+/// Published as the component that writes such messages (match, dispatch, the administrator).
+async fn publish<M: Message>(nats: &NatsServer, subject: String, m: &M) {
+    nats.author(&subject)
+        .await
+        .publish(subject, m.encode().into())
         .await
         .unwrap()
         .await
         .unwrap();
 }
 
-fn report(url: &str) -> serde_json::Value {
-    let out = lfr(url, &["report", "--json"]);
+fn report(nats: &NatsServer) -> serde_json::Value {
+    let out = lfr(nats, &["report", "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -43,16 +47,16 @@ fn report(url: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_shows_holds_and_a_release_needs_a_case() {
     let nats = NatsServer::start().await;
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.admin().await;
     for spec in streams::topology(&TopologyLimits::default()) {
-        js.create_or_update_stream(lfr_common::bus::stream_config(&spec))
+        js.create_or_update_stream(lfr_common::topology::stream_config(&spec))
             .await
             .unwrap();
     }
     let now = Timestamp::now();
     for id in ["a1", "a2"] {
         publish(
-            &js,
+            &nats,
             subjects::alert_candidates("match-day"),
             &alert(id, now),
         )
@@ -65,7 +69,7 @@ async fn the_report_shows_holds_and_a_release_needs_a_case() {
             reason: None,
             decided_at: now,
         };
-        publish(&js, subjects::alert_decisions("match-day"), &decision).await;
+        publish(&nats, subjects::alert_decisions("match-day"), &decision).await;
     }
     let arrest = AlertOutcome {
         alert_id: "a1".into(),
@@ -75,9 +79,9 @@ async fn the_report_shows_holds_and_a_release_needs_a_case() {
         note: None,
         recorded_at: now,
     };
-    publish(&js, subjects::alert_outcomes("match-day"), &arrest).await;
+    publish(&nats, subjects::alert_outcomes("match-day"), &arrest).await;
 
-    let before = report(&nats.url());
+    let before = report(&nats);
     let d = &before["deployments"][0];
     assert_eq!(d["deployment"], "match-day");
     assert_eq!(
@@ -91,22 +95,22 @@ async fn the_report_shows_holds_and_a_release_needs_a_case() {
     let thirty_days = 30 * 86_400 * 1_000_000_000u64;
     assert_eq!(a2["erase_after"].as_u64(), Some(now.0 + thirty_days));
     assert_eq!(d["next_erasure"].as_u64(), Some(now.0 + thirty_days));
-    let text = lfr(&nats.url(), &["report"]);
+    let text = lfr(&nats, &["report"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("1 under legal hold"));
 
     // Only an alert under hold can be released, and only naming a case.
     let not_held = lfr(
-        &nats.url(),
+        &nats,
         &["release", "--alert", "a2", "--case", "C-1", "--by", "sup-1"],
     );
     assert!(!not_held.status.success());
     let no_case = lfr(
-        &nats.url(),
+        &nats,
         &["release", "--alert", "a1", "--case", " ", "--by", "sup-1"],
     );
     assert!(!no_case.status.success());
     let released = lfr(
-        &nats.url(),
+        &nats,
         &[
             "release",
             "--alert",
@@ -133,7 +137,7 @@ async fn the_report_shows_holds_and_a_release_needs_a_case() {
         .any(|(_, e)| e.action == AuditAction::Alteration
             && e.object == "alert/a1"
             && e.justification.contains("CASE-2026-0042")));
-    let after = report(&nats.url());
+    let after = report(&nats);
     assert_eq!(after["deployments"][0]["legal_holds"].as_u64(), Some(0));
     assert!(after["deployments"][0]["items"][0]["erase_after"].is_u64());
 }

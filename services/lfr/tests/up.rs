@@ -111,6 +111,39 @@ async fn lfr_up_runs_the_pipeline_and_stops_cleanly() {
         assert_eq!(ready.map(|r| r.0), Some(200), "{s} not ready");
     }
 
+    // The bus is secured as in production: one private seed per service, a server configuration
+    // with public keys only, TLS, the store encrypted under a key kept 0600.
+    let state = tmp.path().join("state");
+    let server_conf = std::fs::read_to_string(state.join("jetstream/lfr-nats.conf")).unwrap();
+    assert!(server_conf.contains("cipher: chachapoly") && server_conf.contains("tls {"));
+    for s in services.iter().chain(&["admin", "bus"]) {
+        let seed_file = state.join(format!("run/bus/creds/{s}.nk"));
+        let seed = std::fs::read_to_string(&seed_file).expect("a seed per service");
+        assert!(seed.starts_with("SU") && !server_conf.contains(seed.trim()));
+        assert_eq!(
+            std::fs::metadata(&seed_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let store_key = state.join("nats-store.key");
+    assert_eq!(
+        std::fs::metadata(&store_key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let admin_env = std::fs::read_to_string(state.join("run/admin.env")).unwrap();
+    let url = admin_env
+        .lines()
+        .find_map(|l| l.strip_prefix("export LFR_NATS__URL="))
+        .unwrap()
+        .to_string();
+    assert!(url.starts_with("tls://"), "{url}");
+    assert!(
+        async_nats::connect(url.replace("tls://", "nats://"))
+            .await
+            .is_err(),
+        "an anonymous client without the CA connected"
+    );
+
     let pid = up.id().unwrap().to_string();
     std::process::Command::new("kill")
         .arg(&pid)

@@ -107,9 +107,6 @@ pub fn spec() -> StageSpec {
         name: "match",
         stream: streams::EMBEDDINGS,
         durable: streams::consumers::MATCH,
-        filter_subject: None,
-        max_ack_pending: 64,
-        ack_wait: Duration::from_secs(10),
         max_batch: 1,
         max_wait: Duration::ZERO,
     }

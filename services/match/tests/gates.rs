@@ -100,7 +100,9 @@ async fn until(addr: SocketAddr, name: &str, labels: &[(&str, &str)], value: f64
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
     let nats = NatsServer::start().await;
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.admin().await;
+    // Probes arrive as the embed stage publishes them, under its identity.
+    let embed = nats.jetstream(lfr_testkit::Identity::Embed).await;
     let store = Store::open(&js).await.unwrap();
     let obama = [("faces/obama.jpg", "CUST-0001", "wanted")];
     let list = support::active_deployment(&store, "gate-day", &["gate-1"], &obama).await;
@@ -134,7 +136,7 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
     store.put_watchlist(&altered, &[]).await.unwrap();
 
     let shutdown = Shutdown::new();
-    let matcher = lfr_match::start(support::config(&nats.url()), shutdown.clone())
+    let matcher = lfr_match::start(support::config(&nats), shutdown.clone())
         .await
         .unwrap();
     let at = matcher.metrics_addr;
@@ -153,8 +155,8 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
     )
     .await;
 
-    walk_past(&js, "gate-1", 0, &list.model, &template).await;
-    walk_past(&js, "gate-2", 0, &list.model, &template).await;
+    walk_past(&embed, "gate-1", 0, &list.model, &template).await;
+    walk_past(&embed, "gate-2", 0, &list.model, &template).await;
     until(
         at,
         "lfr_match_probes_total",
@@ -193,7 +195,7 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
         1.0,
     )
     .await;
-    walk_past(&js, "gate-1", 10, &list.model, &template).await;
+    walk_past(&embed, "gate-1", 10, &list.model, &template).await;
     until(at, "lfr_match_alerts_total", &[("category", "wanted")], 1.0).await;
     assert_eq!(
         counter(
@@ -218,7 +220,7 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
     )
     .await;
     let matched = counter(at, "lfr_match_probes_total", &[("outcome", "matched")]).await;
-    walk_past(&js, "gate-1", 40, &list.model, &near).await;
+    walk_past(&embed, "gate-1", 40, &list.model, &near).await;
     until(
         at,
         "lfr_match_probes_total",
@@ -227,7 +229,7 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
     )
     .await;
     until(at, "lfr_match_alerts_total", &[("category", "wanted")], 2.0).await;
-    walk_past(&js, "gate-3", 0, &list.model, &near).await;
+    walk_past(&embed, "gate-3", 0, &list.model, &near).await;
     until(
         at,
         "lfr_match_probes_total",
@@ -241,7 +243,7 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
     );
 
     // Templates of another model, and bytes that are not a template at all.
-    walk_past(&js, "gate-1", 20, "dlib-resnet", &template).await;
+    walk_past(&embed, "gate-1", 20, "dlib-resnet", &template).await;
     until(
         at,
         "lfr_match_probes_total",
@@ -249,7 +251,8 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
         3.0,
     )
     .await;
-    js.publish(subjects::embeddings("gate-1"), "not a template".into())
+    embed
+        .publish(subjects::embeddings("gate-1"), "not a template".into())
         .await
         .unwrap()
         .await
@@ -282,7 +285,7 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
     );
     assert_eq!(gone, None, "no gauge for a wiped list");
     assert!(store.load_reports("gate-day").await.unwrap().is_empty());
-    walk_past(&js, "gate-1", 30, &list.model, &template).await;
+    walk_past(&embed, "gate-1", 30, &list.model, &template).await;
     until(
         at,
         "lfr_match_probes_total",

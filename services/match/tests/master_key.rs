@@ -35,6 +35,21 @@ fn the_binary_refuses_a_malformed_master_key_without_printing_it() {
     }
 }
 
+#[test]
+fn the_binary_refuses_a_weak_master_key_without_printing_it() {
+    // All zeros, and one repeated byte: placeholders, not keys.
+    for weak in [
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo=",
+    ] {
+        let out = matcher().env("LFR_MASTER_KEY", weak).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("LFR_MASTER_KEY is too weak"), "{stderr}");
+        assert!(!stderr.contains(weak), "the key was printed: {stderr}");
+    }
+}
+
 #[tokio::test]
 async fn start_refuses_a_configuration_without_a_key() {
     if std::env::var_os("LFR_MASTER_KEY").is_some() {

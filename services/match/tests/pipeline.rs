@@ -10,7 +10,6 @@
 
 mod support;
 
-use async_nats::jetstream;
 use lfr_common::Shutdown;
 use lfr_schemas::{streams, AuditAction, AuditEvent, CandidateAlert, WatchlistCategory};
 use lfr_testkit::{
@@ -100,8 +99,15 @@ fn is_jpeg(bytes: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn obama_alerts_once_per_pass_and_nobody_else_does() {
-    let nats = NatsServer::start().await;
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    // The store unencrypted, so that the alert records can be found in ALERTS's files: what is
+    // shown is that no image is ever in them in clear (sealed), and that no probe is anywhere in
+    // the store, apart from the store's own encryption.
+    let nats = NatsServer::start_with(lfr_testkit::Options {
+        encrypt_store: false,
+        ..Default::default()
+    })
+    .await;
+    let js = nats.admin().await;
     let store = Store::open(&js).await.unwrap();
     support::active_deployment(
         &store,
@@ -131,14 +137,14 @@ async fn obama_alerts_once_per_pass_and_nobody_else_does() {
     write_recording(recording.path(), &frames);
 
     let shutdown = Shutdown::new();
-    let matcher = lfr_match::start(support::config(&nats.url()), shutdown.clone())
+    let matcher = lfr_match::start(support::config(&nats), shutdown.clone())
         .await
         .unwrap();
     let mut detect = lfr_detect::Config::default();
-    detect.common.nats.url = nats.url();
+    detect.common.nats = nats.nats_config(lfr_testkit::Identity::Detect);
     detect.detect.http_addr = "127.0.0.1:0".parse().unwrap();
     let mut embed = lfr_embed::Config::default();
-    embed.common.nats.url = nats.url();
+    embed.common.nats = nats.nats_config(lfr_testkit::Identity::Embed);
     embed.embed.http_addr = "127.0.0.1:0".parse().unwrap();
     let detect = lfr_detect::start(detect, shutdown.clone()).await.unwrap();
     let embed = lfr_embed::start(embed, shutdown.clone()).await.unwrap();
@@ -155,7 +161,7 @@ async fn obama_alerts_once_per_pass_and_nobody_else_does() {
     .expect("the watch list is loaded and verified");
 
     let mut ingest = lfr_ingest::config::Config::default();
-    ingest.common.nats.url = nats.url();
+    ingest.common.nats = nats.nats_config(lfr_testkit::Identity::Ingest);
     ingest.ingest.http_addr = "127.0.0.1:0".parse().unwrap();
     // Played once: the camera is not reopened within the test.
     ingest.ingest.initial_backoff = Duration::from_secs(600);

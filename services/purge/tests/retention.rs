@@ -85,13 +85,22 @@ async fn audit(js: &jetstream::Context) -> Vec<AuditEvent> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_are_erased_after_thirty_days_unless_held_and_the_erasure_is_proven() {
-    let nats = NatsServer::start().await;
-    let client = async_nats::connect(nats.url()).await.unwrap();
+    // The store unencrypted, so that the alert's bytes can be found in its files before the
+    // erasure: what is shown is secure erasure, apart from the store's encryption.
+    let nats = NatsServer::start_with(lfr_testkit::Options {
+        encrypt_store: false,
+        ..Default::default()
+    })
+    .await;
+    let client = nats.client(lfr_testkit::Identity::Admin).await;
     let js = jetstream::new(client.clone());
+    // Alerts are raised as match raises them, decisions made as dispatch makes them.
+    let matcher = nats.jetstream(lfr_testkit::Identity::Match).await;
+    let dispatch = nats.jetstream(lfr_testkit::Identity::Dispatch).await;
     let start = Timestamp::now();
     let clock = Clock::manual(start);
     let mut config = lfr_purge::Config::default();
-    config.common.nats.url = nats.url();
+    config.common.nats = nats.nats_config(lfr_testkit::Identity::Purge);
     config.purge.http_addr = "127.0.0.1:0".parse().unwrap();
     let shutdown = Shutdown::new();
     let purge = lfr_purge::start_with_clock(config, clock.clone(), shutdown.clone())
@@ -135,13 +144,13 @@ async fn alerts_are_erased_after_thirty_days_unless_held_and_the_erasure_is_prov
     let vault = Vault::open(&js, MasterKey::generate()).await.unwrap();
     let candidates = subjects::alert_candidates("match-day");
     let a1 = alert(&vault, "a1", start).await;
-    let a1_seq = publish(&js, candidates.clone(), &a1).await;
-    confirm(&js, "a1", Some(Outcome::NotLocated)).await;
+    let a1_seq = publish(&matcher, candidates.clone(), &a1).await;
+    confirm(&dispatch, "a1", Some(Outcome::NotLocated)).await;
     let a2 = alert(&vault, "a2", start).await;
-    publish(&js, candidates.clone(), &a2).await;
-    confirm(&js, "a2", Some(Outcome::EngagedArrested)).await;
+    publish(&matcher, candidates.clone(), &a2).await;
+    confirm(&dispatch, "a2", Some(Outcome::EngagedArrested)).await;
     let a3 = alert(&vault, "a3", start).await;
-    publish(&js, candidates, &a3).await;
+    publish(&matcher, candidates, &a3).await;
     let alerts = js.get_stream(streams::ALERTS).await.unwrap();
     let stored = alerts.get_raw_message(a1_seq).await.unwrap().payload;
     let a1_bytes = &stored[stored.len() - 200..];

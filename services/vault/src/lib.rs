@@ -19,14 +19,20 @@
 //! The purge service needs no master key to crypto-shred: a [`Shredder`] destroys keys it cannot
 //! read.
 //!
+//! [`Vault::rewrap`] rotates the master key: every data key is re-wrapped under the new one and
+//! every copy wrapped under the old one is securely erased, so a leaked old master key opens
+//! nothing in the store any more (the `rotate` module).
+//!
 //! Replicas agree on one key per deployment: the key is created with optimistic concurrency
 //! (expected last revision), and a replica that loses the race reads and uses the winner's key.
 //! Unwrapped keys are cached in memory; each vault watches the bucket and forgets a key the moment
 //! any replica destroys it. See `docs/encryption.md`.
 
 mod master;
+mod rotate;
 
-pub use master::{MasterKey, MasterKeyError, MASTER_KEY_ENV};
+pub use master::{weakness, MasterKey, MasterKeyError, MASTER_KEY_ENV, MIN_DISTINCT_BYTES};
+pub use rotate::Rotation;
 
 use async_nats::jetstream::{self, kv, stream};
 use base64::engine::general_purpose::STANDARD;
@@ -42,7 +48,7 @@ use std::time::Duration;
 use zeroize::{Zeroize, Zeroizing};
 
 /// The KV bucket of wrapped data keys, one per deployment (key: the deployment id).
-pub const BUCKET: &str = "lfr-keys";
+pub const BUCKET: &str = lfr_schemas::streams::buckets::KEYS;
 
 const ALGORITHM: &str = "XChaCha20-Poly1305";
 
@@ -186,8 +192,8 @@ impl Drop for Inner {
 }
 
 impl Vault {
-    /// A vault that declares its bucket on first use (for a service that must start while NATS
-    /// is still coming up). [`Vault::open`] declares it at once.
+    /// A vault that opens its bucket on first use (for a service that must start while NATS
+    /// is still coming up). [`Vault::open`] opens it at once.
     pub fn new(js: &jetstream::Context, master: MasterKey) -> Vault {
         Vault {
             inner: Arc::new(Inner {
@@ -200,7 +206,7 @@ impl Vault {
         }
     }
 
-    /// Declare the key bucket (create or update, idempotent) and start watching it.
+    /// Open the key bucket (declared by `lfr bus init`) and start watching it.
     pub async fn open(js: &jetstream::Context, master: MasterKey) -> Result<Vault, VaultError> {
         let vault = Vault::new(js, master);
         vault.bucket().await?;
@@ -280,41 +286,18 @@ impl Vault {
         destroyed
     }
 
-    /// Re-wrap every data key under `new` (master key rotation): each stored key is unwrapped
-    /// with this vault's master key and stored again wrapped under `new`, with optimistic
-    /// concurrency. Keys already wrapped under `new` are left alone, so an interrupted rotation
-    /// can be run again. Returns how many keys were re-wrapped. Sealed data is not touched.
-    pub async fn rewrap(&self, new: &MasterKey) -> Result<usize, VaultError> {
+    /// Master-key rotation: re-wrap every data key under `new`, and securely erase every copy
+    /// wrapped under this vault's master key, so that it opens nothing in the store afterwards.
+    /// Each key is unwrapped with this vault's master key and stored again wrapped under `new`
+    /// with optimistic concurrency, staged first so that no interruption loses it; a run after an
+    /// interrupted one finishes it, and keys already under `new` are left alone. Sealed data is not
+    /// touched: the data keys themselves do not change. Offline: stop every service holding the
+    /// master key first. See the `rotate` module and `docs/encryption.md`.
+    pub async fn rewrap(&self, new: &MasterKey) -> Result<Rotation, VaultError> {
         let bucket = self.bucket().await?;
-        let mut rewrapped = 0;
-        for deployment in self.deployments().await? {
-            let Some(entry) = bucket
-                .kv
-                .entry(&deployment)
-                .await
-                .map_err(|e| store_error("read", e))?
-                .filter(|e| e.operation == kv::Operation::Put)
-            else {
-                continue;
-            };
-            let record: WrappedKey =
-                serde_json::from_slice(&entry.value).map_err(|_| VaultError::CorruptKey {
-                    key: deployment.clone(),
-                })?;
-            if record.master_key == new.fingerprint() {
-                continue;
-            }
-            let key = unwrap_key(&self.inner.master, &deployment, &record)?;
-            let again = wrap_key(new, &deployment, &key, record.created_at);
-            bucket
-                .kv
-                .update(&deployment, again.into(), entry.revision)
-                .await
-                .map_err(|e| store_error("re-wrap", e))?;
-            rewrapped += 1;
-        }
+        let rotation = rotate::rotate(bucket, &self.inner.master, new).await;
         self.state().keys.clear();
-        Ok(rewrapped)
+        rotation
     }
 
     /// The deployment's data key: cached, read and unwrapped, or (with `create`) made, wrapped and
@@ -395,7 +378,7 @@ impl Vault {
         self.inner
             .bucket
             .get_or_try_init(|| async {
-                let bucket = declare(&self.inner.js).await?;
+                let bucket = open_bucket(&self.inner.js).await?;
                 let watcher = tokio::spawn(watch(Arc::downgrade(&self.inner), bucket.kv.clone()));
                 *self.inner.watcher.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(watcher.abort_handle());
@@ -414,10 +397,10 @@ pub struct Shredder {
 }
 
 impl Shredder {
-    /// Declare the key bucket (create or update, idempotent).
+    /// Open the key bucket (declared by `lfr bus init`).
     pub async fn open(js: &jetstream::Context) -> Result<Shredder, VaultError> {
         Ok(Shredder {
-            bucket: declare(js).await?,
+            bucket: open_bucket(js).await?,
         })
     }
 
@@ -456,7 +439,11 @@ impl Bucket {
             .map_err(|e| store_error("list keys", e))?;
         let mut out = Vec::new();
         while let Some(key) = keys.next().await {
-            out.push(key.map_err(|e| store_error("list keys", e))?);
+            let key = key.map_err(|e| store_error("list keys", e))?;
+            // Deployment ids only: not the copies a rotation stages (`rewrap.<deployment>`).
+            if check_id(&key).is_ok() {
+                out.push(key);
+            }
         }
         out.sort();
         Ok(out)
@@ -464,31 +451,10 @@ impl Bucket {
 
     async fn destroy(&self, deployment: &str) -> Result<bool, VaultError> {
         check_id(deployment)?;
-        let mut erased = 0;
-        // The bucket keeps one revision per key; loop in case an older bucket kept more.
-        loop {
-            let entry = self
-                .kv
-                .entry(deployment)
-                .await
-                .map_err(|e| store_error("read", e))?;
-            let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
-                break;
-            };
-            if let Err(e) = self.stream.delete_message(entry.revision).await {
-                // Someone else may have erased it meanwhile: read again, fail if it is still there.
-                let still = self
-                    .kv
-                    .entry(deployment)
-                    .await
-                    .map_err(|e| store_error("read", e))?;
-                if still.is_some_and(|s| s.revision == entry.revision) {
-                    return Err(VaultError::Store(format!("secure erasure refused: {e}")));
-                }
-            } else {
-                erased += 1;
-            }
-        }
+        // A copy an interrupted rotation staged must not outlive the key.
+        self.erase_every_copy(&rotate::staging_key(deployment))
+            .await?;
+        let erased = self.erase_every_copy(deployment).await?;
         if erased > 0 {
             self.kv
                 .purge(deployment)
@@ -498,29 +464,43 @@ impl Bucket {
         }
         Ok(erased > 0)
     }
+
+    /// Securely erase every stored revision of `key`; how many there were.
+    async fn erase_every_copy(&self, key: &str) -> Result<usize, VaultError> {
+        let mut erased = 0;
+        // The bucket keeps one revision per key; loop in case an older bucket kept more.
+        loop {
+            let entry = self
+                .kv
+                .entry(key)
+                .await
+                .map_err(|e| store_error("read", e))?;
+            let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+                break;
+            };
+            if let Err(e) = self.stream.delete_message(entry.revision).await {
+                // Someone else may have erased it meanwhile: read again, fail if it is still there.
+                let still = self
+                    .kv
+                    .entry(key)
+                    .await
+                    .map_err(|e| store_error("read", e))?;
+                if still.is_some_and(|s| s.revision == entry.revision) {
+                    return Err(VaultError::Store(format!("secure erasure refused: {e}")));
+                }
+            } else {
+                erased += 1;
+            }
+        }
+        Ok(erased)
+    }
 }
 
-/// The bucket is a KV bucket by JetStream's conventions, declared as a stream so that deletes
-/// are allowed: destroying a key erases its message securely (`deny_delete` would forbid that).
-async fn declare(js: &jetstream::Context) -> Result<Bucket, VaultError> {
-    let stream_name = format!("KV_{BUCKET}");
-    js.create_or_update_stream(stream::Config {
-        name: stream_name.clone(),
-        description: Some("lfr data keys, wrapped under the master key (lfr-vault)".into()),
-        subjects: vec![format!("$KV.{BUCKET}.>")],
-        max_messages_per_subject: 1,
-        max_message_size: 4096,
-        storage: stream::StorageType::File,
-        allow_rollup: true,
-        deny_delete: false,
-        deny_purge: false,
-        allow_direct: true,
-        discard: stream::DiscardPolicy::New,
-        num_replicas: 1,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| store_error("declare", e))?;
+/// The bucket is a KV bucket by JetStream's conventions, declared by the administrator (`lfr bus
+/// init`) as a stream that allows deletes: destroying a key erases its message securely
+/// (`deny_delete` would forbid that). See `lfr_schemas::streams`.
+async fn open_bucket(js: &jetstream::Context) -> Result<Bucket, VaultError> {
+    let stream_name = lfr_schemas::streams::buckets::stream(BUCKET);
     let kv = js
         .get_key_value(BUCKET)
         .await

@@ -6,7 +6,8 @@
 //! - [`config`]: the `[models]` section: which models, where, how many threads, what quality.
 //! - [`manifest`]: the model manifest (`models/manifest.toml`): files, hashes, input and output specs.
 //! - [`runtime`]: loading ONNX Runtime and models, refusing any file whose hash is not the manifest's.
-//! - [`image`]: decoding untrusted JPEG safely (dimension checks, reduced decoding of huge images).
+//! - [`image`]: decoding untrusted images safely (JPEG and PNG sizes read from the header and
+//!   checked before decoding, reduced decoding of huge frames).
 //! - [`detector`]: RetinaFace-style detection: priors, box and landmark decoding, NMS.
 //! - [`align`]: the similarity transform that puts 5 landmarks on the embedder's template.
 //! - [`quality`]: sharpness, pose and size measures that decide whether a face is worth embedding.

@@ -13,10 +13,19 @@ use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 /// What an archive may hold.
+///
+/// The defaults fit the service that unpacks uploads (dispatch) in its pod: the archive is
+/// unpacked into `/tmp`, an in-memory volume, so everything unpacked counts against both the
+/// volume's size and the container's memory, on top of the upload itself (held in memory while it
+/// is unpacked) and the enrolment that follows. `docs/deployments.md` (*Limits*) gives the sum,
+/// and a test checks it against `helm/lfr/values.yaml`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Files and folders.
     pub max_entries: usize,
+    /// One file: an image (or the manifest).
     pub max_file_bytes: u64,
+    /// Everything unpacked: at most `/tmp`'s size, whatever a gzip inflates to.
     pub max_total_bytes: u64,
 }
 
@@ -25,7 +34,9 @@ impl Default for Limits {
         Limits {
             max_entries: 10_000,
             max_file_bytes: 32 * 1024 * 1024,
-            max_total_bytes: 1024 * 1024 * 1024,
+            // As large as the largest upload the API takes, and half of dispatch's `/tmp`, so a
+            // second upload unpacking at the same time fits too.
+            max_total_bytes: 256 * 1024 * 1024,
         }
     }
 }

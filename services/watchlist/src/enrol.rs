@@ -1,8 +1,10 @@
 //! Enrolment: custody images plus a manifest become watch-list entries, each image checked first.
 //!
-//! A reference image must show exactly one face, large, sharp and frontal: a poor reference either
-//! misses its subject or, worse, "matches everyone a little" and floods operators with false
-//! alerts. After the single-image checks come the **consistency** checks across the list: an image
+//! A reference image must be a JPEG or PNG of at most [`MAX_REFERENCE_PIXELS`] pixels, which is
+//! checked from its header before anything decodes it (an upload of a few bytes can claim
+//! 30000x30000 pixels, 2.7 GB decoded), and show exactly one face, large, sharp and frontal: a
+//! poor reference either misses its subject or, worse, "matches everyone a little" and floods
+//! operators with false alerts. After the single-image checks come the **consistency** checks across the list: an image
 //! far from its own subject's other images, or close to another subject's, is refused too.
 //! Nothing is dropped silently: every refused entry is returned with its reason.
 //!
@@ -21,6 +23,7 @@ use lfr_schemas::WatchlistCategory;
 use lfr_vision::align::align;
 use lfr_vision::detector::Detector;
 use lfr_vision::embedder::{cosine, Embedder};
+use lfr_vision::image::{self, ImageError};
 use lfr_vision::quality::{eye_distance, sharpness, yaw_degrees};
 use opencv::core::{Mat, Vector};
 use opencv::imgcodecs;
@@ -66,9 +69,16 @@ impl From<Category> for WatchlistCategory {
     }
 }
 
+/// The largest reference image enrolment decodes: 50 megapixels (150 MB decoded), beyond any
+/// custody camera. Together with the archive's limits it bounds the memory an enrolment needs
+/// (`docs/deployments.md`, *Limits*).
+pub const MAX_REFERENCE_PIXELS: u64 = 50_000_000;
+
 /// What a reference image must meet. Custody images are taken under control: stricter than live.
 #[derive(Debug, Clone)]
 pub struct Checks {
+    /// Larger images (width x height, read from the header) are refused without being decoded.
+    pub max_pixels: u64,
     pub min_eye_distance_px: f32,
     pub min_sharpness: f32,
     pub max_yaw_deg: f32,
@@ -82,6 +92,7 @@ impl Checks {
     /// Defaults for an embedder whose same-person threshold is `threshold` (cosine).
     pub fn for_threshold(threshold: f32) -> Checks {
         Checks {
+            max_pixels: MAX_REFERENCE_PIXELS,
             min_eye_distance_px: 30.0,
             min_sharpness: 15.0,
             max_yaw_deg: 25.0,
@@ -263,6 +274,21 @@ fn template(
     embedder: &mut Embedder,
     checks: &Checks,
 ) -> Result<Vec<f32>, String> {
+    // The header first: nothing reaches a decoder that is not a JPEG or PNG of a sane size.
+    match image::check_size(bytes, checks.max_pixels) {
+        Ok(_) => {}
+        Err(ImageError::TooLarge {
+            width,
+            height,
+            max_pixels,
+        }) => {
+            return Err(format!(
+                "image too large: {width}x{height} pixels, at most {max_pixels} allowed \
+                 (refused without decoding it)"
+            ))
+        }
+        Err(e) => return Err(format!("not a decodable image: {e}")),
+    }
     let image = imgcodecs::imdecode(&Vector::from_slice(bytes), imgcodecs::IMREAD_COLOR)
         .ok()
         .filter(|m| !m.empty())

@@ -18,11 +18,10 @@ use lfr_schemas::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-pub const DEPLOYMENTS: &str = "lfr-deployments";
-pub const LOADS: &str = "lfr-watchlist-loads";
-pub const WATCHLISTS: &str = "WATCHLISTS";
+pub use lfr_schemas::streams::buckets::{DEPLOYMENTS, LOADS};
 /// A replica that has not reported for this long no longer counts.
-pub const LOAD_REPORT_TTL: Duration = Duration::from_secs(60);
+pub use lfr_schemas::streams::LOAD_REPORT_TTL;
+pub use lfr_schemas::streams::WATCHLISTS;
 
 fn list_subject(deployment: &str) -> String {
     format!("lfr.watchlist.{deployment}.list")
@@ -68,35 +67,26 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (declaring if needed) the buckets and stream.
+    /// Open the buckets and stream (declared by the administrator: `lfr bus init`).
     pub async fn open(js: &jetstream::Context) -> anyhow::Result<Store> {
+        let missing = |what: &str| {
+            let what = what.to_string();
+            move |e: &dyn std::fmt::Display| {
+                anyhow::anyhow!("cannot open {what} ({e}): has `lfr bus init` run?")
+            }
+        };
         let deployments = js
-            .create_or_update_key_value(kv::Config {
-                bucket: DEPLOYMENTS.into(),
-                history: 10,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await?;
+            .get_key_value(DEPLOYMENTS)
+            .await
+            .map_err(|e| missing(DEPLOYMENTS)(&e))?;
         let loads = js
-            .create_or_update_key_value(kv::Config {
-                bucket: LOADS.into(),
-                history: 1,
-                max_age: LOAD_REPORT_TTL,
-                storage: stream::StorageType::Memory,
-                ..Default::default()
-            })
-            .await?;
+            .get_key_value(LOADS)
+            .await
+            .map_err(|e| missing(LOADS)(&e))?;
         let lists = js
-            .create_or_update_stream(stream::Config {
-                name: WATCHLISTS.into(),
-                subjects: vec!["lfr.watchlist.>".into()],
-                storage: stream::StorageType::File,
-                max_message_size: 16 * 1024 * 1024,
-                ..Default::default()
-            })
-            .await?;
-        let lists = js.get_stream(lists.config.name).await?;
+            .get_stream(WATCHLISTS)
+            .await
+            .map_err(|e| missing(WATCHLISTS)(&e))?;
         Ok(Store {
             js: js.clone(),
             deployments,

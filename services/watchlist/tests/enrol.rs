@@ -216,3 +216,85 @@ fn images_outside_the_folder_are_refused() {
     assert!(reason(&e, "CUST-ABS").contains("inside the watch-list folder"));
     assert!(reason(&e, "CUST-UP").contains("inside the watch-list folder"));
 }
+
+/// A real custody-style JPEG whose frame header is rewritten to claim `width` x `height`: a few
+/// dozen kilobytes that a decoder would expand to `width * height * 3` bytes.
+fn jpeg_claiming(width: u16, height: u16) -> Vec<u8> {
+    let mut jpeg = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
+    let (_, w, h) = lfr_vision::image::dimensions(&jpeg).unwrap();
+    let sof = (0..jpeg.len() - 9)
+        .find(|&i| {
+            jpeg[i] == 0xFF
+                && matches!(jpeg[i + 1], 0xC0..=0xC2)
+                && u16::from_be_bytes([jpeg[i + 5], jpeg[i + 6]]) as u32 == h
+                && u16::from_be_bytes([jpeg[i + 7], jpeg[i + 8]]) as u32 == w
+        })
+        .expect("the photo's frame header");
+    jpeg[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
+    jpeg[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+    jpeg
+}
+
+/// A PNG signature and header chunk claiming `width` x `height`, then its end: 45 bytes.
+fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(b"IHDR");
+    png.extend_from_slice(&width.to_be_bytes());
+    png.extend_from_slice(&height.to_be_bytes());
+    png.extend_from_slice(&[8, 2, 0, 0, 0, 0x2D, 0x19, 0x7C, 0x3A]);
+    png.extend_from_slice(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]);
+    png
+}
+
+#[test]
+fn images_claiming_huge_dimensions_are_refused_from_their_header_without_being_decoded() {
+    let dir = folder(
+        &[],
+        r#"
+[[entry]]
+reference = "CUST-BOMB-JPEG"
+category = "wanted"
+image = "bomb.jpg"
+[[entry]]
+reference = "CUST-BOMB-PNG"
+category = "wanted"
+image = "bomb.png"
+[[entry]]
+reference = "CUST-GIF"
+category = "wanted"
+image = "photo.gif"
+"#,
+    );
+    // 30000x30000 pixels: 2.7 GB once decoded, from files of a few kilobytes.
+    let jpeg = jpeg_claiming(30_000, 30_000);
+    assert!(jpeg.len() < 1024 * 1024);
+    std::fs::write(dir.path().join("bomb.jpg"), &jpeg).unwrap();
+    std::fs::write(dir.path().join("bomb.png"), png_claiming(30_000, 30_000)).unwrap();
+    std::fs::write(dir.path().join("photo.gif"), b"GIF89a\x30\x75\x30\x75").unwrap();
+
+    let mut enroller = Enroller::load(&ModelsConfig::default()).unwrap();
+    let started = std::time::Instant::now();
+    let e = enroller.enrol(dir.path(), "match-day").unwrap();
+    let took = started.elapsed();
+
+    assert!(e.list.entries.is_empty());
+    for bomb in ["CUST-BOMB-JPEG", "CUST-BOMB-PNG"] {
+        let why = reason(&e, bomb);
+        assert!(
+            why.contains("image too large: 30000x30000 pixels")
+                && why.contains(&format!(
+                    "at most {}",
+                    lfr_watchlist::enrol::MAX_REFERENCE_PIXELS
+                ))
+                && why.contains("without decoding"),
+            "{bomb}: {why}"
+        );
+    }
+    assert!(reason(&e, "CUST-GIF").contains("not a decodable image: neither a JPEG nor a PNG"));
+    // Reading three headers, not decoding 5.4 GB of pixels and running a detector over them.
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "took {took:?}: were the images decoded?"
+    );
+}

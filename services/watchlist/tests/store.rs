@@ -1,8 +1,9 @@
-//! Deployments and watch lists in a real nats-server: gates, load verification across replicas, and
-//! a wipe that leaves no image or template bytes anywhere in the store's files.
+//! Deployments and watch lists in a real nats-server: gates, load verification across replicas, a
+//! wipe that leaves no image or template bytes anywhere in the store's files, and a store whose
+//! files never hold a custody image in clear.
 
 use lfr_schemas::Timestamp;
-use lfr_testkit::{files_containing, sample_photo, NatsServer};
+use lfr_testkit::{files_containing, sample_photo, NatsServer, Options};
 use lfr_vision::config::ModelsConfig;
 use lfr_watchlist::deployment::{Deployment, GateError, NewDeployment, State};
 use lfr_watchlist::enrol::Enroller;
@@ -32,8 +33,14 @@ fn enrolled(dir: &std::path::Path) -> lfr_watchlist::enrol::Enrolment {
 
 #[tokio::test]
 async fn a_deployment_goes_live_only_through_its_gates_and_its_wipe_leaves_nothing() {
-    let mut nats = NatsServer::start().await;
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    // The store unencrypted, so that the search for the image's bytes can find them before the
+    // wipe: what is shown is the wipe's secure erasure, apart from the store's encryption.
+    let mut nats = NatsServer::start_with(Options {
+        encrypt_store: false,
+        ..Options::default()
+    })
+    .await;
+    let js = nats.admin().await;
     let store = Store::open(&js).await.unwrap();
     let photos = tempfile::tempdir().unwrap();
     let enrolment = enrolled(photos.path());
@@ -147,8 +154,10 @@ async fn a_deployment_goes_live_only_through_its_gates_and_its_wipe_leaves_nothi
     assert!(!files_containing(nats.store_dir(), &image_marker).is_empty());
     assert!(!files_containing(nats.store_dir(), &template_marker).is_empty());
     nats.restart().await;
+    // The load reports' bucket lives in memory: the topology keeper declares it again.
+    nats.declare().await;
 
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.admin().await;
     let store = Store::open(&js).await.unwrap();
     let ended = store
         .update("match-day", |d| d.end(Timestamp::now()))
@@ -183,4 +192,82 @@ async fn a_deployment_goes_live_only_through_its_gates_and_its_wipe_leaves_nothi
         files_containing(nats.store_dir(), &template_marker).is_empty(),
         "template bytes survived the wipe"
     );
+}
+
+/// Custody images and templates at rest: with the store encrypted (as lfr up, the compose stack
+/// and the chart run it), a known byte sequence of an enrolled photo and of its template is in no
+/// file of the store, while the list reads back whole.
+#[tokio::test]
+async fn with_the_store_encrypted_no_custody_image_is_in_its_files() {
+    let mut nats = NatsServer::start().await;
+    let js = nats.admin().await;
+    let store = Store::open(&js).await.unwrap();
+    let photos = tempfile::tempdir().unwrap();
+    let enrolment = enrolled(photos.path());
+    let deployment = Deployment::create(NewDeployment {
+        id: "match-day".into(),
+        name: "Match day".into(),
+        location: "North gate".into(),
+        cameras: vec!["gate-1".into()],
+        starts_at: later(HOUR),
+        ends_at: later(HOUR * 6),
+        purpose: "Locate wanted offenders".into(),
+        default_threshold: 0.6,
+        thresholds: Default::default(),
+    })
+    .unwrap();
+    store.create(&deployment).await.unwrap();
+    let image = std::fs::read(photos.path().join("a.jpg")).unwrap();
+    let images = vec![(lfr_watchlist::list::sha256_hex(&image), image.clone())];
+    let attached = store.put_watchlist(&enrolment.list, &images).await.unwrap();
+    store
+        .update("match-day", |d| d.attach(attached.clone()))
+        .await
+        .unwrap();
+    let loaded = store.watchlist("match-day").await.unwrap().unwrap();
+    assert_eq!(
+        loaded.digest(),
+        attached.digest,
+        "the list reads back whole"
+    );
+
+    let image_marker = image[image.len() / 2..][..64].to_vec();
+    let template_marker: Vec<u8> = loaded.entries[0].template[..16]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let reference = b"CUST-A".to_vec();
+    // Stopped cleanly, so everything the server holds has been written to its files.
+    nats.server.stop().await;
+    let stored: u64 = walk(nats.store_dir())
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    assert!(
+        stored > image.len() as u64,
+        "the store holds the list ({stored} bytes)"
+    );
+    for (what, marker) in [
+        ("custody image", &image_marker),
+        ("template", &template_marker),
+        ("watch-list reference", &reference),
+    ] {
+        assert!(
+            files_containing(nats.store_dir(), marker).is_empty(),
+            "{what} bytes in clear in the store's files"
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files.extend(walk(&p));
+        } else {
+            files.push(p);
+        }
+    }
+    files
 }

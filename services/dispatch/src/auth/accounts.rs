@@ -11,7 +11,11 @@
 //! (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`): the string carries its own random salt and
 //! parameters, so verification needs nothing else and stronger parameters can come later without
 //! breaking old hashes. Argon2 is deliberately slow and memory-hungry (tens of milliseconds, 19 MiB)
-//! to make guessing expensive, so it runs on tokio's blocking pool, never on a request thread.
+//! to make guessing expensive, so it runs on tokio's blocking pool, never on a request thread, and
+//! for logins in a bounded number of slots ([`super::checks`], [`Accounts::verify_with`]).
+//!
+//! A new password moves the account's `password_generation` on; sessions opened before it end
+//! ([`super::Sessions::get`]), so whoever knew the old password is logged out too.
 //!
 //! [`Accounts::verify`] takes the same path whether or not the account exists: for an unknown id
 //! it verifies the password against a dummy hash made at start-up. Without that, a fast "no" for
@@ -20,11 +24,12 @@
 //! Neither passwords nor hashes are ever logged: [`Account`]'s `Debug` redacts the hash, and
 //! [`AccountSummary`] (what lists and pages show) does not carry it.
 
+use super::checks::PasswordChecks;
 use super::Role;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
 use lfr_common::audit::Audit;
 use lfr_schemas::{AuditAction, Timestamp};
@@ -32,7 +37,7 @@ use lfr_watchlist::list::hex;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-pub const BUCKET: &str = "lfr-accounts";
+pub const BUCKET: &str = lfr_schemas::streams::buckets::ACCOUNTS;
 /// Shorter passwords are refused: length is what makes a password hard to guess.
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// Longer ones are refused too, so nobody can make the server hash megabytes.
@@ -48,6 +53,11 @@ pub struct Account {
     pub password_hash: String,
     pub created_at: Timestamp,
     pub disabled: bool,
+    /// How many times the password has been changed. A session remembers the generation it was
+    /// started with and ends when the account's moves on ([`super::Sessions::get`]): changing a
+    /// password logs out everyone who knew the old one. Records from before it read as 0.
+    #[serde(default)]
+    pub password_generation: u64,
 }
 
 impl std::fmt::Debug for Account {
@@ -59,6 +69,7 @@ impl std::fmt::Debug for Account {
             .field("password_hash", &"<redacted>")
             .field("created_at", &self.created_at)
             .field("disabled", &self.disabled)
+            .field("password_generation", &self.password_generation)
             .finish()
     }
 }
@@ -114,6 +125,9 @@ pub enum LoginRefused {
     Disabled,
     #[error("accounts are unavailable: {0}")]
     Unavailable(anyhow::Error),
+    /// Too many passwords being checked at once: nothing was checked, try again shortly.
+    #[error("too many sign-ins at once, try again shortly")]
+    Busy,
 }
 
 /// Ids are KV keys, subject tokens and audit actors: 1-64 of `[A-Za-z0-9_-]`.
@@ -199,18 +213,11 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    /// Open (declaring if needed) the `lfr-accounts` bucket.
+    /// Open the `lfr-accounts` bucket (declared by `lfr bus init`).
     pub async fn open(js: &jetstream::Context) -> anyhow::Result<Accounts> {
-        let kv = js
-            .create_or_update_key_value(kv::Config {
-                bucket: BUCKET.into(),
-                description: "lfr console accounts (argon2id password hashes)".into(),
-                history: 10,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open the {BUCKET} bucket: {e}"))?;
+        let kv = js.get_key_value(BUCKET).await.map_err(|e| {
+            anyhow::anyhow!("cannot open the {BUCKET} bucket ({e}): has `lfr bus init` run?")
+        })?;
         let mut random = [0u8; 32];
         argon2::password_hash::rand_core::RngCore::fill_bytes(&mut OsRng, &mut random);
         let dummy_hash = hash_blocking(&hex(&random)).await?.into();
@@ -235,6 +242,7 @@ impl Accounts {
             password_hash: hash_blocking(password).await?,
             created_at: Timestamp::now(),
             disabled: false,
+            password_generation: 0,
         };
         let record = serde_json::to_vec(&account).map_err(anyhow::Error::from)?;
         match self.kv.create(id, record.into()).await {
@@ -285,11 +293,16 @@ impl Accounts {
         Ok(out)
     }
 
-    /// A new password (same policy as at creation).
+    /// A new password (same policy as at creation). The account's open sessions end: they were
+    /// opened with the old one.
     pub async fn set_password(&self, id: &str, password: &str) -> Result<Account, AccountError> {
         check_password(password)?;
         let hash = hash_blocking(password).await?;
-        self.update(id, |a| a.password_hash = hash).await
+        self.update(id, |a| {
+            a.password_hash = hash;
+            a.password_generation = a.password_generation.wrapping_add(1);
+        })
+        .await
     }
 
     /// Replace the deployments an operator or officer works on.
@@ -314,8 +327,21 @@ impl Accounts {
     }
 
     /// The account if `password` is its password and it is not disabled. Takes the same time for
-    /// unknown accounts as for known ones.
+    /// unknown accounts as for known ones. For tools checking a password now and then; the
+    /// console's logins use [`Accounts::verify_with`].
     pub async fn verify(&self, id: &str, password: &str) -> Result<Account, LoginRefused> {
+        let checks = PasswordChecks::unregistered(1, 0).map_err(LoginRefused::Unavailable)?;
+        self.verify_with(id, password, &checks).await
+    }
+
+    /// [`Accounts::verify`], with the argon2 check run in a slot of `checks` (bounded at once and
+    /// queued; [`LoginRefused::Busy`] when the queue is full).
+    pub async fn verify_with(
+        &self,
+        id: &str,
+        password: &str,
+        checks: &PasswordChecks,
+    ) -> Result<Account, LoginRefused> {
         let account = self
             .get(id)
             .await
@@ -324,10 +350,12 @@ impl Accounts {
             Some(a) => a.password_hash.clone(),
             None => self.dummy_hash.to_string(),
         };
+        let slot = checks.slot().await.map_err(|_| LoginRefused::Busy)?;
         let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || password_matches(&password, &phc))
-            .await
-            .map_err(|e| LoginRefused::Unavailable(e.into()))?;
+        let matches =
+            tokio::task::spawn_blocking(move || slot.run(|| password_matches(&password, &phc)))
+                .await
+                .map_err(|e| LoginRefused::Unavailable(e.into()))?;
         match account {
             Some(account) if matches && account.disabled => Err(LoginRefused::Disabled),
             Some(account) if matches => Ok(account),
@@ -456,6 +484,7 @@ mod tests {
             password_hash: "$argon2id$secret".into(),
             created_at: Timestamp(0),
             disabled: false,
+            password_generation: 0,
         };
         assert!(!format!("{a:?}").contains("secret"));
         assert!(!serde_json::to_string(&a.summary())

@@ -6,7 +6,8 @@
 //! 1. For anything but `GET`/`HEAD` it checks the request comes from the console's own pages:
 //!    the browser's `Origin` header, when sent, must name the host the request went to, and
 //!    `Sec-Fetch-Site` must not say `cross-site`. Otherwise 403.
-//! 2. It reads the `lfr_session` cookie and loads the [`Session`]. None, expired or disabled:
+//! 2. It reads the session cookie (`__Host-lfr_session`, or `lfr_session` when
+//!    `cookie_secure = false`) and loads the [`Session`]. None, expired or disabled:
 //!    a browser asking for a page (`GET`, `Accept: text/html`) is sent to
 //!    `/login?next=<where it was going>`; anything else gets 401.
 //! 3. It puts the [`Session`] into the request's extensions, where the [`CurrentSession`]
@@ -16,6 +17,11 @@
 //! What each person may do is for the handler to say, with [`require_role`],
 //! [`Session::may_see`] and, for every form it accepts, [`verify_csrf`] (pages emit the token with
 //! [`csrf_field`]). The middleware checks *who*; handlers check *what*.
+//!
+//! With `cookie_secure` (the default) the cookie has the `__Host-` prefix: browsers accept it
+//! only when set by this very host over HTTPS with `Path=/` and no `Domain`, so a neighbouring
+//! site on a sibling domain cannot plant a session of its choosing (session fixation); and
+//! [`strict_transport_security`] makes every answer tell browsers to use HTTPS only.
 
 use super::{Auth, Role, Session};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
@@ -23,10 +29,42 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Router;
 use std::net::{IpAddr, SocketAddr};
 
-/// The cookie that carries the session token.
+/// The cookie that carries the session token over plain HTTP (`cookie_secure = false`: tests,
+/// a demonstration on `http://127.0.0.1`).
 pub const SESSION_COOKIE: &str = "lfr_session";
+/// The cookie that carries the session token over HTTPS (`cookie_secure`, the default).
+pub const SECURE_SESSION_COOKIE: &str = "__Host-lfr_session";
+/// `Strict-Transport-Security` when secure: HTTPS only, for a year.
+pub const HSTS: &str = "max-age=31536000";
+
+/// The session cookie's name for `secure`.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// `app` with `Strict-Transport-Security` on every answer when `secure` (the console is served
+/// over HTTPS); as it is otherwise.
+pub fn strict_transport_security(app: Router, secure: bool) -> Router {
+    if !secure {
+        return app;
+    }
+    app.layer(axum::middleware::map_response(
+        |mut response: Response| async move {
+            response.headers_mut().insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static(HSTS),
+            );
+            response
+        },
+    ))
+}
 
 /// The session of the person making the request; put there by [`require_session`]. Handlers take
 /// it as an argument; without a session (a route mounted outside the middleware) it answers 401.
@@ -118,15 +156,16 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|(_scheme, authority)| authority.eq_ignore_ascii_case(host))
 }
 
-/// The `lfr_session` cookie's value, if the request carries one.
-pub fn session_token(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie called `name` ([`session_cookie_name`]), if the request carries one.
+/// Only that name: a secure console ignores a plain `lfr_session` someone else may have set.
+pub fn session_token(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim_matches('"').to_string())
 }
 
@@ -141,7 +180,7 @@ pub async fn require_session(
     if !reads && !same_origin(request.headers()) {
         return forbidden("cross-site request refused");
     }
-    let token = session_token(request.headers());
+    let token = auth.session_token(request.headers());
     let session = match &token {
         Some(token) => auth.sessions.get(token).await,
         None => Ok(None),
@@ -231,9 +270,11 @@ pub(crate) fn clear_cookie(response: &mut Response, secure: bool) {
 }
 
 fn cookie(value: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
+    let name = session_cookie_name(secure);
+    // `__Host-` cookies must be `Secure`, `Path=/` and carry no `Domain`: all three hold.
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{secure}"
+        "{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{secure}"
     ))
     .expect("hex tokens make a valid header")
 }
@@ -327,31 +368,50 @@ mod tests {
     #[test]
     fn the_session_cookie_is_found_among_others() {
         assert_eq!(
-            session_token(&headers(&[("cookie", "a=1; lfr_session=abc; b=2")])),
+            session_token(
+                &headers(&[("cookie", "a=1; lfr_session=abc; b=2")]),
+                SESSION_COOKIE
+            ),
             Some("abc".into())
         );
         assert_eq!(
-            session_token(&headers(&[("cookie", "a=1"), ("cookie", "lfr_session=x")])),
+            session_token(
+                &headers(&[("cookie", "a=1"), ("cookie", "lfr_session=x")]),
+                SESSION_COOKIE
+            ),
             Some("x".into())
         );
         assert_eq!(
-            session_token(&headers(&[("cookie", "lfr_sessionx=1")])),
+            session_token(&headers(&[("cookie", "lfr_sessionx=1")]), SESSION_COOKIE),
             None
         );
-        assert_eq!(session_token(&HeaderMap::new()), None);
+        assert_eq!(session_token(&HeaderMap::new(), SESSION_COOKIE), None);
+        // A secure console reads only the `__Host-` cookie.
+        let both = headers(&[("cookie", "lfr_session=planted; __Host-lfr_session=mine")]);
+        assert_eq!(
+            session_token(&both, SECURE_SESSION_COOKIE),
+            Some("mine".into())
+        );
+        assert_eq!(
+            session_token(
+                &headers(&[("cookie", "lfr_session=planted")]),
+                SECURE_SESSION_COOKIE
+            ),
+            None
+        );
     }
 
     #[test]
-    fn cookies_are_http_only_strict_and_secure_when_asked() {
+    fn cookies_are_http_only_strict_and_secure_with_the_host_prefix_when_asked() {
         let c = session_cookie("tok", 43_200, true);
         assert_eq!(
             c.to_str().unwrap(),
-            "lfr_session=tok; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200; Secure"
+            "__Host-lfr_session=tok; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200; Secure"
         );
-        assert!(!session_cookie("tok", 1, false)
-            .to_str()
-            .unwrap()
-            .contains("Secure"));
+        assert!(!c.to_str().unwrap().contains("Domain"));
+        let plain = session_cookie("tok", 1, false);
+        let plain = plain.to_str().unwrap();
+        assert!(plain.starts_with("lfr_session=tok;") && !plain.contains("Secure"));
     }
 
     #[test]
@@ -371,6 +431,7 @@ mod tests {
             csrf: "c".into(),
             created_at: lfr_schemas::Timestamp(0),
             expires_at: lfr_schemas::Timestamp(1),
+            password_generation: 0,
         };
         assert_eq!(
             require_role(&session, &[Role::Operator, Role::Supervisor]),

@@ -8,19 +8,22 @@
 //!   rest), the throttle, then the password. On success it starts a session, sets the cookie and
 //!   answers `303 See Other` to `next` (only a path on this site) or the role's home page. On
 //!   failure it shows the form again with the reason, and no cookie: 401 for a wrong account or
-//!   password (one message for both), 429 when throttled, 403 for a disabled account.
+//!   password (one message for both), 429 when throttled, 403 for a disabled account, 503 when
+//!   too many passwords are being checked at once.
 //! - `POST /logout` needs the session's CSRF token (so another site cannot log people out), ends
 //!   the session, clears the cookie and sends the browser to `/login`.
 //!
-//! Every attempt is counted in `lfr_dispatch_logins_total{result}` and recorded on the AUDIT
-//! stream (action `Login`, object `account/<id>`): successes, refusals (bad credentials,
-//! throttled, disabled) and logouts. A login whose audit event cannot be stored does not happen:
-//! the audit trail must not miss an access.
+//! Every attempt is counted in `lfr_dispatch_logins_total{result}`. Every attempt whose password
+//! was checked is recorded on the AUDIT stream (action `Login`, object `account/<id>`):
+//! successes, refusals (bad credentials, disabled) and logouts; the refusal that starts a lockout
+//! says so, with the count of failures. Refusals without a password check (throttled, busy) are
+//! only counted: a guesser hammering a locked account cannot flood the audit trail, and how many
+//! events refusals can add is bounded by the throttle's limits and the argon2 pool. A login whose
+//! audit event cannot be stored does not happen: the audit trail must not miss an access.
 
 use super::accounts::sanitize_id;
-use super::guard::{
-    clear_cookie, forbidden, same_origin, see_other, session_cookie, session_token,
-};
+use super::guard::{clear_cookie, forbidden, same_origin, see_other, session_cookie};
+use super::throttle::{LockedOut, Lockout};
 use super::{Auth, ClientIp, LoginRefused, LoginResult};
 use axum::extract::rejection::FormRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -83,7 +86,7 @@ async fn login_page(
     Query(query): Query<LoginQuery>,
 ) -> Response {
     // Already logged in: go on.
-    if let Some(token) = session_token(&headers) {
+    if let Some(token) = auth.session_token(&headers) {
         if let Ok(Some(session)) = auth.sessions.get(&token).await {
             return see_other(safe_next(&query.next).unwrap_or(session.role.home()));
         }
@@ -107,24 +110,29 @@ async fn login(
     }
     let typed = sanitize_id(&form.account);
     let actor = if typed.is_empty() { "unknown" } else { &typed };
-    if let Err(throttled) = auth.throttle.check(&form.account, ip) {
-        auth.count(LoginResult::Throttled);
-        audit(&auth, actor, NOBODY, "login refused: throttled").await;
-        let mut response = page(
-            StatusCode::TOO_MANY_REQUESTS,
-            Some("Too many attempts, try later."),
-            &form.account,
-            &form.next,
-        );
-        let secs = throttled.retry_after.as_secs_f64().ceil() as u64;
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        return response;
-    }
-    match auth.accounts.verify(&form.account, &form.password).await {
+    // Checked and reserved in one step: a burst gets no more password checks than the limit.
+    let attempt = match auth.throttle.begin(&form.account, ip) {
+        Ok(attempt) => attempt,
+        Err(throttled) => {
+            // Counted, not recorded: the refusal that started the lockout was recorded.
+            auth.count(LoginResult::Throttled);
+            let mut response = page(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("Too many attempts, try later."),
+                &form.account,
+                &form.next,
+            );
+            retry_after(&mut response, throttled.retry_after.as_secs_f64());
+            return response;
+        }
+    };
+    match auth
+        .accounts
+        .verify_with(&form.account, &form.password, &auth.checks)
+        .await
+    {
         Ok(account) => {
-            auth.throttle.success(&account.id);
+            attempt.succeeded();
             let (token, session) = match auth.sessions.start(&account).await {
                 Ok(started) => started,
                 Err(e) => {
@@ -165,9 +173,10 @@ async fn login(
             response
         }
         Err(LoginRefused::BadCredentials) => {
-            auth.throttle.failure(&form.account, ip);
+            let lockouts = attempt.failed();
             auth.count(LoginResult::BadCredentials);
-            audit(&auth, actor, NOBODY, "login refused: bad credentials").await;
+            let why = refusal("login refused: bad credentials", &lockouts);
+            audit(&auth, actor, NOBODY, &why).await;
             page(
                 StatusCode::UNAUTHORIZED,
                 Some("Wrong account or password."),
@@ -176,8 +185,11 @@ async fn login(
             )
         }
         Err(LoginRefused::Disabled) => {
+            // A refusal like any other for the throttle: it cannot be repeated without limit.
+            let lockouts = attempt.failed();
             auth.count(LoginResult::Disabled);
-            audit(&auth, actor, NOBODY, "login refused: account disabled").await;
+            let why = refusal("login refused: account disabled", &lockouts);
+            audit(&auth, actor, NOBODY, &why).await;
             page(
                 StatusCode::FORBIDDEN,
                 Some("This account is disabled. Ask a supervisor."),
@@ -185,11 +197,49 @@ async fn login(
                 &form.next,
             )
         }
+        Err(LoginRefused::Busy) => {
+            attempt.abandoned();
+            auth.count(LoginResult::Busy);
+            let mut response = page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("Too many sign-ins at once. Try again shortly."),
+                &form.account,
+                &form.next,
+            );
+            retry_after(&mut response, 1.0);
+            response
+        }
         Err(LoginRefused::Unavailable(e)) => {
+            attempt.abandoned();
             tracing::error!(error = %e, "cannot check a login");
             unavailable(&form)
         }
     }
+}
+
+/// An audit justification for a refused login, saying which lockouts it started.
+fn refusal(base: &str, lockouts: &[Lockout]) -> String {
+    let mut why = base.to_string();
+    for l in lockouts {
+        let whose = match l.locked {
+            LockedOut::AccountFromAddress => "of this account from this address",
+            LockedOut::Address => "from this address",
+        };
+        why.push_str(&format!(
+            "; {} failed logins {whose}: locked out for {} s, further attempts counted, not recorded",
+            l.failures,
+            l.lockout.as_secs()
+        ));
+    }
+    why
+}
+
+/// `Retry-After` in whole seconds, at least one.
+fn retry_after(response: &mut Response, secs: f64) {
+    let secs = secs.ceil() as u64;
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
 }
 
 async fn logout(
@@ -201,7 +251,7 @@ async fn logout(
         return forbidden("cross-site request refused");
     }
     let secure = auth.config().cookie_secure;
-    let token = session_token(&headers);
+    let token = auth.session_token(&headers);
     let session = match &token {
         Some(token) => match auth.sessions.get(token).await {
             Ok(session) => session,
@@ -365,6 +415,32 @@ mod tests {
         ] {
             assert_eq!(safe_next(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_refusal_that_starts_a_lockout_says_so_with_the_count() {
+        assert_eq!(
+            refusal("login refused: bad credentials", &[]),
+            "login refused: bad credentials"
+        );
+        let lockout = |locked, failures| Lockout {
+            locked,
+            failures,
+            lockout: std::time::Duration::from_secs(900),
+        };
+        let why = refusal(
+            "login refused: bad credentials",
+            &[
+                lockout(LockedOut::AccountFromAddress, 5),
+                lockout(LockedOut::Address, 20),
+            ],
+        );
+        assert_eq!(
+            why,
+            "login refused: bad credentials; 5 failed logins of this account from this address: \
+             locked out for 900 s, further attempts counted, not recorded; 20 failed logins from \
+             this address: locked out for 900 s, further attempts counted, not recorded"
+        );
     }
 
     #[test]

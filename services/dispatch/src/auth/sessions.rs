@@ -11,7 +11,10 @@
 //! session TTL) makes JetStream delete the record anyway, so expired sessions do not pile up.
 //!
 //! Every [`Sessions::get`] also re-reads the account (one KV read): a disabled account's sessions
-//! stop at their next request, and a change of assigned deployments applies at once.
+//! stop at their next request, and a change of assigned deployments applies at once. So do the
+//! sessions of an account whose password was changed since they started: each session remembers
+//! the account's password generation, and a new password moves it on. Live pages' event streams
+//! re-check their session every few seconds too (`console::live`).
 //!
 //! Each session carries its own random **CSRF token**. Pages put it in a hidden field of every
 //! form ([`super::csrf_field`]), handlers compare it ([`Session::check_csrf`], constant time), so
@@ -20,7 +23,7 @@
 use super::accounts::Accounts;
 use super::Role;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::{self, kv};
 use lfr_schemas::Timestamp;
 use lfr_watchlist::list::hex;
 use serde::{Deserialize, Serialize};
@@ -28,7 +31,7 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
-pub const BUCKET: &str = "lfr-sessions";
+pub const BUCKET: &str = lfr_schemas::streams::buckets::SESSIONS;
 /// Random bytes in a session token (and in a CSRF token).
 pub const TOKEN_BYTES: usize = 32;
 
@@ -42,6 +45,10 @@ pub struct Session {
     pub csrf: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The account's [`super::Account::password_generation`] at login; the session ends when
+    /// the account's moves on. Records from before it read as 0.
+    #[serde(default)]
+    pub password_generation: u64,
 }
 
 impl std::fmt::Debug for Session {
@@ -53,6 +60,7 @@ impl std::fmt::Debug for Session {
             .field("csrf", &"<redacted>")
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
+            .field("password_generation", &self.password_generation)
             .finish()
     }
 }
@@ -116,23 +124,26 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Open (declaring if needed) the `lfr-sessions` bucket, whose records expire after `ttl`.
+    /// Open the `lfr-sessions` bucket (declared by `lfr bus init`; its records expire after
+    /// `bus.sessions_max_age`); sessions made here last `ttl`.
     pub async fn open(
         js: &jetstream::Context,
         accounts: Accounts,
         ttl: Duration,
     ) -> anyhow::Result<Sessions> {
-        let kv = js
-            .create_or_update_key_value(kv::Config {
-                bucket: BUCKET.into(),
-                description: "lfr console sessions, keyed by sha256 of the token".into(),
-                history: 1,
-                max_age: ttl,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
+        let kv = js.get_key_value(BUCKET).await.map_err(|e| {
+            anyhow::anyhow!("cannot open the {BUCKET} bucket ({e}): has `lfr bus init` run?")
+        })?;
+        let max_age = kv
+            .status()
             .await
-            .map_err(|e| anyhow::anyhow!("cannot open the {BUCKET} bucket: {e}"))?;
+            .map(|s| s.max_age())
+            .map_err(|e| anyhow::anyhow!("cannot read the {BUCKET} bucket: {e}"))?;
+        anyhow::ensure!(
+            max_age.is_zero() || ttl <= max_age,
+            "the session TTL ({ttl:?}) is longer than the {BUCKET} bucket keeps a session \
+             ({max_age:?}, bus.sessions_max_age)"
+        );
         Ok(Sessions { kv, accounts, ttl })
     }
 
@@ -153,6 +164,7 @@ impl Sessions {
             csrf: random_token(),
             created_at: now,
             expires_at: Timestamp(now.0.saturating_add(self.ttl.as_nanos() as u64)),
+            password_generation: account.password_generation,
         };
         self.kv
             .create(&key, serde_json::to_vec(&session)?.into())
@@ -161,8 +173,9 @@ impl Sessions {
         Ok((token, session))
     }
 
-    /// The session `token` opens, if it is live: not expired, and its account still exists and
-    /// is not disabled. Role and deployments come from the account as it is now.
+    /// The session `token` opens, if it is live: not expired, and its account still exists, is
+    /// not disabled and has kept the password it was opened with. Role and deployments come from
+    /// the account as it is now.
     pub async fn get(&self, token: &str) -> anyhow::Result<Option<Session>> {
         let Some(key) = key_of(token) else {
             return Ok(None);
@@ -181,7 +194,10 @@ impl Sessions {
             return Ok(None);
         }
         match self.accounts.get(&session.account).await? {
-            Some(account) if !account.disabled => {
+            Some(account)
+                if !account.disabled
+                    && account.password_generation == session.password_generation =>
+            {
                 session.role = account.role;
                 session.deployments = account.deployments;
                 Ok(Some(session))
@@ -224,6 +240,7 @@ mod tests {
             csrf: random_token(),
             created_at: Timestamp(0),
             expires_at: Timestamp(10),
+            password_generation: 0,
         }
     }
 

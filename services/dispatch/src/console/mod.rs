@@ -158,8 +158,15 @@ pub fn router(console: Console, auth: Auth) -> Router {
         .route("/supervisor", get(oversight::supervisor))
         .route("/supervisor/blue", get(oversight::blue))
         .route("/auditor", get(oversight::auditor))
-        .route("/events", get(live::events))
-        .with_state(console)
+        .with_state(console.clone())
+        .merge(
+            Router::new()
+                .route("/events", get(live::events))
+                .with_state(live::Live {
+                    console,
+                    auth: auth.clone(),
+                }),
+        )
         .layer(axum::middleware::from_fn_with_state(
             auth.clone(),
             guard::require_session,

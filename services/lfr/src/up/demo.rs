@@ -33,7 +33,11 @@ pub struct Demo {
 
 /// Create and activate the demo deployment over camera `camera`, watching for the people of
 /// `sample` (the face-recognition sample photos).
-pub async fn start(nats_url: &str, sample: &Path, camera: &str) -> anyhow::Result<Demo> {
+pub async fn start(
+    admin: &crate::connect::NatsArgs,
+    sample: &Path,
+    camera: &str,
+) -> anyhow::Result<Demo> {
     for (file, _, _) in ENTRIES {
         anyhow::ensure!(
             sample.join(file).is_file(),
@@ -41,7 +45,7 @@ pub async fn start(nats_url: &str, sample: &Path, camera: &str) -> anyhow::Resul
             sample.display()
         );
     }
-    let bus = crate::connect::bus(nats_url).await?;
+    let bus = admin.bus().await?;
     let lifecycle = Lifecycle::open(&bus.jetstream, ModelsConfig::default()).await?;
     end_leftovers(&lifecycle).await;
 

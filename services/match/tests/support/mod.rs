@@ -86,19 +86,20 @@ pub async fn active_deployment_with(
     enrolment.list
 }
 
-/// The master key the tests' matchers seal with (and the tests open alerts with).
+/// The master key the tests' matchers seal with (and the tests open alerts with): fixed random
+/// bytes (a repeated byte would be refused as weak).
 pub fn master_key() -> MasterKey {
-    MasterKey::from_bytes(&[0x5a; 32]).unwrap()
+    MasterKey::from_base64("zUJpfMxESfpZRU/eQs/wpxfmqFIdm4BVCMmRo/RAkoE=").unwrap()
 }
 
 /// A match service on `nats_url`, reading the store every 200 ms, with a corroboration rule fitted
 /// to short test recordings, sealing under [`master_key`].
-pub fn config(nats_url: &str) -> lfr_match::Config {
+pub fn config(nats: &lfr_testkit::NatsServer) -> lfr_match::Config {
     let mut c = lfr_match::Config {
         master_key: Some(master_key()),
         ..Default::default()
     };
-    c.common.nats.url = nats_url.into();
+    c.common.nats = nats.nats_config(lfr_testkit::Identity::Match);
     c.matcher.http_addr = "127.0.0.1:0".parse().unwrap();
     c.matcher.replica = Some("test-replica".into());
     c.matcher.refresh = Duration::from_millis(200);
