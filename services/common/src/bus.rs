@@ -40,6 +40,7 @@ struct BusMetrics {
     publish_seconds: HistogramVec,
     publish_failures: IntCounterVec,
     topology_problems: IntGauge,
+    permission_violations: IntCounter,
 }
 
 impl BusMetrics {
@@ -62,6 +63,10 @@ impl BusMetrics {
                 ),
                 &["stream", "reason"],
             )?,
+            permission_violations: IntCounter::new(
+                "bus_permission_violations_total",
+                "Publishes and subscriptions the server refused: this identity tried what the permission matrix does not give it",
+            )?,
             topology_problems: IntGauge::new(
                 "bus_topology_problems",
                 "Streams, buckets and consumers this service uses that are missing or differ from the contract, as last checked",
@@ -69,6 +74,7 @@ impl BusMetrics {
         };
         registry.register(Box::new(m.connected.clone()))?;
         registry.register(Box::new(m.topology_problems.clone()))?;
+        registry.register(Box::new(m.permission_violations.clone()))?;
         registry.register(Box::new(m.disconnects.clone()))?;
         registry.register(Box::new(m.publish_seconds.clone()))?;
         registry.register(Box::new(m.publish_failures.clone()))?;
@@ -107,6 +113,13 @@ impl Bus {
                             m.connected.set(0);
                             m.disconnects.inc();
                             tracing::warn!("lost connection to NATS; reconnecting");
+                        }
+                        async_nats::Event::ServerError(e)
+                            if e.to_string().contains("Permissions Violation") =>
+                        {
+                            // A bug or a compromise: the server refused, and says what.
+                            m.permission_violations.inc();
+                            tracing::error!(error = %e, "refused by the NATS server's permissions");
                         }
                         other => tracing::warn!(event = %other, "NATS event"),
                     }

@@ -109,25 +109,6 @@ fn insecure() -> AuthConfig {
     }
 }
 
-fn form(fields: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect::<String>()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 struct Answer {
     status: u16,
     headers: HeaderMap,
@@ -189,7 +170,7 @@ impl Console {
             .http
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(fields));
+            .body(lfr_testkit::form(fields));
         if let Some(cookie) = cookie {
             req = req.header(COOKIE, cookie);
         }

@@ -99,25 +99,6 @@ fn proxied() -> AuthConfig {
     }
 }
 
-fn form(fields: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect::<String>()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 struct Answer {
     status: u16,
     headers: HeaderMap,
@@ -175,7 +156,10 @@ async fn post_login(
     let mut req = http
         .post(format!("{base}/login"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("account", account), ("password", password)]));
+        .body(lfr_testkit::form(&[
+            ("account", account),
+            ("password", password),
+        ]));
     if let Some(ip) = from {
         req = req.header("x-forwarded-for", ip);
     }
@@ -631,7 +615,7 @@ async fn live_streams_end_at_logout_at_disabling_and_at_de_assignment() {
             .post(format!("{}/logout", d.base))
             .header(COOKIE, &op1)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(&[("csrf", &page.csrf())])),
+            .body(lfr_testkit::form(&[("csrf", &page.csrf())])),
     )
     .await;
     assert_eq!(out.status, 303);
@@ -736,7 +720,7 @@ async fn over_https_the_session_cookie_has_the_host_prefix_and_answers_carry_hst
             .post(format!("{}/logout", d.base))
             .header(COOKIE, &cookie)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(&[("csrf", &operator.csrf())])),
+            .body(lfr_testkit::form(&[("csrf", &operator.csrf())])),
     )
     .await;
     assert_eq!(out.status, 303);

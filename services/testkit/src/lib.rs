@@ -221,6 +221,26 @@ impl NatsServer {
     }
 }
 
+/// `fields` as an `application/x-www-form-urlencoded` body (what a browser posts).
+pub fn form(fields: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// A port that was free a moment ago on loopback.
 pub fn free_port() -> u16 {
     lfr_common::http::free_port().expect("a free loopback port")

@@ -31,6 +31,22 @@ fn enrolled(dir: &std::path::Path) -> lfr_watchlist::enrol::Enrolment {
         .unwrap()
 }
 
+/// A deployment starting in an hour, for six hours, over one camera.
+fn match_day() -> Deployment {
+    Deployment::create(NewDeployment {
+        id: "match-day".into(),
+        name: "Match day".into(),
+        location: "North gate".into(),
+        cameras: vec!["gate-1".into()],
+        starts_at: later(HOUR),
+        ends_at: later(HOUR * 6),
+        purpose: "Locate wanted offenders".into(),
+        default_threshold: 0.6,
+        thresholds: Default::default(),
+    })
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_deployment_goes_live_only_through_its_gates_and_its_wipe_leaves_nothing() {
     // The store unencrypted, so that the search for the image's bytes can find them before the
@@ -46,18 +62,7 @@ async fn a_deployment_goes_live_only_through_its_gates_and_its_wipe_leaves_nothi
     let enrolment = enrolled(photos.path());
     assert_eq!(enrolment.list.entries.len(), 2, "{:?}", enrolment.refused);
 
-    let deployment = Deployment::create(NewDeployment {
-        id: "match-day".into(),
-        name: "Match day".into(),
-        location: "North gate".into(),
-        cameras: vec!["gate-1".into()],
-        starts_at: later(HOUR),
-        ends_at: later(HOUR * 6),
-        purpose: "Locate wanted offenders".into(),
-        default_threshold: 0.6,
-        thresholds: Default::default(),
-    })
-    .unwrap();
+    let deployment = match_day();
     store.create(&deployment).await.unwrap();
     assert!(store.create(&deployment).await.is_err(), "ids are unique");
 
@@ -204,18 +209,7 @@ async fn with_the_store_encrypted_no_custody_image_is_in_its_files() {
     let store = Store::open(&js).await.unwrap();
     let photos = tempfile::tempdir().unwrap();
     let enrolment = enrolled(photos.path());
-    let deployment = Deployment::create(NewDeployment {
-        id: "match-day".into(),
-        name: "Match day".into(),
-        location: "North gate".into(),
-        cameras: vec!["gate-1".into()],
-        starts_at: later(HOUR),
-        ends_at: later(HOUR * 6),
-        purpose: "Locate wanted offenders".into(),
-        default_threshold: 0.6,
-        thresholds: Default::default(),
-    })
-    .unwrap();
+    let deployment = match_day();
     store.create(&deployment).await.unwrap();
     let image = std::fs::read(photos.path().join("a.jpg")).unwrap();
     let images = vec![(lfr_watchlist::list::sha256_hex(&image), image.clone())];
