@@ -133,45 +133,20 @@ pub fn differences(spec: &StreamSpec, actual: &stream::Config) -> Vec<String> {
             out.push(format!("{what} is {have}, the contract says {expected}"));
         }
     };
-    compare(
-        "subjects",
-        format!("{:?}", actual.subjects),
-        format!("{:?}", want.subjects),
-    );
-    compare(
-        "storage",
-        format!("{:?}", actual.storage),
-        format!("{:?}", want.storage),
-    );
-    compare(
-        "retention",
-        format!("{:?}", actual.retention),
-        format!("{:?}", want.retention),
-    );
-    compare(
-        "max_age",
-        format!("{:?}", actual.max_age),
-        format!("{:?}", want.max_age),
-    );
-    compare(
-        "max_bytes",
-        actual.max_bytes.to_string(),
-        want.max_bytes.to_string(),
-    );
-    compare(
-        "allow_msg_ttl",
-        actual.allow_message_ttl.to_string(),
-        want.allow_message_ttl.to_string(),
-    );
-    compare(
-        "deny_delete",
-        actual.deny_delete.to_string(),
-        want.deny_delete.to_string(),
-    );
-    compare(
-        "deny_purge",
-        actual.deny_purge.to_string(),
-        want.deny_purge.to_string(),
+    macro_rules! fields {
+        ($($field:ident as $name:literal),* $(,)?) => {
+            $(compare($name, format!("{:?}", actual.$field), format!("{:?}", want.$field));)*
+        };
+    }
+    fields!(
+        subjects as "subjects",
+        storage as "storage",
+        retention as "retention",
+        max_age as "max_age",
+        max_bytes as "max_bytes",
+        allow_message_ttl as "allow_msg_ttl",
+        deny_delete as "deny_delete",
+        deny_purge as "deny_purge",
     );
     // The server stores "unlimited" as -1 whether it was given as 0 or -1.
     let limit = |v: i64| {

@@ -173,7 +173,7 @@ async fn no_frame_byte_touches_disk() {
     detect.done.await.unwrap();
     nats.server.stop().await;
 
-    let store_files = walk(nats.store_dir());
+    let store_files = lfr_testkit::files_under(nats.store_dir());
     assert!(
         !store_files.is_empty(),
         "the store holds the ALERTS/AUDIT metadata at least"
@@ -189,18 +189,6 @@ async fn no_frame_byte_touches_disk() {
             .collect();
         assert!(leaked.is_empty(), "frame bytes written to {leaked:?}");
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.path().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 #[tokio::test]

@@ -294,7 +294,19 @@ where
 
 /// Every file under `dir` whose bytes contain `needle`.
 pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut hits = Vec::new();
+    files_under(dir)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(p).is_ok_and(|bytes| {
+                !needle.is_empty() && bytes.windows(needle.len()).any(|w| w == needle)
+            })
+        })
+        .collect()
+}
+
+/// Every file under `dir`, however deep (folders that cannot be read are skipped).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&d) else {
@@ -304,14 +316,12 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                if !needle.is_empty() && bytes.windows(needle.len()).any(|w| w == needle) {
-                    hits.push(p);
-                }
+            } else {
+                files.push(p);
             }
         }
     }
-    hits
+    files
 }
 
 /// A real photo fetched by `scripts/setup.sh` (`faces/obama.jpg`, `group/sample1.jpg`, ...).

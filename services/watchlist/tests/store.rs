@@ -233,7 +233,7 @@ async fn with_the_store_encrypted_no_custody_image_is_in_its_files() {
     let reference = b"CUST-A".to_vec();
     // Stopped cleanly, so everything the server holds has been written to its files.
     nats.server.stop().await;
-    let stored: u64 = walk(nats.store_dir())
+    let stored: u64 = lfr_testkit::files_under(nats.store_dir())
         .iter()
         .map(|f| std::fs::metadata(f).unwrap().len())
         .sum();
@@ -251,17 +251,4 @@ async fn with_the_store_encrypted_no_custody_image_is_in_its_files() {
             "{what} bytes in clear in the store's files"
         );
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files.extend(walk(&p));
-        } else {
-            files.push(p);
-        }
-    }
-    files
 }
