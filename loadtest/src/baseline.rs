@@ -21,6 +21,7 @@ use lfr_match::matcher::compare;
 use lfr_match::watchlists::EntryMeta;
 use lfr_schemas::{Frame, FrameRef, Timestamp};
 use lfr_vision::config::ModelsConfig;
+use lfr_watchlist::deployment::Phase;
 use lfr_watchlist::enrol::Enroller;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -97,7 +98,7 @@ pub fn run(
         faces += detected.len() as u64;
         for template in lfr_embed::embed_all(&embedder, detected) {
             let template = template.map_err(|e| anyhow::anyhow!("baseline embed: {e}"))?;
-            let judged = compare(&index, &entries, &tracker, &template)
+            let judged = compare(&index, &entries, &tracker, &template, Phase::Live)
                 .map_err(|e| anyhow::anyhow!("baseline match: {e}"))?;
             if let Verdict::Alert {
                 entry, evidence, ..

@@ -51,6 +51,7 @@ pub async fn start(
                     .into(),
                 default_threshold: THRESHOLD,
                 thresholds: Default::default(),
+                setup_window_secs: 0,
             },
             &actor(),
         )

@@ -104,16 +104,25 @@ impl Identity {
             subject: buckets::subjects(b),
         };
         match self {
-            Identity::Ingest => vec![Publish {
-                stream: streams::FRAMES,
-                subject: "lfr.frames.*".into(),
-            }],
+            // Gated capture: ingest, detect and embed read the deployment records and the
+            // matchers' load reports (schedules and digests, no biometric data) to know which
+            // cameras a live, verified deployment covers.
+            Identity::Ingest => vec![
+                Publish {
+                    stream: streams::FRAMES,
+                    subject: "lfr.frames.*".into(),
+                },
+                Read(bucket(buckets::DEPLOYMENTS)),
+                Read(bucket(buckets::LOADS)),
+            ],
             Identity::Detect => vec![
                 Consume(streams::FRAMES, consumers::DETECT),
                 Publish {
                     stream: streams::FACES,
                     subject: "lfr.faces.*".into(),
                 },
+                Read(bucket(buckets::DEPLOYMENTS)),
+                Read(bucket(buckets::LOADS)),
             ],
             Identity::Embed => vec![
                 Consume(streams::FACES, consumers::EMBED),
@@ -121,6 +130,8 @@ impl Identity {
                     stream: streams::EMBEDDINGS,
                     subject: "lfr.embeddings.*".into(),
                 },
+                Read(bucket(buckets::DEPLOYMENTS)),
+                Read(bucket(buckets::LOADS)),
             ],
             Identity::Match => vec![
                 Consume(streams::EMBEDDINGS, consumers::MATCH),
@@ -189,6 +200,8 @@ impl Identity {
                     buckets::ACCOUNTS,
                     buckets::SESSIONS,
                     buckets::KEYS,
+                    // `lfr access`: registered requests; no service reads or writes them.
+                    buckets::ACCESS_REQUESTS,
                 ] {
                     grants.push(Read(bucket(b)));
                     grants.push(write(b));
@@ -518,6 +531,12 @@ mod tests {
         assert_eq!(
             authors("$KV.lfr-sessions.x"),
             [Identity::Dispatch, Identity::Admin]
+        );
+        // Subject access requests: the administrator's CLI only, for writing and reading.
+        assert_eq!(authors("$KV.lfr-access-requests.SAR-1"), [Identity::Admin]);
+        assert_eq!(
+            authors("$JS.API.DIRECT.GET.KV_lfr-access-requests.$KV.lfr-access-requests.SAR-1"),
+            [Identity::Admin]
         );
     }
 

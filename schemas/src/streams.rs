@@ -37,6 +37,9 @@ pub mod buckets {
     pub const SESSIONS: &str = "lfr-sessions";
     /// Per-deployment data keys wrapped by the master key (lfr-vault).
     pub const KEYS: &str = "lfr-keys";
+    /// Registered subject access requests: who asked, who verified their identity, the scope,
+    /// and every search and disclosure made for the request (`lfr access`).
+    pub const ACCESS_REQUESTS: &str = "lfr-access-requests";
 
     /// The stream that holds a bucket.
     pub fn stream(bucket: &str) -> String {
@@ -280,6 +283,13 @@ pub fn topology(limits: &TopologyLimits) -> Vec<StreamSpec> {
                 Duration::ZERO,
             )
         },
+        bucket(
+            buckets::ACCESS_REQUESTS,
+            "lfr subject access requests and the searches made for them",
+            64,
+            Storage::File,
+            Duration::ZERO,
+        ),
     ]
 }
 
@@ -321,6 +331,7 @@ mod tests {
             buckets::ACCOUNTS,
             buckets::SESSIONS,
             buckets::KEYS,
+            buckets::ACCESS_REQUESTS,
         ] {
             let s = spec(&specs, &buckets::stream(b)).expect(b);
             assert!(s.is_bucket() && s.allow_direct && s.max_messages_per_subject >= 1);

@@ -4,14 +4,21 @@
 //! corrupt, tiny or absurdly large images), find faces, drop those that fail the quality gate,
 //! align each survivor to the embedder's template and crop its upper-torso context, publish them to
 //! `lfr.faces.<camera>` with the transient TTL, and only then acknowledge the frame. A frame with no
-//! face leaves nothing behind.
+//! face leaves nothing behind. A frame of a camera that no live deployment covers is acknowledged
+//! unread ([`lfr_watchlist::gate`]): faces are searched for only inside an authorised deployment.
+//!
+//! The context crop is what an alert keeps and shows: before it leaves detect, every other face of
+//! the frame that reaches into it is blurred, down to a detector score of 0.05, and the crop is
+//! searched again at that score until it holds no face but its own
+//! (`lfr_vision::faces::FaceFinder::find`, `lfr_vision::redact::blur_bystanders`). The faces
+//! blurred are counted in `lfr_detect_context_faces_blurred_total`.
 
 mod metrics;
 
 use lfr_common::bus::Bus;
 use lfr_common::config::Common;
 use lfr_common::service::Running;
-use lfr_common::stage::{self, HandleError, Handler, StageSpec};
+use lfr_common::stage::{self, HandleError, Handler, OneByOne, StageSpec};
 use lfr_common::Shutdown;
 use lfr_schemas::{
     streams, subjects, BoundingBox, DetectedFace, FaceRef, Frame, Point, RgbImage, Timestamp,
@@ -19,6 +26,8 @@ use lfr_schemas::{
 use lfr_vision::config::ModelsConfig;
 use lfr_vision::faces::{FaceFinder, Found};
 use lfr_vision::image::{decode_jpeg, ImageError};
+use lfr_watchlist::coverage;
+use lfr_watchlist::gate::Gated;
 use metrics::DetectMetrics;
 use opencv::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -165,18 +174,25 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
     let store = config.models.store()?;
     let finder = config.models.face_finder(&store)?;
     let input_side = config.models.detector_input[0].max(config.models.detector_input[1]);
-    stage::start_service(
+    stage::start_batched_service(
         "detect",
         &config.common,
         config.detect.http_addr,
         spec(),
         |ctx| {
-            Ok(DetectStage {
+            let stage = DetectStage {
                 finder: Arc::new(Mutex::new(finder)),
                 input_side,
                 bus: ctx.bus.clone(),
                 metrics: DetectMetrics::new(&ctx.registry)?,
-            })
+            };
+            // Second line of gated capture: frames of an uncovered camera are never searched.
+            let coverage = coverage::watch(
+                ctx.bus.jetstream.clone(),
+                coverage::REFRESH,
+                ctx.shutdown.clone(),
+            );
+            Gated::new("detect", OneByOne(stage), coverage, &ctx.registry)
         },
         shutdown,
     )

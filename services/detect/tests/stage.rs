@@ -20,15 +20,21 @@ fn blank(w: i32, h: i32) -> Mat {
     Mat::new_rows_cols_with_default(h, w, CV_8UC3, Scalar::all(90.0)).unwrap()
 }
 
+/// The detect stage, with camera `cam-a` covered by a live deployment (gated capture).
 async fn start_detect(nats: &NatsServer) -> (lfr_common::service::Running, Shutdown) {
     let mut cfg = lfr_detect::Config::default();
     cfg.common.nats = nats.nats_config(Identity::Detect);
     cfg.detect.http_addr = "127.0.0.1:0".parse().unwrap();
     let shutdown = Shutdown::new();
-    (
-        lfr_detect::start(cfg, shutdown.clone()).await.unwrap(),
-        shutdown,
-    )
+    let covered = nats.cover(&["cam-a"]).await;
+    let running = lfr_detect::start(cfg, shutdown.clone()).await.unwrap();
+    // The guard lives as long as the stage.
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        stop.requested().await;
+        drop(covered);
+    });
+    (running, shutdown)
 }
 
 async fn publish(js: &async_nats::jetstream::Context, bytes: Vec<u8>) {

@@ -35,6 +35,7 @@ async fn deployment(store: &Store, id: &str, reference_image: &[u8]) {
         purpose: "Locate wanted offenders".into(),
         default_threshold: 0.6,
         thresholds: Default::default(),
+        setup_window_secs: 0,
     })
     .unwrap();
     store.create(&d).await.unwrap();
@@ -50,8 +51,18 @@ async fn deployment(store: &Store, id: &str, reference_image: &[u8]) {
             template: vec![1.0, 0.0],
         }],
     );
-    store
+    let attached = store
         .put_watchlist(&list, &[(sha, reference_image.to_vec())])
+        .await
+        .unwrap();
+    // Through every gate: officers see alerts of a live deployment only.
+    store
+        .update(id, |d| {
+            d.authorise("supt-1", now)?;
+            d.attach(attached.clone())?;
+            d.review("insp-1", &attached.digest, now)?;
+            d.activate(now)
+        })
         .await
         .unwrap();
 }
@@ -550,6 +561,43 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
         metric(&metrics, "lfr_alerts_folded_total", &[("kind", "blue")]),
         Some(1.0)
     );
+
+    // The deployment ends: the officer's feed is empty and the images closed to them, over HTTP
+    // and in the browser; the supervisor keeps access, and each view of theirs is audited.
+    store
+        .update("match-day", |d| d.end(Timestamp::now()))
+        .await
+        .unwrap();
+    let feed = pc.get("/handheld/feed").await.1;
+    assert!(
+        feed.contains("No confirmed alerts") && !feed.contains("alert-a1"),
+        "{feed}"
+    );
+    assert_eq!(pc.get("/alerts/a1/context.jpg").await.0, 404);
+    let officer = Browser::with_window(390, 844).await;
+    log_in(&officer, &base, "pc-1").await;
+    officer
+        .wait_for_text("#feed", "No confirmed alerts", WAIT)
+        .await;
+    assert!(
+        !officer.exists("#alert-a1").await,
+        "an ended deployment's alert on the handheld"
+    );
+    officer.close().await;
+    assert_eq!(sup.get("/alerts/a1/context.jpg").await.0, 200);
+    let consulted = eventually(WAIT, || async {
+        records::<AuditEvent>(&js, streams::AUDIT, "lfr.audit.match-day")
+            .await
+            .into_iter()
+            .any(|(_, e)| {
+                e.actor == "sup-1"
+                    && e.action == AuditAction::Consultation
+                    && e.object == "alert/a1"
+            })
+            .then_some(())
+    })
+    .await;
+    assert!(consulted.is_some(), "the supervisor's view is audited");
 
     shutdown.trigger();
     dispatch.done.await.unwrap();

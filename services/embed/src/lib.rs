@@ -4,7 +4,8 @@
 //! `max_batch` faces, waiting at most `max_wait` for a batch to fill), runs the embedder once per
 //! batch, L2-normalises, and publishes each template to `lfr.embeddings.<camera>` with the probe
 //! chip (as JPEG, for the operator) and the context crop. A face is acknowledged only once its
-//! template is on the bus.
+//! template is on the bus. A face of a camera no live deployment covers is acknowledged without
+//! being embedded ([`lfr_watchlist::gate`]).
 
 mod metrics;
 
@@ -17,6 +18,8 @@ use lfr_schemas::{streams, subjects, DetectedFace, Embedding, Timestamp};
 use lfr_vision::config::ModelsConfig;
 use lfr_vision::embedder::Embedder;
 use lfr_vision::image::encode_jpeg;
+use lfr_watchlist::coverage;
+use lfr_watchlist::gate::Gated;
 use metrics::EmbedMetrics;
 use opencv::core::{Mat, CV_8UC3};
 use opencv::imgproc;
@@ -210,11 +213,18 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
         config.embed.http_addr,
         spec(&config.embed),
         |ctx| {
-            Ok(EmbedStage {
+            let stage = EmbedStage {
                 embedder: Arc::new(Mutex::new(embedder)),
                 bus: ctx.bus.clone(),
                 metrics: EmbedMetrics::new(&ctx.registry)?,
-            })
+            };
+            // Second line of gated capture: no template of a face from an uncovered camera.
+            let coverage = coverage::watch(
+                ctx.bus.jetstream.clone(),
+                coverage::REFRESH,
+                ctx.shutdown.clone(),
+            );
+            Gated::new("embed", stage, coverage, &ctx.registry)
         },
         shutdown,
     )

@@ -21,6 +21,7 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
     embed.common.nats = nats.nats_config(Identity::Embed);
     embed.embed.http_addr = "127.0.0.1:0".parse().unwrap();
     embed.embed.max_batch = 8; // exercise batching across frames and cameras
+    let _covered = nats.cover(&["gate-2", "gate-3"]).await;
     let detect = lfr_detect::start(detect, shutdown.clone()).await.unwrap();
     let embed = lfr_embed::start(embed, shutdown.clone()).await.unwrap();
 
@@ -116,6 +117,81 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
     })
     .await;
     assert!(emptied.is_some(), "frame, face or template left on the bus");
+    shutdown.trigger();
+    detect.done.await.unwrap();
+    embed.done.await.unwrap();
+}
+
+/// Gated capture's second line: a frame or a face of a camera that no live deployment covers is
+/// acknowledged without being searched or embedded, and counted.
+#[tokio::test]
+async fn frames_and_faces_of_an_uncovered_camera_are_acknowledged_unread() {
+    let nats = NatsServer::start().await;
+    let shutdown = Shutdown::new();
+    let mut detect = lfr_detect::Config::default();
+    detect.common.nats = nats.nats_config(Identity::Detect);
+    detect.detect.http_addr = "127.0.0.1:0".parse().unwrap();
+    let mut embed = lfr_embed::Config::default();
+    embed.common.nats = nats.nats_config(Identity::Embed);
+    embed.embed.http_addr = "127.0.0.1:0".parse().unwrap();
+    let _covered = nats.cover(&["gate-1"]).await;
+    let models = detect.models.clone();
+    let detect = lfr_detect::start(detect, shutdown.clone()).await.unwrap();
+    let embed = lfr_embed::start(embed, shutdown.clone()).await.unwrap();
+    let photo = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
+
+    // A frame of camera gate-9, which no deployment covers, as a misconfigured ingest would send.
+    let ingest = nats.jetstream(Identity::Ingest).await;
+    let stray = frame("gate-9", 0, photo.clone(), 0, 0);
+    ingest
+        .publish(subjects::frames("gate-9"), stray.encode().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // A face of gate-9 put on FACES directly, as a compromised detector could.
+    let store = models.store().unwrap();
+    let finder = std::sync::Mutex::new(models.face_finder(&store).unwrap());
+    let (found, scale) = lfr_detect::find(&finder, &photo, 640).unwrap();
+    let face = found.faces.into_iter().next().expect("a face in the photo");
+    let face =
+        lfr_detect::detected_face(&stray.source, 0, face, scale, stray.source.captured_at).unwrap();
+    nats.jetstream(Identity::Detect)
+        .await
+        .publish(subjects::faces("gate-9"), face.encode().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let refused = |text: &str, stage: &str| {
+        metric(text, "lfr_unauthorised_refused_total", &[("stage", stage)]).unwrap_or(0.0)
+    };
+    let counted = eventually(Duration::from_secs(20), || async {
+        let d = scrape(detect.metrics_addr).await;
+        let e = scrape(embed.metrics_addr).await;
+        (refused(&d, "detect") == 1.0 && refused(&e, "embed") == 1.0).then_some((d, e))
+    })
+    .await;
+    let (d, e) = counted.expect("detect and embed each refused one message of gate-9");
+    assert_eq!(
+        metric(&d, "lfr_detect_faces_total", &[]),
+        Some(0.0),
+        "no face searched"
+    );
+    assert_eq!(
+        metric(&e, "lfr_embed_templates_total", &[]),
+        Some(0.0),
+        "no template made"
+    );
+    let admin = nats.admin().await;
+    for stream in [streams::FRAMES, streams::FACES, streams::EMBEDDINGS] {
+        assert_eq!(
+            stream_messages(&admin, stream).await,
+            0,
+            "{stream} holds something"
+        );
+    }
     shutdown.trigger();
     detect.done.await.unwrap();
     embed.done.await.unwrap();

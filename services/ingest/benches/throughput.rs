@@ -60,6 +60,7 @@ async fn main() {
     // Frames are read as detect reads them: through its consumer, as its identity.
     let js = nats.jetstream(Identity::Detect).await;
     let shutdown = Shutdown::new();
+    let _covered = nats.cover(&["bench"]).await;
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let running = lfr_ingest::start(config, shutdown.clone()).await.unwrap();

@@ -1,6 +1,11 @@
 //! One camera's capture loop, on its own OS thread because OpenCV capture blocks.
 //!
-//! open -> read -> sample -> encode -> hand over, forever: a source that fails to open, stops
+//! **Gated capture**: the camera is opened only while a live, verified deployment covers it
+//! ([`lfr_watchlist::coverage`]), and closed as soon as none does: the check runs before every
+//! frame, and while closed the coverage is looked at every [`GATE_POLL`]. Outside a deployment no
+//! frame is read from the source at all.
+//!
+//! open -> read -> sample -> encode -> hand over, while covered: a source that fails to open, stops
 //! delivering, or ends is reported (log and metric) and opened again after a back-off that doubles
 //! up to a ceiling. Nothing here can take another camera down: each camera has its own thread,
 //! queue and publisher.
@@ -13,11 +18,17 @@ use crate::sampler::Sampler;
 use crate::source::{self, Source, SourceError};
 use lfr_common::Shutdown;
 use lfr_schemas::{Frame, FrameRef, Timestamp};
+use lfr_watchlist::coverage::CoverageView;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often a closed camera looks whether a deployment now covers it.
+pub const GATE_POLL: Duration = Duration::from_millis(100);
+
 pub struct Camera {
     pub config: CameraConfig,
+    /// Which cameras a live deployment covers now.
+    pub coverage: CoverageView,
     pub jpeg_quality: u8,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
@@ -32,6 +43,8 @@ enum Ended {
     /// A file or folder reached its end.
     Finished,
     Failed,
+    /// No live deployment covers the camera any more: closed on purpose.
+    Uncovered,
     Shutdown,
 }
 
@@ -43,9 +56,16 @@ impl Camera {
         let mut backoff = self.initial_backoff;
         tracing::info!(camera = %id, source = %source.describe(), fps = self.config.fps, "camera starting");
         while !self.shutdown.is_triggered() {
+            if !self.wait_until_covered() {
+                break;
+            }
+            self.metrics
+                .camera_capturing
+                .with_label_values(&[&id])
+                .set(1);
             let ended = match source::open(&source) {
                 Ok(frames) => {
-                    tracing::info!(camera = %id, "camera opened");
+                    tracing::info!(camera = %id, "camera opened: a live deployment covers it");
                     self.capture(frames, &source, &mut seq, &mut backoff)
                 }
                 Err(e) => {
@@ -54,8 +74,19 @@ impl Camera {
                 }
             };
             self.metrics.camera_up.with_label_values(&[&id]).set(0);
+            if !matches!(ended, Ended::Failed | Ended::Finished) || !self.covered() {
+                self.metrics
+                    .camera_capturing
+                    .with_label_values(&[&id])
+                    .set(0);
+            }
             match ended {
                 Ended::Shutdown => break,
+                Ended::Uncovered => {
+                    tracing::info!(camera = %id, "camera closed: no live deployment covers it");
+                    backoff = self.initial_backoff;
+                    continue;
+                }
                 Ended::Finished if self.config.repeat => continue,
                 Ended::Finished => {
                     self.metrics
@@ -91,6 +122,9 @@ impl Camera {
             if self.shutdown.is_triggered() {
                 return Ended::Shutdown;
             }
+            if !self.covered() {
+                return Ended::Uncovered;
+            }
             let captured = match frames.next() {
                 Ok(Some(c)) => c,
                 Ok(None) => return Ended::Finished,
@@ -123,6 +157,9 @@ impl Camera {
                     return Ended::Shutdown;
                 }
                 next_emit = next_emit.max(now) + interval;
+            }
+            if !self.covered() {
+                return Ended::Uncovered;
             }
             let captured_at = Timestamp::now();
             let timer = self.metrics.encode_seconds.start_timer();
@@ -169,6 +206,20 @@ impl Camera {
             .camera_failures
             .with_label_values(&[&self.config.id, e.reason()])
             .inc();
+    }
+
+    fn covered(&self) -> bool {
+        self.coverage.covers(&self.config.id, Timestamp::now())
+    }
+
+    /// Block until a live deployment covers this camera; false if shutdown came first.
+    fn wait_until_covered(&self) -> bool {
+        while !self.covered() {
+            if !self.sleep(GATE_POLL) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Sleep in short steps so shutdown is noticed; false if shutdown came first.

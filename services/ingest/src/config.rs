@@ -30,6 +30,10 @@ pub struct IngestConfig {
     pub initial_backoff: Duration,
     #[serde(with = "secs")]
     pub max_backoff: Duration,
+    /// How often the deployment records are re-read for coverage even when no change was
+    /// announced (changes are seen at once; windows open and close on the clock).
+    #[serde(with = "secs")]
+    pub coverage_refresh: Duration,
 }
 
 impl Default for IngestConfig {
@@ -42,6 +46,7 @@ impl Default for IngestConfig {
             max_in_flight: 16,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            coverage_refresh: lfr_watchlist::coverage::REFRESH,
         }
     }
 }

@@ -1,5 +1,9 @@
 //! # lfr-ingest: cameras in, frames on the bus
 //!
+//! A camera is captured only while a live, verified deployment covers it: the coverage is read
+//! from the deployment records ([`lfr_watchlist::coverage`]) and every camera thread opens and
+//! closes its source by it. Outside a deployment, ingest reads nothing from any camera.
+//!
 //! Each configured camera gets a capture thread ([`camera`]) that samples its source to the
 //! configured rate and encodes JPEG, a drop-oldest hand-over queue ([`queue`]), and an async
 //! [`publisher`] that puts frames on `lfr.frames.<camera>` with a short TTL. Cameras fail, end and
@@ -30,12 +34,18 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
     let ctx = service::start("ingest", &config.common, config.ingest.http_addr, shutdown).await?;
     let metrics = IngestMetrics::new(&ctx.registry)?;
     let epoch = Timestamp::now();
+    let coverage = lfr_watchlist::coverage::watch(
+        ctx.bus.jetstream.clone(),
+        config.ingest.coverage_refresh,
+        ctx.shutdown.clone(),
+    );
     let mut tasks = Vec::new();
     for cam in &config.ingest.cameras {
         metrics.register_camera(&cam.id);
         let queue = Arc::new(DropOldest::new(config.ingest.queue_capacity));
         let camera = Camera {
             config: cam.clone(),
+            coverage: coverage.clone(),
             jpeg_quality: config.ingest.jpeg_quality,
             initial_backoff: config.ingest.initial_backoff,
             max_backoff: config.ingest.max_backoff,

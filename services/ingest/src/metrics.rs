@@ -15,6 +15,8 @@ pub struct IngestMetrics {
     /// Source failures, by reason: `open_failed`, `read_failed`, `ended`.
     pub camera_failures: IntCounterVec,
     pub camera_up: IntGaugeVec,
+    /// 1 while a live, verified deployment covers the camera and it is open (gated capture).
+    pub camera_capturing: IntGaugeVec,
     pub encode_seconds: Histogram,
 }
 
@@ -53,6 +55,13 @@ impl IngestMetrics {
                 Opts::new("ingest_camera_up", "1 while a camera delivers frames"),
                 &["camera"],
             )?,
+            camera_capturing: IntGaugeVec::new(
+                Opts::new(
+                    "ingest_camera_capturing",
+                    "1 while a live deployment covers the camera and it is captured; 0: closed",
+                ),
+                &["camera"],
+            )?,
             encode_seconds: Histogram::with_opts(
                 HistogramOpts::new("ingest_encode_seconds", "Resize and JPEG encode per frame")
                     .buckets(LATENCY_BUCKETS.to_vec()),
@@ -63,6 +72,7 @@ impl IngestMetrics {
         registry.register(Box::new(m.bad_frames.clone()))?;
         registry.register(Box::new(m.camera_failures.clone()))?;
         registry.register(Box::new(m.camera_up.clone()))?;
+        registry.register(Box::new(m.camera_capturing.clone()))?;
         registry.register(Box::new(m.encode_seconds.clone()))?;
         Ok(m)
     }
@@ -79,5 +89,6 @@ impl IngestMetrics {
             self.camera_failures.with_label_values(&[camera, reason]);
         }
         self.camera_up.with_label_values(&[camera]).set(0);
+        self.camera_capturing.with_label_values(&[camera]).set(0);
     }
 }

@@ -30,6 +30,8 @@ async fn a_camera_password_never_reaches_the_logs_errors_or_metrics() {
     let config_file = dir.path().join("lfr.toml");
     std::fs::write(&config_file, toml::to_string(&cfg).unwrap()).unwrap();
 
+    // Gated capture: a live deployment covers the camera, so ingest tries to open it.
+    let _covered = nats.cover(&["gate-1"]).await;
     let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
     let mut ingest = tokio::process::Command::new(env!("CARGO_BIN_EXE_lfr-ingest"))
         .arg("--config")

@@ -21,6 +21,8 @@ async fn frames_from_a_video_file_arrive_in_order_with_their_metadata() {
         &nats,
         vec![camera("gate-1", &video.to_string_lossy(), 10.0)],
     );
+    // Gated capture: a live deployment covers the camera(s).
+    let _covered = nats.cover(&["gate-1"]).await;
     let running = lfr_ingest::start(cfg, shutdown.clone()).await.unwrap();
     let js = jetstream(&nats).await;
     let frames = take_frames(&frames_consumer(&js).await, 10, Duration::from_secs(20)).await;
@@ -51,6 +53,8 @@ async fn a_recording_is_sampled_down_to_the_configured_rate() {
 
     let shutdown = Shutdown::new();
     let cfg = config(&nats, vec![camera("c25", &video.to_string_lossy(), 5.0)]);
+    // Gated capture: a live deployment covers the camera(s).
+    let _covered = nats.cover(&["c25"]).await;
     let running = lfr_ingest::start(cfg, shutdown.clone()).await.unwrap();
     let js = jetstream(&nats).await;
     let frames = take_frames(&frames_consumer(&js).await, 2, Duration::from_secs(20)).await;
@@ -78,6 +82,8 @@ async fn unconsumed_frames_expire_and_acknowledged_frames_go_at_once() {
     // No replay of the folder within the test: only the three frames are ever published.
     cfg.ingest.initial_backoff = Duration::from_secs(60);
     let shutdown = Shutdown::new();
+    // Gated capture: a live deployment covers the camera(s).
+    let _covered = nats.cover(&["door"]).await;
     let running = lfr_ingest::start(cfg, shutdown.clone()).await.unwrap();
     let js = jetstream(&nats).await;
 
@@ -139,6 +145,8 @@ async fn no_frame_byte_touches_disk() {
     cfg.common.bus.transient_ttl = Duration::from_secs(1);
     nats.declare_with(&cfg.common.bus).await;
     let shutdown = Shutdown::new();
+    // Gated capture: a live deployment covers the camera(s).
+    let _covered = nats.cover(&["hall"]).await;
     let ingest = lfr_ingest::start(cfg.clone(), shutdown.clone())
         .await
         .unwrap();
@@ -216,6 +224,8 @@ async fn bad_sources_are_reported_and_never_stop_the_good_camera() {
         ],
     );
     let shutdown = Shutdown::new();
+    // Gated capture: a live deployment covers the camera(s).
+    let _covered = nats.cover(&["good", "missing", "garbage", "refused"]).await;
     let running = lfr_ingest::start(cfg, shutdown.clone()).await.unwrap();
     let js = jetstream(&nats).await;
     let frames = take_frames(&frames_consumer(&js).await, 3, Duration::from_secs(15)).await;
@@ -274,6 +284,8 @@ async fn ingest_survives_a_nats_restart_and_counts_what_it_lost() {
     let mut cfg = config(&nats, vec![cam]);
     cfg.common.nats.ack_timeout = Duration::from_secs(1);
     let shutdown = Shutdown::new();
+    // Gated capture: a live deployment covers the camera(s).
+    let _covered = nats.cover(&["platform"]).await;
     let running = lfr_ingest::start(cfg, shutdown.clone()).await.unwrap();
 
     let js = jetstream(&nats).await;

@@ -1,25 +1,49 @@
-//! `lfr access`: the data subject's right of access (UK DPA 2018 Part 3, s.45).
+//! `lfr access`: the data subject's right of access (UK DPA 2018 Part 3, s.45), without
+//! retrospective search.
 //!
 //! ```text
-//! lfr access search --photo subject.jpg --by sup-1 --request SAR-2026-0042 [--threshold 0.6] [--json]
-//! lfr access export --photo subject.jpg --by sup-1 --request SAR-2026-0042 --out DIR [--threshold 0.6]
+//! lfr access register --request SAR-2026-0042 --requester "J. Doe" --verified-by sup-1 \
+//!     --identity-evidence "passport seen" [--deployment D ...] [--from T] [--to T]
+//! lfr access search --request SAR-2026-0042 --photo subject.jpg --by sup-1 [--threshold 0.6] [--json] [--keep-photo]
+//! lfr access export --request SAR-2026-0042 --photo subject.jpg --by sup-1 --out DIR [--keep-photo]
+//! lfr access show   --request SAR-2026-0042 [--json]
+//! lfr access close  --request SAR-2026-0042 --by sup-1 --reason "answered by letter"
 //! ```
 //!
-//! A search finds the face in the subject's photo (the largest that passes the quality gate; a
-//! photo where another face is nearly as large is refused, as it is unclear whose data is asked
-//! for), embeds it, and compares it with the probe face of **every retained alert** (blue-list
-//! alerts included): each alert's probe chip is opened with the vault (`LFR_MASTER_KEY`), embedded
-//! as it is (it is already aligned) and compared by cosine similarity. Alerts whose key was
-//! destroyed (crypto-shredded) or that do not open are skipped and counted. The search is recorded
-//! on AUDIT as a consultation, with the sha256 of the photo, never the photo.
+//! **A registered request first.** A face is searched for only for a request registered in the
+//! `lfr-access-requests` bucket ([`request`]): who asked, who verified their identity, on what
+//! evidence, when, and what the request covers (deployments, a period; everything if nothing is
+//! named). A search or export for a reference that is not registered, or that was closed, is
+//! refused before the photo is even read. Registering is recorded on AUDIT as a collection,
+//! closing as an alteration.
+//!
+//! **The request's scope only.** A search finds the face in the subject's photo (the largest that
+//! passes the quality gate; a photo where another face is nearly as large is refused, as it is
+//! unclear whose data is asked for), embeds it, and compares it with the probe face of each
+//! retained alert **in the request's scope** (blue-list alerts included); alerts outside it are
+//! counted, never opened. Each probe chip is opened with the vault (`LFR_MASTER_KEY`), embedded as
+//! it is (it is already aligned) and compared by cosine similarity. Alerts whose key was destroyed
+//! (crypto-shredded) or that do not open are skipped and counted.
+//!
+//! **The photo is discarded.** It is read once (from a file or standard input), turned into a
+//! template held in memory only, and dropped; its file is removed once the search is recorded
+//! (unless `--keep-photo`). Only its sha256 is stored.
+//!
+//! **Everything recorded against the request.** Each search appends to the request's record what
+//! was searched (the photo's sha256, threshold, embedder, how many alerts in scope, skipped and
+//! outside it) and every alert found with its similarity; on AUDIT, one consultation (search) or
+//! disclosure (export) for the request (`access-request/<REF>`, with the photo's or the manifest's
+//! sha256) and one per alert found (`alert/<ID>`, on its deployment's audit subject).
 //!
 //! An export makes the same search and writes a bundle for the subject: per alert found, the
 //! probe chip, the context image with **every other face blurred** (`lfr_vision::redact`), the
 //! watch-list image only where it is the subject's own, and the alert's times, camera, category,
 //! similarity, decision and outcomes (no staff account ids, no free text); and a manifest with the
-//! sha256 of every file. It is recorded on AUDIT as a disclosure to `data-subject:<REF>`, with the
-//! manifest's sha256. See `docs/access.md`.
+//! sha256 of every file. See `docs/access.md`.
 
+mod request;
+
+use crate::connect::NatsArgs;
 use lfr_alerts::{feed, Entry};
 use lfr_common::audit::Audit;
 use lfr_schemas::{AuditAction, Decision, Outcome, Timestamp, WatchlistCategory};
@@ -30,13 +54,17 @@ use lfr_vision::faces::FaceFinder;
 use lfr_vision::image::encode_jpeg;
 use lfr_vision::redact;
 use lfr_watchlist::list::sha256_hex;
-use lfr_watchlist::time::format_utc;
+use lfr_watchlist::time::{format_utc, parse_utc};
 use opencv::core::{Mat, Vector};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
+use request::{
+    check_reference, check_text, Closure, Found, PhotoFile, Registration, Requests, Scope,
+    SearchKind, SearchRecord,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -47,71 +75,120 @@ const AMBIGUOUS_FACE: f32 = 0.5;
 const BATCH: usize = 16;
 /// Alert ids named in an audit event's justification (the manifest lists them all).
 const IDS_IN_AUDIT: usize = 20;
+/// Deployments named in an audit event's description of a scope (more are counted).
+const DEPLOYMENTS_IN_AUDIT: usize = 4;
 /// JPEG quality of the images written to a bundle (all re-encoded: no metadata survives).
 const JPEG_QUALITY: i32 = 92;
+/// Largest photo read from standard input.
+const MAX_PHOTO_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(clap::Args)]
 pub struct AccessArgs {
     #[command(flatten)]
-    nats: crate::connect::NatsArgs,
+    nats: NatsArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(clap::Subcommand)]
 enum Command {
-    /// Find the retained alerts that show the person in a photo, and print them. Recorded on
-    /// AUDIT as a consultation.
+    /// Register a subject access request once the requester's identity is verified: no search
+    /// is made without one. Recorded on AUDIT as a collection.
+    Register(RegisterArgs),
+    /// Find the alerts in the request's scope that show the person in a photo, and print them.
+    /// Recorded against the request, and on AUDIT as consultations.
     Search {
         #[command(flatten)]
-        request: Request,
+        request: SearchArgs,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// The same search, then write the disclosure bundle (images with other people's faces
-    /// blurred, each alert's record, a manifest of hashes) to a new directory. Recorded on AUDIT
-    /// as a disclosure to the data subject.
+    /// blurred, each alert's record, a manifest of hashes) to a new directory. Recorded against
+    /// the request, and on AUDIT as disclosures to the data subject.
     Export {
         #[command(flatten)]
-        request: Request,
+        request: SearchArgs,
         /// Directory to create for the bundle (must not exist).
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print a request: who asked, who verified their identity, its scope, and every search
+    /// and export made for it.
+    Show {
+        #[arg(long)]
+        request: String,
+        /// Print the stored record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close a request once it is answered or withdrawn: no further search is made for it.
+    /// Recorded on AUDIT as an alteration.
+    Close {
+        #[arg(long)]
+        request: String,
+        /// Account id of the supervisor closing it.
+        #[arg(long)]
+        by: String,
+        /// Why, in one line (e.g. "answered: bundle sent 2026-12-02").
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(clap::Args)]
-struct Request {
-    /// Photo of the data subject (JPEG or PNG). The largest face passing the quality gate is
-    /// searched for; a photo where another face is about as large is refused: crop it.
+struct RegisterArgs {
+    /// The force's reference of the subject access request (e.g. SAR-2026-0042).
+    #[arg(long)]
+    request: String,
+    /// The requester, as the force's SAR file names them.
+    #[arg(long)]
+    requester: String,
+    /// Account id of the supervisor who verified the requester's identity (recorded on AUDIT).
+    #[arg(long)]
+    verified_by: String,
+    /// What the identity was verified on, e.g. "passport seen".
+    #[arg(long)]
+    identity_evidence: String,
+    /// A deployment the request covers (repeat for several). Without one, every deployment.
+    #[arg(long = "deployment")]
+    deployments: Vec<String>,
+    /// Only alerts raised at or after this time (UTC, e.g. 2026-11-28T00:00:00Z).
+    #[arg(long)]
+    from: Option<String>,
+    /// Only alerts raised at or before this time (UTC).
+    #[arg(long)]
+    to: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct SearchArgs {
+    /// The registered request this search is made for (`lfr access register`).
+    #[arg(long)]
+    request: String,
+    /// Photo of the data subject (JPEG or PNG), or `-` for standard input. The largest face
+    /// passing the quality gate is searched for; a photo where another face is about as large is
+    /// refused: crop it. Its file is removed once the search is recorded.
     #[arg(long)]
     photo: PathBuf,
+    /// Keep the photo's file (e.g. to export after this search). Remove it yourself afterwards.
+    #[arg(long)]
+    keep_photo: bool,
     /// Cosine similarity from which an alert's probe face is taken to be the data subject.
     #[arg(long, default_value_t = 0.6)]
     threshold: f32,
     /// Account id of the supervisor handling the request (recorded on AUDIT).
     #[arg(long)]
     by: String,
-    /// The force's reference of the subject access request (e.g. SAR-2026-0042).
-    #[arg(long)]
-    request: String,
     /// The embedder the services run (`[models] embedder`): probe chips are aligned for it.
     #[arg(long, default_value = "mobilefacenet")]
     embedder: String,
 }
 
-impl Request {
+impl SearchArgs {
     fn check(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            !self.request.is_empty()
-                && self.request.len() <= 64
-                && self
-                    .request
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
-            "--request must be the request's reference: 1-64 of A-Z a-z 0-9 - _ ."
-        );
+        check_reference(&self.request)?;
         anyhow::ensure!(
             !self.by.trim().is_empty(),
             "--by must name the supervisor's account"
@@ -122,64 +199,345 @@ impl Request {
         );
         Ok(())
     }
+
+    fn photo_on_stdin(&self) -> bool {
+        self.photo.as_os_str() == "-"
+    }
 }
 
 pub async fn run(args: AccessArgs) -> anyhow::Result<()> {
-    let request = match &args.command {
-        Command::Search { request, .. } | Command::Export { request, .. } => request,
+    let AccessArgs { nats, command } = args;
+    match command {
+        Command::Register(register_args) => register(&nats, register_args).await,
+        Command::Search { request, json } => search_or_export(&nats, &request, None, json).await,
+        Command::Export { request, out } => {
+            search_or_export(&nats, &request, Some(&out), false).await
+        }
+        Command::Show { request, json } => show(&nats, &request, json).await,
+        Command::Close {
+            request,
+            by,
+            reason,
+        } => close(&nats, &request, &by, &reason).await,
+    }
+}
+
+fn object(reference: &str) -> String {
+    format!("access-request/{reference}")
+}
+
+async fn register(nats: &NatsArgs, args: RegisterArgs) -> anyhow::Result<()> {
+    check_reference(&args.request)?;
+    check_text("--requester", &args.requester)?;
+    check_text("--identity-evidence", &args.identity_evidence)?;
+    anyhow::ensure!(
+        !args.verified_by.trim().is_empty(),
+        "--verified-by must name the account of the supervisor who verified the requester's \
+         identity"
+    );
+    let mut deployments = args.deployments;
+    for d in &deployments {
+        lfr_schemas::subjects::validate_token("--deployment", d)?;
+    }
+    deployments.sort();
+    deployments.dedup();
+    let from = args.from.as_deref().map(parse_utc).transpose()?;
+    let to = args.to.as_deref().map(parse_utc).transpose()?;
+    if let (Some(from), Some(to)) = (from, to) {
+        anyhow::ensure!(from <= to, "--from must not be after --to");
+    }
+    let registration = Registration {
+        reference: args.request.clone(),
+        requester: args.requester.trim().into(),
+        identity_verified_by: args.verified_by.trim().into(),
+        identity_evidence: args.identity_evidence.trim().into(),
+        registered_at: Timestamp::now(),
+        scope: Scope {
+            deployments,
+            from,
+            to,
+        },
+        searches: Vec::new(),
+        closed: None,
     };
+    let bus = nats.bus().await?;
+    let js = &bus.jetstream;
+    let requests = Requests::open(js).await?;
+    let stored = requests.register(&registration).await?;
+    // The requester's name and the evidence stay in the request's record: the log names the
+    // request by reference and the record by digest.
+    let event = Audit {
+        actor: &registration.identity_verified_by,
+        role: "supervisor",
+    }
+    .record(
+        js,
+        AuditAction::Collection,
+        None,
+        object(&registration.reference),
+        &format!(
+            "right of access request registered; requester's identity verified by {}; scope: {}",
+            registration.identity_verified_by,
+            scope_brief(&registration.scope)
+        ),
+        vec![],
+        Some(sha256_hex(&stored)),
+    )
+    .await
+    .map_err(|e| {
+        e.context(format!(
+            "access request {} is registered, but recording it on AUDIT failed",
+            registration.reference
+        ))
+    })?;
+    println!(
+        "access request {} registered: requester's identity verified by {} ({}); scope: {}",
+        registration.reference,
+        registration.identity_verified_by,
+        registration.identity_evidence,
+        registration.scope.describe()
+    );
+    println!("recorded on AUDIT: event {}", event.event_id);
+    Ok(())
+}
+
+/// The scope as an audit event tells it: a few deployments by name, more counted.
+fn scope_brief(scope: &Scope) -> String {
+    if scope.deployments.len() <= DEPLOYMENTS_IN_AUDIT {
+        return scope.describe();
+    }
+    Scope {
+        deployments: vec![format!("({} in all)", scope.deployments.len())],
+        ..scope.clone()
+    }
+    .describe()
+}
+
+async fn show(nats: &NatsArgs, reference: &str, json: bool) -> anyhow::Result<()> {
+    check_reference(reference)?;
+    let js = nats.jetstream("lfr-access").await?;
+    let requests = Requests::open(&js).await?;
+    let Some((r, _)) = requests.get(reference).await? else {
+        anyhow::bail!("access request {reference} is not registered");
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    let state = match &r.closed {
+        None => "open".to_string(),
+        Some(c) => format!("closed by {} at {}: {}", c.by, format_utc(c.at), c.reason),
+    };
+    println!("access request {}: {state}", r.reference);
+    println!("  requester:          {}", r.requester);
+    println!(
+        "  identity verified:  by {} ({})",
+        r.identity_verified_by, r.identity_evidence
+    );
+    println!("  registered:         {}", format_utc(r.registered_at));
+    println!("  scope:              {}", r.scope.describe());
+    println!("  searches:           {}", r.searches.len());
+    for s in &r.searches {
+        println!(
+            "  {} {} by {}: {} alerts found at threshold {:.2} ({} in scope searched, {} outside \
+             it not searched; skipped: {} crypto-shredded, {} unreadable); photo sha256 {} ({}); \
+             audit event {}{}",
+            format_utc(s.at),
+            s.kind.as_str(),
+            s.by,
+            s.found.len(),
+            s.threshold,
+            s.searched,
+            s.out_of_scope,
+            s.crypto_shredded,
+            s.unreadable,
+            s.photo_sha256,
+            s.photo_file.as_str(),
+            s.audit_event,
+            s.manifest_sha256
+                .as_ref()
+                .map_or(String::new(), |m| format!("; manifest.json sha256 {m}"))
+        );
+        for f in &s.found {
+            println!(
+                "    {}  {}  {}  {:.3}",
+                f.alert_id,
+                f.deployment,
+                format_utc(f.raised_at),
+                f.similarity
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn close(nats: &NatsArgs, reference: &str, by: &str, reason: &str) -> anyhow::Result<()> {
+    check_reference(reference)?;
+    check_text("--reason", reason)?;
+    anyhow::ensure!(
+        !by.trim().is_empty(),
+        "--by must name the supervisor's account"
+    );
+    let bus = nats.bus().await?;
+    let js = &bus.jetstream;
+    let requests = Requests::open(js).await?;
+    let closure = Closure {
+        by: by.trim().into(),
+        at: Timestamp::now(),
+        reason: reason.trim().into(),
+    };
+    let closed = requests
+        .update(reference, |r| {
+            if let Some(c) = &r.closed {
+                anyhow::bail!(
+                    "access request {reference} was already closed by {} at {}",
+                    c.by,
+                    format_utc(c.at)
+                );
+            }
+            r.closed = Some(closure.clone());
+            Ok(())
+        })
+        .await?;
+    Audit {
+        actor: &closure.by,
+        role: "supervisor",
+    }
+    .record(
+        js,
+        AuditAction::Alteration,
+        None,
+        object(reference),
+        &format!(
+            "right of access request closed after {} searches: {}",
+            closed.searches.len(),
+            closure.reason
+        ),
+        vec![],
+        Some(sha256_hex(&serde_json::to_vec(&closed)?)),
+    )
+    .await?;
+    println!(
+        "access request {reference} closed ({} searches recorded against it)",
+        closed.searches.len()
+    );
+    Ok(())
+}
+
+/// The photo's bytes, from its file or standard input.
+fn read_photo(request: &SearchArgs) -> anyhow::Result<Vec<u8>> {
+    if request.photo_on_stdin() {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(MAX_PHOTO_BYTES)
+            .read_to_end(&mut bytes)
+            .map_err(|e| anyhow::anyhow!("cannot read the photo from standard input: {e}"))?;
+        return Ok(bytes);
+    }
+    std::fs::read(&request.photo)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", request.photo.display()))
+}
+
+/// Remove the photo's file, unless asked to keep it. Only a plain file is removed (never what a
+/// link points to).
+fn discard_photo(request: &SearchArgs) -> PhotoFile {
+    if request.photo_on_stdin() {
+        return PhotoFile::Stdin;
+    }
+    if request.keep_photo {
+        return PhotoFile::Kept;
+    }
+    let path = &request.photo;
+    let plain = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+    match plain.then(|| std::fs::remove_file(path)) {
+        Some(Ok(())) => PhotoFile::Removed,
+        Some(Err(e)) => {
+            eprintln!(
+                "the photo {} could not be removed ({e}): delete it by hand",
+                path.display()
+            );
+            PhotoFile::Kept
+        }
+        None => {
+            eprintln!(
+                "the photo {} is not a plain file and was not removed: delete it by hand",
+                path.display()
+            );
+            PhotoFile::Kept
+        }
+    }
+}
+
+/// `lfr access search` and `export`: for a registered, open request only.
+async fn search_or_export(
+    nats: &NatsArgs,
+    request: &SearchArgs,
+    out: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
     request.check()?;
-    if let Command::Export { out, .. } = &args.command {
+    if let Some(out) = out {
         refuse_existing(out)?;
     }
     let master = MasterKey::from_env()?;
-    let photo = std::fs::read(&request.photo)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", request.photo.display()))?;
+    let bus = nats.bus().await?;
+    let js = &bus.jetstream;
+    let requests = Requests::open(js).await?;
+    // Refused before the photo is read: no face is searched for outside a registered request.
+    let registration = requests.open_request(&request.request).await?;
+
+    let photo = read_photo(request)?;
+    let photo_sha256 = sha256_hex(&photo);
     let mut vision = tokio::task::block_in_place(|| Vision::load(&request.embedder))?;
     let subject = tokio::task::block_in_place(|| vision.subject(&photo))
         .map_err(|e| anyhow::anyhow!("{}: {e}", request.photo.display()))?;
+    // From here on only the template (in memory) and the digest are left of the photo.
+    drop(photo);
 
-    let bus = args.nats.bus().await?;
-    let js = &bus.jetstream;
     let vault = Vault::open(js, master).await?;
-    let search = search(js, &vault, &mut vision, &subject, request.threshold).await?;
+    let search = search(
+        js,
+        &vault,
+        &mut vision,
+        &subject,
+        request.threshold,
+        &registration.scope,
+    )
+    .await?;
     let audit = Audit {
         actor: &request.by,
         role: "supervisor",
     };
-    let object = format!("access-request/{}", request.request);
-    match &args.command {
-        Command::Search { json, .. } => {
+    let reference = request.request.as_str();
+    let (kind, event, manifest_sha256) = match out {
+        None => {
             let event = audit
                 .record(
                     js,
                     AuditAction::Consultation,
                     None,
-                    object,
+                    object(reference),
                     &format!(
                         "right of access search: {} alerts found{}",
                         search.found.len(),
-                        search.details(request.threshold)
+                        search.details(request.threshold, &registration.scope)
                     ),
                     vec![],
-                    Some(sha256_hex(&photo)),
+                    Some(photo_sha256.clone()),
                 )
                 .await?;
-            if *json {
-                let report = SearchReport {
-                    request: &request.request,
-                    threshold: request.threshold,
-                    searched: search.searched,
-                    found: search.found.iter().map(Summary::of).collect(),
-                    skipped: search.skipped(),
-                    audit_event: &event.event_id,
-                };
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print_search(request, &search);
-            }
+            audit_each(
+                js,
+                &audit,
+                AuditAction::Consultation,
+                request,
+                &search,
+                &photo_sha256,
+            )
+            .await?;
+            (SearchKind::Search, event, None)
         }
-        Command::Export { out, .. } => {
+        Some(out) => {
             // Created here, not earlier: only a directory this command made is ever removed.
             std::fs::DirBuilder::new()
                 .mode(0o700)
@@ -188,7 +546,16 @@ pub async fn run(args: AccessArgs) -> anyhow::Result<()> {
                     std::io::ErrorKind::AlreadyExists => already_exists(out),
                     _ => anyhow::anyhow!("cannot create {}: {e}", out.display()),
                 })?;
-            let written = write_bundle(out, request, &search, &vault, &mut vision, &subject).await;
+            let written = write_bundle(
+                out,
+                request,
+                &registration.scope,
+                &search,
+                &vault,
+                &mut vision,
+                &subject,
+            )
+            .await;
             let manifest_sha256 = match written {
                 Ok(digest) => digest,
                 Err(e) => {
@@ -196,41 +563,173 @@ pub async fn run(args: AccessArgs) -> anyhow::Result<()> {
                     return Err(e.context("writing the bundle failed; nothing was disclosed"));
                 }
             };
-            let recorded = audit
-                .record(
+            let recorded = async {
+                let event = audit
+                    .record(
+                        js,
+                        AuditAction::Disclosure,
+                        None,
+                        object(reference),
+                        &format!(
+                            "right of access export: {} alerts disclosed{}",
+                            search.found.len(),
+                            search.details(request.threshold, &registration.scope)
+                        ),
+                        vec![format!("data-subject:{reference}")],
+                        Some(manifest_sha256.clone()),
+                    )
+                    .await?;
+                audit_each(
                     js,
+                    &audit,
                     AuditAction::Disclosure,
-                    None,
-                    object,
-                    &format!(
-                        "right of access export: {} alerts disclosed{}",
-                        search.found.len(),
-                        search.details(request.threshold)
-                    ),
-                    vec![format!("data-subject:{}", request.request)],
-                    Some(manifest_sha256.clone()),
+                    request,
+                    &search,
+                    &manifest_sha256,
                 )
-                .await;
-            if let Err(e) = recorded {
-                // A disclosure that is not on the log must not happen.
-                let _ = std::fs::remove_dir_all(out);
-                return Err(e.context("recording the disclosure on AUDIT failed; bundle removed"));
+                .await?;
+                anyhow::Ok(event)
             }
+            .await;
+            match recorded {
+                Ok(event) => (SearchKind::Export, event, Some(manifest_sha256)),
+                Err(e) => {
+                    // A disclosure that is not on the log must not happen.
+                    let _ = std::fs::remove_dir_all(out);
+                    return Err(
+                        e.context("recording the disclosure on AUDIT failed; bundle removed")
+                    );
+                }
+            }
+        }
+    };
+
+    let photo_file = discard_photo(request);
+    let record = SearchRecord {
+        kind,
+        at: event.at,
+        by: request.by.clone(),
+        photo_sha256: photo_sha256.clone(),
+        photo_file,
+        threshold: request.threshold,
+        embedder: request.embedder.clone(),
+        searched: search.searched,
+        out_of_scope: search.out_of_scope,
+        crypto_shredded: search.shredded,
+        unreadable: search.unreadable,
+        found: search
+            .found
+            .iter()
+            .map(|m| Found {
+                alert_id: m.entry.alert.alert_id.clone(),
+                deployment: m.entry.alert.deployment.clone(),
+                raised_at: m.entry.alert.raised_at,
+                similarity: m.similarity,
+            })
+            .collect(),
+        audit_event: event.event_id.clone(),
+        manifest_sha256: manifest_sha256.clone(),
+    };
+    let stored = requests
+        .update(reference, |r| {
+            r.searches.push(record.clone());
+            Ok(())
+        })
+        .await;
+    if let Err(e) = stored {
+        if let Some(out) = out {
+            let _ = std::fs::remove_dir_all(out);
+        }
+        return Err(e.context(format!(
+            "the {} is on AUDIT (event {}), but recording it against access request {reference} \
+             failed{}",
+            kind.as_str(),
+            event.event_id,
+            if out.is_some() {
+                "; bundle removed"
+            } else {
+                ""
+            }
+        )));
+    }
+
+    match out {
+        None if json => {
+            let report = SearchReport {
+                request: reference,
+                scope: registration.scope.describe(),
+                threshold: request.threshold,
+                searched: search.searched,
+                out_of_scope: search.out_of_scope,
+                found: search.found.iter().map(Summary::of).collect(),
+                skipped: search.skipped(),
+                photo_sha256: &photo_sha256,
+                photo_file: photo_file.as_str(),
+                audit_event: &event.event_id,
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        None => print_search(request, &registration.scope, &search, &event, photo_file),
+        Some(out) => {
             println!(
-                "bundle for {} written to {}: {} alerts ({} retained alerts searched; {})",
-                request.request,
+                "bundle for {reference} written to {}: {} alerts ({} retained alerts in the \
+                 request's scope searched, {} outside it not searched; {})",
                 out.display(),
                 search.found.len(),
                 search.searched,
+                search.out_of_scope,
                 search.skipped_text()
             );
-            println!("manifest.json sha256 {manifest_sha256}");
             println!(
-                "recorded on AUDIT: disclosure to data-subject:{}. Review every image before \
-                 it is released (docs/access.md).",
-                request.request
+                "manifest.json sha256 {}",
+                manifest_sha256.as_deref().unwrap_or_default()
+            );
+            println!(
+                "recorded against access request {reference} and on AUDIT: disclosure to \
+                 data-subject:{reference}; photo {}. Review every image before it is released \
+                 (docs/access.md).",
+                photo_file.as_str()
             );
         }
+    }
+    Ok(())
+}
+
+/// One AUDIT event per alert found, on its deployment's audit subject, so that each alert's own
+/// trail shows it was consulted (or disclosed) for the request.
+async fn audit_each(
+    js: &async_nats::jetstream::Context,
+    audit: &Audit<'_>,
+    action: AuditAction,
+    request: &SearchArgs,
+    search: &Search,
+    digest: &str,
+) -> anyhow::Result<()> {
+    let reference = &request.request;
+    for m in &search.found {
+        let alert = &m.entry.alert;
+        let (what, recipients) = match action {
+            AuditAction::Disclosure => (
+                "export: the alert's images and record disclosed to the data subject",
+                vec![format!("data-subject:{reference}")],
+            ),
+            _ => ("search: the alert's probe face consulted", vec![]),
+        };
+        audit
+            .record(
+                js,
+                action,
+                Some(&alert.deployment),
+                format!("alert/{}", alert.alert_id),
+                &format!(
+                    "right of access {what} for access-request/{reference} (similarity {:.3} \
+                     to the requester's photo, threshold {:.2})",
+                    m.similarity, request.threshold
+                ),
+                recipients,
+                Some(digest.to_string()),
+            )
+            .await?;
     }
     Ok(())
 }
@@ -385,8 +884,10 @@ struct Match {
 }
 
 struct Search {
-    /// Retained alerts looked at (skipped ones included).
+    /// Retained alerts in the request's scope, looked at (skipped ones included).
     searched: usize,
+    /// Retained alerts outside the request's scope: counted, never opened.
+    out_of_scope: usize,
     /// Oldest first.
     found: Vec<Match>,
     shredded: usize,
@@ -415,7 +916,7 @@ impl Search {
     }
 
     /// What an audit event adds to its count: the scope of the search and the alerts.
-    fn details(&self, threshold: f32) -> String {
+    fn details(&self, threshold: f32, scope: &Scope) -> String {
         let mut ids: Vec<&str> = self
             .found
             .iter()
@@ -433,28 +934,36 @@ impl Search {
             format!("; alerts {}", ids.join(", "))
         };
         format!(
-            " (of {} retained alerts, threshold {threshold:.2}; {}){listed}",
+            " (of {} retained alerts in the request's scope, {}; {} outside it not searched; \
+             threshold {threshold:.2}; {}){listed}",
             self.searched,
+            scope_brief(scope),
+            self.out_of_scope,
             self.skipped_text()
         )
     }
 }
 
-/// Compare the subject with the probe face of every retained alert.
+/// Compare the subject with the probe face of every retained alert in the request's scope; the
+/// others are counted and never opened.
 async fn search(
     js: &async_nats::jetstream::Context,
     vault: &Vault,
     vision: &mut Vision,
     subject: &[f32],
     threshold: f32,
+    scope: &Scope,
 ) -> anyhow::Result<Search> {
     let book = feed::snapshot(js).await?;
-    let mut entries = book.all();
+    let all = book.all();
+    let retained = all.len();
+    let mut entries: Vec<Entry> = all.into_iter().filter(|e| scope.covers(&e.alert)).collect();
     entries.sort_by(|a, b| {
         (a.alert.raised_at.0, &a.alert.alert_id).cmp(&(b.alert.raised_at.0, &b.alert.alert_id))
     });
     let mut result = Search {
         searched: entries.len(),
+        out_of_scope: retained - entries.len(),
         found: Vec::new(),
         shredded: 0,
         unreadable: 0,
@@ -531,10 +1040,16 @@ impl Summary {
 #[derive(Serialize)]
 struct SearchReport<'a> {
     request: &'a str,
+    scope: String,
     threshold: f32,
+    /// Retained alerts in the request's scope.
     searched: usize,
+    out_of_scope: usize,
     found: Vec<Summary>,
     skipped: Skipped,
+    photo_sha256: &'a str,
+    /// What became of the photo's file: removed, kept, stdin.
+    photo_file: &'a str,
     audit_event: &'a str,
 }
 
@@ -549,14 +1064,28 @@ fn review(entry: &Entry) -> &'static str {
     }
 }
 
-fn print_search(request: &Request, search: &Search) {
+fn print_search(
+    request: &SearchArgs,
+    scope: &Scope,
+    search: &Search,
+    event: &lfr_schemas::AuditEvent,
+    photo_file: PhotoFile,
+) {
     println!(
-        "access request {}: {} alerts found at threshold {:.2} ({} retained alerts searched; {})",
+        "access request {} ({}): {} alerts found at threshold {:.2} ({} retained alerts in the \
+         request's scope searched, {} outside it not searched; {})",
         request.request,
+        scope.describe(),
         search.found.len(),
         request.threshold,
         search.searched,
+        search.out_of_scope,
         search.skipped_text()
+    );
+    println!(
+        "recorded against the request and on AUDIT (event {}); photo {}",
+        event.event_id,
+        photo_file.as_str()
     );
     if search.found.is_empty() {
         return;
@@ -627,6 +1156,8 @@ struct Images {
 #[derive(Serialize)]
 struct Manifest<'a> {
     request: &'a str,
+    /// What the request covers: the deployments and period searched.
+    scope: String,
     generated_at: String,
     threshold: f32,
     searched: usize,
@@ -640,7 +1171,8 @@ struct Manifest<'a> {
 /// Write the bundle into the new directory `out`; returns the sha256 of `manifest.json`.
 async fn write_bundle(
     out: &Path,
-    request: &Request,
+    request: &SearchArgs,
+    scope: &Scope,
     search: &Search,
     vault: &Vault,
     vision: &mut Vision,
@@ -762,6 +1294,7 @@ async fn write_bundle(
     }
     let manifest = Manifest {
         request: &request.request,
+        scope: scope.describe(),
         generated_at: format_utc(Timestamp::now()),
         threshold: request.threshold,
         searched: search.searched,

@@ -57,6 +57,10 @@ enum Command {
         /// A category's own threshold where it differs, e.g. `risk=0.7` (repeat or comma-separate).
         #[arg(long = "category-threshold", value_delimiter = ',', value_parser = parse_category_threshold)]
         category_thresholds: Vec<(String, f32)>,
+        /// Minutes of set-up window before the start and after the end, in which only the blue
+        /// watch list is matched (staff volunteers' walks) and nothing reaches officers.
+        #[arg(long = "setup-minutes", default_value_t = 0)]
+        setup_minutes: u64,
     },
     /// Enrol the images of a folder (with its manifest.toml) as the deployment's watch list.
     Enrol {
@@ -124,6 +128,7 @@ pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
             purpose,
             threshold,
             category_thresholds,
+            setup_minutes,
         } => {
             let new = NewDeployment {
                 id,
@@ -135,6 +140,7 @@ pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
                 purpose,
                 default_threshold: threshold,
                 thresholds: deployment::category_thresholds(category_thresholds)?,
+                setup_window_secs: setup_minutes.saturating_mul(60),
             };
             let deployment = lifecycle.create(new, &supervisor("cli")).await?;
             println!("created deployment {} (draft)", deployment.id);

@@ -44,8 +44,9 @@ enum Command {
     Audit(audit::AuditArgs),
     /// What alert data is held, why and until when; erase on demand; release a legal hold.
     Retention(retention::RetentionArgs),
-    /// A data subject's right of access: find the retained alerts that show a person, and export
-    /// them with every other face blurred (recorded on AUDIT).
+    /// A data subject's right of access: register a request, find the alerts in its scope that
+    /// show the requester, and export them with every other face blurred (recorded against the
+    /// request and on AUDIT).
     Access(access::AccessArgs),
     /// The master key: rotate it (every data key re-wrapped, the old copies securely erased).
     Vault(vault::VaultArgs),

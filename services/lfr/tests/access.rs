@@ -1,5 +1,6 @@
 //! `lfr access` as a supervisor handling a subject access request uses it, against a real
-//! nats-server, with the real models and real photos.
+//! nats-server, with the real models and real photos: a registered request first, a search of
+//! that request's scope only, the photo discarded, everything recorded against the request.
 //!
 //! Alerts are built as the matcher builds them: the probe chip is the aligned face the face finder
 //! makes of a photo (JPEG, as embed encodes it), the context image shows the person among others,
@@ -25,9 +26,11 @@ use lfr_watchlist::list::sha256_hex;
 use opencv::core::{Mat, Rect, Scalar, Size, Vector, CV_8UC3};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
 
 const THRESHOLD: f32 = 0.6;
 
@@ -200,13 +203,85 @@ async fn publish(nats: &NatsServer, subject: String, payload: Vec<u8>) {
 }
 
 fn lfr(nats: &NatsServer, master: &MasterKey, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lfr"))
+    lfr_with_stdin(nats, master, args, &[])
+}
+
+/// `lfr access ARGS` with `stdin` on its standard input (`--photo -`).
+fn lfr_with_stdin(nats: &NatsServer, master: &MasterKey, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lfr"))
         .arg("access")
         .envs(nats.admin_env())
         .args(args)
         .env("LFR_MASTER_KEY", master.to_base64().as_str())
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Register a request as a supervisor does once the requester's identity is verified.
+fn register(nats: &NatsServer, master: &MasterKey, reference: &str, scope: &[&str]) {
+    let mut args = vec![
+        "register",
+        "--request",
+        reference,
+        "--requester",
+        "the requester of the test",
+        "--verified-by",
+        "sup-2",
+        "--identity-evidence",
+        "passport seen",
+    ];
+    args.extend(scope);
+    let out = lfr(nats, master, &args);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// The request's record as stored in `lfr-access-requests`.
+async fn registration(
+    js: &async_nats::jetstream::Context,
+    reference: &str,
+) -> Option<serde_json::Value> {
+    let kv = js
+        .get_key_value(lfr_schemas::streams::buckets::ACCESS_REQUESTS)
+        .await
+        .unwrap();
+    kv.get(reference)
+        .await
         .unwrap()
+        .map(|bytes| serde_json::from_slice(&bytes).unwrap())
+}
+
+/// Events on AUDIT about `object`.
+async fn audit_of(
+    js: &async_nats::jetstream::Context,
+    object: ObjectMatch,
+) -> Vec<lfr_schemas::AuditEvent> {
+    query(
+        js,
+        &AuditFilter {
+            object: Some(object),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .events
+    .into_iter()
+    .map(|e| e.event)
+    .collect()
+}
+
+/// A copy of a sample photo in `dir` (the command removes the photos it searched for).
+fn copy_photo(dir: &Path, name: &str) -> PathBuf {
+    let to = dir.join(name.replace('/', "-"));
+    std::fs::copy(sample_photo(name), &to).unwrap();
+    to
 }
 
 fn text(out: &Output) -> String {
@@ -231,6 +306,7 @@ fn search(nats: &NatsServer, master: &MasterKey, photo: &Path, request: &str) ->
             "--request",
             request,
             "--json",
+            "--keep-photo",
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -246,16 +322,21 @@ fn found(report: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred() {
+/// The alerts of the module's doc comment, on a real server with the topology declared (the
+/// `lfr-access-requests` bucket included) as `lfr bus init` declares it.
+struct World {
+    nats: NatsServer,
+    js: async_nats::jetstream::Context,
+    master: MasterKey,
+    models: Models,
+    /// What the camera saw around Obama: him and three strangers.
+    crowd: Mat,
+    obama_probe: Vec<u8>,
+}
+
+async fn world() -> World {
     let nats = NatsServer::start().await;
     let js = nats.admin().await;
-    // The topology (ALERTS, AUDIT), as the services declare it.
-    for spec in lfr_schemas::streams::topology(&Default::default()) {
-        js.create_or_update_stream(lfr_common::topology::stream_config(&spec))
-            .await
-            .unwrap();
-    }
     let master = MasterKey::generate();
     let vault = Vault::open(&js, master.clone()).await.unwrap();
     let mut models = Models::load();
@@ -369,6 +450,38 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
     )
     .await;
     assert!(vault.destroy("old-day").await.unwrap());
+    World {
+        nats,
+        js,
+        master,
+        models,
+        crowd,
+        obama_probe,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
+    let World {
+        nats,
+        js,
+        master,
+        mut models,
+        crowd,
+        obama_probe,
+    } = world().await;
+    // Each request registered once the requester's identity was verified; all deployments.
+    let requests = [
+        "SAR-OBAMA",
+        "SAR-BIDEN",
+        "SAR-STRANGER",
+        "SAR-GROUP",
+        "SAR-BLANK",
+        "SAR-WRONG-KEY",
+    ];
+    for reference in requests {
+        register(&nats, &master, reference, &[]);
+    }
 
     let dir = tempfile::tempdir().unwrap();
     // Another photo of Obama finds his alert, and not Biden's; the shredded one is counted.
@@ -394,6 +507,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
             obama3.to_str().unwrap(),
             "--by",
             "sup-1",
+            "--keep-photo",
             "--request",
             "SAR-OBAMA",
         ],
@@ -444,6 +558,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
             sample_photo("group/sample1.jpg").to_str().unwrap(),
             "--by",
             "sup-1",
+            "--keep-photo",
             "--request",
             "SAR-GROUP",
         ],
@@ -470,6 +585,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
             blank.to_str().unwrap(),
             "--by",
             "sup-1",
+            "--keep-photo",
             "--request",
             "SAR-BLANK",
         ],
@@ -488,6 +604,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
             obama3.to_str().unwrap(),
             "--by",
             "sup-1",
+            "--keep-photo",
             "--request",
             "SAR-WRONG-KEY",
         ],
@@ -503,6 +620,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
         obama3.to_str().unwrap(),
         "--by",
         "sup-1",
+        "--keep-photo",
         "--request",
         "SAR-OBAMA",
         "--out",
@@ -614,6 +732,7 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
             biden_path.to_str().unwrap(),
             "--by",
             "sup-1",
+            "--keep-photo",
             "--request",
             "SAR-BIDEN",
             "--out",
@@ -637,8 +756,8 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
         "{record:#}"
     );
 
-    // AUDIT: one consultation per search made (the refused and failed ones made none), one
-    // disclosure for the export; digests, never images.
+    // AUDIT: one collection per request registered, one consultation per search made (the
+    // refused and failed ones made none), one disclosure per export; digests, never images.
     let events = query(
         &js,
         &AuditFilter {
@@ -653,17 +772,36 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
         .iter()
         .map(|e| (e.event.action, e.event.object.as_str()))
         .collect();
-    assert_eq!(
-        summary,
-        [
-            (AuditAction::Consultation, "access-request/SAR-OBAMA"),
-            (AuditAction::Consultation, "access-request/SAR-OBAMA"),
-            (AuditAction::Consultation, "access-request/SAR-BIDEN"),
-            (AuditAction::Consultation, "access-request/SAR-STRANGER"),
-            (AuditAction::Disclosure, "access-request/SAR-OBAMA"),
-            (AuditAction::Disclosure, "access-request/SAR-BIDEN"),
-        ]
+    let mut expected: Vec<(AuditAction, String)> = requests
+        .iter()
+        .map(|r| (AuditAction::Collection, format!("access-request/{r}")))
+        .collect();
+    for (action, r) in [
+        (AuditAction::Consultation, "SAR-OBAMA"),
+        (AuditAction::Consultation, "SAR-OBAMA"),
+        (AuditAction::Consultation, "SAR-BIDEN"),
+        (AuditAction::Consultation, "SAR-STRANGER"),
+        (AuditAction::Disclosure, "SAR-OBAMA"),
+        (AuditAction::Disclosure, "SAR-BIDEN"),
+    ] {
+        expected.push((action, format!("access-request/{r}")));
+    }
+    let expected: Vec<(AuditAction, &str)> =
+        expected.iter().map(|(a, o)| (*a, o.as_str())).collect();
+    assert_eq!(summary, expected);
+    let registered = &events[0].event;
+    assert_eq!(registered.actor, "sup-2");
+    assert!(
+        registered
+            .justification
+            .contains("identity verified by sup-2"),
+        "{}",
+        registered.justification
     );
+    // The requester's name and the evidence are in the request's record, not on the log.
+    assert!(!registered.justification.contains("requester of the test"));
+    assert!(!registered.justification.contains("passport"));
+    let events = &events[requests.len()..];
     let obama3_bytes = std::fs::read(&obama3).unwrap();
     let first = &events[0].event;
     assert_eq!(first.actor, "sup-1");
@@ -689,8 +827,387 @@ async fn a_subject_finds_their_alerts_and_gets_them_with_everyone_else_blurred()
         disclosure.digest.as_deref(),
         Some(sha256_hex(&manifest_bytes).as_str())
     );
-    for e in &events {
+    for e in events {
         let size = e.event.encode().len();
         assert!(size < 2048, "an audit event of {size} bytes: {:?}", e.event);
     }
+    // Every match is on the alert's own trail too: consulted twice, disclosed once, for the
+    // request, on its deployment's audit subject.
+    let trail = audit_of(&js, ObjectMatch::Exact("alert/a-obama".into())).await;
+    let actions: Vec<AuditAction> = trail.iter().map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        [
+            AuditAction::Consultation,
+            AuditAction::Consultation,
+            AuditAction::Disclosure
+        ]
+    );
+    for e in &trail {
+        assert_eq!(e.deployment.as_deref(), Some("match-day"));
+        assert!(
+            e.justification.contains("access-request/SAR-OBAMA"),
+            "{}",
+            e.justification
+        );
+    }
+    assert_eq!(trail[2].recipients, ["data-subject:SAR-OBAMA"]);
+    // The request's record holds the same: three searches, the export with its manifest.
+    let record = registration(&js, "SAR-OBAMA").await.unwrap();
+    let searches = record["searches"].as_array().unwrap();
+    assert_eq!(searches.len(), 3, "{record:#}");
+    assert_eq!(searches[2]["kind"], "export");
+    assert_eq!(
+        searches[2]["manifest_sha256"].as_str(),
+        Some(sha256_hex(&manifest_bytes).as_str())
+    );
+    for s in searches {
+        assert_eq!(s["found"][0]["alert_id"], "a-obama");
+        assert_eq!(
+            s["photo_sha256"].as_str(),
+            Some(sha256_hex(&obama3_bytes).as_str())
+        );
+        assert_eq!(s["photo_file"], "kept");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_search_without_a_registered_and_open_request_is_refused() {
+    let nats = NatsServer::start().await;
+    let js = nats.admin().await;
+    let master = MasterKey::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let photo = copy_photo(dir.path(), "faces/obama3.jpg");
+    let search_for = |reference: &str| {
+        lfr(
+            &nats,
+            &master,
+            &[
+                "search",
+                "--photo",
+                photo.to_str().unwrap(),
+                "--by",
+                "sup-1",
+                "--request",
+                reference,
+            ],
+        )
+    };
+
+    // No registered request: refused, nothing searched, nothing recorded, the photo not touched.
+    let out = search_for("SAR-UNKNOWN");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("access request SAR-UNKNOWN is not registered"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("lfr access register"), "{}", text(&out));
+    let export = dir.path().join("bundle");
+    let out = lfr(
+        &nats,
+        &master,
+        &[
+            "export",
+            "--photo",
+            photo.to_str().unwrap(),
+            "--by",
+            "sup-1",
+            "--request",
+            "SAR-UNKNOWN",
+            "--out",
+            export.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("is not registered"), "{}", text(&out));
+    assert!(!export.exists());
+    assert!(photo.exists());
+    assert!(audit_of(&js, ObjectMatch::Prefix("access-request/".into()))
+        .await
+        .is_empty());
+
+    // A registration needs who verified the requester's identity, and on what.
+    let out = lfr(
+        &nats,
+        &master,
+        &[
+            "register",
+            "--request",
+            "SAR-1",
+            "--requester",
+            "J. Doe",
+            "--verified-by",
+            " ",
+            "--identity-evidence",
+            "passport seen",
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("--verified-by"), "{}", text(&out));
+    assert!(registration(&js, "SAR-1").await.is_none());
+
+    // Registered: recorded with who asked, who verified, on what evidence and when.
+    let before = lfr_schemas::Timestamp::now();
+    register(
+        &nats,
+        &master,
+        "SAR-1",
+        &[
+            "--deployment",
+            "match-day",
+            "--from",
+            "2026-01-01T00:00:00Z",
+        ],
+    );
+    let record = registration(&js, "SAR-1").await.unwrap();
+    assert_eq!(record["reference"], "SAR-1");
+    assert_eq!(record["requester"], "the requester of the test");
+    assert_eq!(record["identity_verified_by"], "sup-2");
+    assert_eq!(record["identity_evidence"], "passport seen");
+    assert_eq!(
+        record["scope"],
+        serde_json::json!({"deployments": ["match-day"], "from": "2026-01-01T00:00:00Z", "to": null})
+    );
+    assert_eq!(record["searches"], serde_json::json!([]));
+    assert_eq!(record["closed"], serde_json::Value::Null);
+    let at = lfr_watchlist::time::parse_utc(record["registered_at"].as_str().unwrap()).unwrap();
+    assert!(at.0 + 1_000_000_000 >= before.0, "{record:#}");
+    let events = audit_of(&js, ObjectMatch::Exact("access-request/SAR-1".into())).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, AuditAction::Collection);
+    assert_eq!(events[0].actor, "sup-2");
+    // Registered once: a second registration is refused and changes nothing.
+    let out = lfr(
+        &nats,
+        &master,
+        &[
+            "register",
+            "--request",
+            "SAR-1",
+            "--requester",
+            "someone else",
+            "--verified-by",
+            "sup-3",
+            "--identity-evidence",
+            "none",
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("already registered"), "{}", text(&out));
+    assert_eq!(registration(&js, "SAR-1").await.unwrap(), record);
+
+    // `show` prints it.
+    let out = lfr(&nats, &master, &["show", "--request", "SAR-1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("SAR-1: open"), "{shown}");
+    assert!(shown.contains("by sup-2 (passport seen)"), "{shown}");
+    assert!(shown.contains("deployments match-day"), "{shown}");
+
+    // Closed: no further search is made for it.
+    let out = lfr(
+        &nats,
+        &master,
+        &[
+            "close",
+            "--request",
+            "SAR-1",
+            "--by",
+            "sup-1",
+            "--reason",
+            "withdrawn by the requester",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let record = registration(&js, "SAR-1").await.unwrap();
+    assert_eq!(record["closed"]["by"], "sup-1");
+    assert_eq!(record["closed"]["reason"], "withdrawn by the requester");
+    let out = search_for("SAR-1");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("was closed by sup-1"), "{}", text(&out));
+    assert!(photo.exists());
+    let actions: Vec<AuditAction> = audit_of(&js, ObjectMatch::Prefix("access-request/".into()))
+        .await
+        .iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, [AuditAction::Collection, AuditAction::Alteration]);
+    assert!(audit_of(&js, ObjectMatch::Prefix("alert/".into()))
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_search_covers_the_request_only_records_every_match_and_keeps_no_photo() {
+    let World {
+        nats, js, master, ..
+    } = world().await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // Biden asks about one deployment only: his match-day alert is outside the request.
+    register(&nats, &master, "SAR-AWAY", &["--deployment", "away-day"]);
+    let photo = copy_photo(dir.path(), "faces/biden.jpg");
+    let photo_bytes = std::fs::read(&photo).unwrap();
+    let started = Instant::now();
+    let out = lfr(
+        &nats,
+        &master,
+        &[
+            "search",
+            "--photo",
+            photo.to_str().unwrap(),
+            "--by",
+            "sup-1",
+            "--request",
+            "SAR-AWAY",
+            "--json",
+        ],
+    );
+    let search_time = started.elapsed();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found(&report), ["a-biden-false"], "{report:#}");
+    assert_eq!(report["searched"], 1);
+    assert_eq!(report["out_of_scope"], 3);
+    assert_eq!(report["scope"], "deployments away-day; any time");
+    // The photo is gone once the search is recorded; only its digest is kept.
+    assert!(!photo.exists(), "the photo's file was not removed");
+    assert_eq!(report["photo_file"], "removed");
+    let digest = sha256_hex(&photo_bytes);
+    assert_eq!(report["photo_sha256"].as_str(), Some(digest.as_str()));
+
+    // Recorded against the request: what was searched (by digest), and every alert found.
+    let record = registration(&js, "SAR-AWAY").await.unwrap();
+    let searches = record["searches"].as_array().unwrap();
+    assert_eq!(searches.len(), 1, "{record:#}");
+    let s = &searches[0];
+    assert_eq!(s["kind"], "search");
+    assert_eq!(s["by"], "sup-1");
+    assert_eq!(s["photo_sha256"].as_str(), Some(digest.as_str()));
+    assert_eq!(s["photo_file"], "removed");
+    assert_eq!(s["searched"], 1);
+    assert_eq!(s["out_of_scope"], 3);
+    assert_eq!(s["found"].as_array().unwrap().len(), 1);
+    assert_eq!(s["found"][0]["alert_id"], "a-biden-false");
+    assert_eq!(s["found"][0]["deployment"], "away-day");
+    assert!(s["found"][0]["similarity"].as_f64().unwrap() >= THRESHOLD as f64);
+    assert_eq!(s["audit_event"], report["audit_event"]);
+    // And on AUDIT: the consultation for the request, and one on the alert's own trail.
+    let events = audit_of(&js, ObjectMatch::Exact("access-request/SAR-AWAY".into())).await;
+    let consultation = events
+        .iter()
+        .find(|e| e.action == AuditAction::Consultation)
+        .unwrap();
+    assert_eq!(consultation.event_id, s["audit_event"].as_str().unwrap());
+    assert_eq!(consultation.digest.as_deref(), Some(digest.as_str()));
+    assert!(
+        consultation
+            .justification
+            .contains("deployments away-day; any time; 3 outside it not searched"),
+        "{}",
+        consultation.justification
+    );
+    let trail = audit_of(&js, ObjectMatch::Prefix("alert/".into())).await;
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(trail[0].object, "alert/a-biden-false");
+    assert_eq!(trail[0].deployment.as_deref(), Some("away-day"));
+    assert_eq!(trail[0].action, AuditAction::Consultation);
+
+    // The export, photo on standard input (never a file): the bundle holds the request's alert
+    // only, and is recorded against the request too.
+    let bundle = dir.path().join("bundle");
+    let out = lfr_with_stdin(
+        &nats,
+        &master,
+        &[
+            "export",
+            "--photo",
+            "-",
+            "--by",
+            "sup-1",
+            "--request",
+            "SAR-AWAY",
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+        &photo_bytes,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let manifest_bytes = std::fs::read(bundle.join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    assert_eq!(manifest["alerts"], serde_json::json!(["a-biden-false"]));
+    assert_eq!(manifest["scope"], "deployments away-day; any time");
+    let record = registration(&js, "SAR-AWAY").await.unwrap();
+    let export = &record["searches"][1];
+    assert_eq!(export["kind"], "export");
+    assert_eq!(export["photo_file"], "stdin");
+    assert_eq!(export["photo_sha256"].as_str(), Some(digest.as_str()));
+    assert_eq!(
+        export["manifest_sha256"].as_str(),
+        Some(sha256_hex(&manifest_bytes).as_str())
+    );
+    assert_eq!(export["found"][0]["alert_id"], "a-biden-false");
+
+    // A request for a period when nothing was raised searches nothing at all.
+    register(
+        &nats,
+        &master,
+        "SAR-LATER",
+        &["--from", "2099-01-01T00:00:00Z"],
+    );
+    let out = lfr_with_stdin(
+        &nats,
+        &master,
+        &[
+            "search",
+            "--photo",
+            "-",
+            "--by",
+            "sup-1",
+            "--request",
+            "SAR-LATER",
+            "--json",
+        ],
+        &photo_bytes,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found(&report), Vec::<String>::new(), "{report:#}");
+    assert_eq!(report["searched"], 0);
+    assert_eq!(report["out_of_scope"], 4);
+
+    // Nothing the bus keeps on file holds the photo: every message of every stream and bucket
+    // the administrator can read (the transient streams are memory only and hold no photo: the
+    // command cannot publish to them).
+    let mut messages = 0;
+    for spec in lfr_schemas::streams::topology(&Default::default())
+        .into_iter()
+        .filter(|s| s.storage == lfr_schemas::streams::Storage::File)
+    {
+        let stream = js.get_stream(&spec.name).await.unwrap();
+        let info = stream.get_info().await.unwrap();
+        for seq in info.state.first_sequence..=info.state.last_sequence {
+            let Ok(message) = stream.get_raw_message(seq).await else {
+                continue;
+            };
+            messages += 1;
+            let payload = &message.payload;
+            // Four stretches of 256 bytes from inside the JPEG's compressed data.
+            for k in 1..=4 {
+                let at = photo_bytes.len() * k / 5;
+                let chunk = &photo_bytes[at..at + 256];
+                assert!(
+                    !payload.windows(chunk.len()).any(|w| w == chunk),
+                    "{} message {seq} holds bytes of the photo",
+                    spec.name
+                );
+            }
+        }
+    }
+    assert!(messages > 10, "{messages} messages read");
+    eprintln!(
+        "access search (a fresh CLI process: models loaded, 1 alert in scope of 4): {} ms",
+        search_time.as_millis()
+    );
 }

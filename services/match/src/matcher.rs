@@ -1,7 +1,8 @@
 //! The matching stage: one probe template in, at most one candidate alert out.
 //!
 //! For each list that applies to the probe's camera: refuse to compare against an unverified list
-//! or a list of another model; search the k most similar entries; keep the best one at or above
+//! or a list of another model, or outside the deployment's windows; in a set-up window (the
+//! blue-list walks before the start and after the end) compare with blue-list entries only; search the k most similar entries; keep the best one at or above
 //! its category's threshold; hand the sighting to the deployment's tracker, which decides whether
 //! the track is now corroborated. Only then is anything published: the candidate alert on ALERTS
 //! (blue-list entries on their own subject, never seen by officers), and an audit record that a
@@ -25,6 +26,7 @@ use lfr_schemas::{
     streams, subjects, AuditAction, CandidateAlert, Embedding, Sealed, Timestamp, WatchlistCategory,
 };
 use lfr_vault::{AlertImage, Vault};
+use lfr_watchlist::deployment::Phase;
 use lfr_watchlist::list::{hex, sha256_hex};
 use lfr_watchlist::store::Store;
 use sha2::{Digest, Sha256};
@@ -92,7 +94,11 @@ impl MatchStage {
             tracing::warn!(deployment = %list.deployment, probe_model = %probe.model, list_model = %list.model, "probe and watch list come from different models");
             return Ok(());
         }
-        let judged = compare(&list.index, &list.entries, &list.tracker, probe)?;
+        let Some(phase) = list.phase(Timestamp::now()) else {
+            self.metrics.probe(ProbeOutcome::NoWatchlist);
+            return Ok(());
+        };
+        let judged = compare(&list.index, &list.entries, &list.tracker, probe, phase)?;
         self.metrics.search_seconds.observe(judged.search_seconds);
         if let Some(best) = judged.best {
             self.metrics.best_score.observe(best as f64);
@@ -234,14 +240,15 @@ pub struct Judgement {
     pub verdict: Verdict<Evidence>,
 }
 
-/// Search the list for one probe, keep the best entry at or above its category's threshold, and
-/// let the tracker decide. The whole of matching without the bus: the load test's in-process
-/// baseline runs exactly this.
+/// Search the list for one probe, keep the best entry at or above its category's threshold (in a
+/// set-up window: the best blue-list entry only), and let the tracker decide. The whole of
+/// matching without the bus: the load test's in-process baseline runs exactly this.
 pub fn compare(
     index: &WatchlistIndex,
     entries: &[EntryMeta],
     tracker: &Mutex<Tracker<Evidence>>,
     probe: &Embedding,
+    phase: Phase,
 ) -> Result<Judgement, HandleError> {
     let started = Instant::now();
     let hits = index
@@ -251,6 +258,9 @@ pub fn compare(
     let best = hits.first().map(|(_, score)| *score);
     let hit = hits
         .into_iter()
+        .filter(|(entry, _)| {
+            phase == Phase::Live || entries[*entry].category == WatchlistCategory::Blue
+        })
         .find(|(entry, score)| *score >= entries[*entry].threshold)
         .map(|(entry, score)| Hit {
             entry,

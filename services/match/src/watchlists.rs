@@ -4,8 +4,9 @@
 //! The deployment record in JetStream is the only source of truth. The loader reads it at start,
 //! whenever it changes (a KV watch), and every `refresh` besides, and then:
 //!
-//! - **loads** the list of every deployment that is active and inside its authorised time window,
-//!   and whose cameras include at least one camera (a list is loaded once per digest);
+//! - **loads** the list of every deployment that is active and inside its authorised time window
+//!   or one of its set-up windows, and whose cameras include at least one camera (a list is
+//!   loaded once per digest);
 //! - **reports** the digest and entry count of what it actually loaded to `lfr-watchlist-loads`,
 //!   and reads back whether every replica's report equals the authorised list: only then is the
 //!   list **verified**, and only a verified list is compared with probes;
@@ -22,7 +23,7 @@ use crate::metrics::MatchMetrics;
 use futures::StreamExt;
 use lfr_common::Shutdown;
 use lfr_schemas::{FaceRef, Redacted, Timestamp, WatchlistCategory};
-use lfr_watchlist::deployment::{Deployment, State};
+use lfr_watchlist::deployment::{Deployment, Phase};
 use lfr_watchlist::store::{LoadReport, Store, Verification};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,12 +74,19 @@ pub struct Loaded {
     pub entries: Vec<EntryMeta>,
     pub index: WatchlistIndex,
     pub tracker: Mutex<Tracker<Evidence>>,
+    /// The deployment's record as loaded: its windows say what a probe is compared for.
+    schedule: Deployment,
     verified: AtomicBool,
 }
 
 impl Loaded {
     pub fn verified(&self) -> bool {
         self.verified.load(Ordering::Acquire)
+    }
+
+    /// Live (the whole list), set-up (the blue list only) or neither (no comparison) at `now`.
+    pub fn phase(&self, now: Timestamp) -> Option<Phase> {
+        self.schedule.phase(now)
     }
 }
 
@@ -175,9 +183,10 @@ impl Loader {
                 continue;
             };
             let current = self.lists.get(&deployment.id);
+            // A new attachment, or a changed schedule (its windows), means a new load.
             let stale = current
                 .as_ref()
-                .is_none_or(|l| l.attached != attached.digest);
+                .is_none_or(|l| l.attached != attached.digest || l.schedule != *deployment);
             let loaded = if stale {
                 match self.load(deployment).await {
                     Ok(loaded) => loaded,
@@ -255,6 +264,7 @@ impl Loader {
             entries,
             index,
             tracker: Mutex::new(Tracker::new(self.rule.clone())),
+            schedule: deployment.clone(),
             verified: AtomicBool::new(false),
         });
         self.lists
@@ -278,9 +288,9 @@ impl Loader {
     }
 }
 
-/// Active, inside its authorised time window, with a list attached.
+/// Active, with a list attached, inside its live window or a set-up window.
 fn is_live(d: &Deployment, now: Timestamp) -> bool {
-    d.state == State::Active && d.watchlist.is_some() && d.starts_at <= now && now < d.ends_at
+    d.phase(now).is_some()
 }
 
 /// Wait for the next deployment change; `false` when the watch has ended. Without a watch, wait

@@ -1,7 +1,7 @@
 //! The matcher obeys the DPIA's gates: it compares nothing with a list that is not verified (a
 //! replica holding another list, or a stored list that differs from the authorised one), refuses
 //! probes of another model, survives malformed messages, and forgets a list the moment its
-//! deployment ends.
+//! deployment ends. In a set-up window before the start, only the blue watch list is matched.
 //!
 //! Probes here are the enrolled templates themselves (made by the real model from real photos),
 //! published straight to EMBEDDINGS, so each case is decided by the gates and not by the camera.
@@ -300,6 +300,83 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
     assert_eq!(
         stream_messages(&js, lfr_schemas::streams::EMBEDDINGS).await,
         0
+    );
+
+    shutdown.trigger();
+    matcher.done.await.unwrap();
+}
+
+/// The set-up window before the start: staff volunteers of the blue list are matched (their
+/// alerts go to the technical team only), the rest of the list is not compared at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_set_up_window_only_the_blue_list_is_matched() {
+    let nats = NatsServer::start().await;
+    let js = nats.admin().await;
+    let embed = nats.jetstream(lfr_testkit::Identity::Embed).await;
+    let store = Store::open(&js).await.unwrap();
+    let now = Timestamp::now();
+    const MINUTE: u64 = 60_000_000_000;
+    let list = support::scheduled_deployment(
+        &store,
+        "walk-day",
+        &["gate-1"],
+        &[
+            ("faces/obama.jpg", "CUST-0001", "wanted"),
+            ("faces/biden.jpg", "STAFF-07", "blue"),
+        ],
+        &[],
+        support::Schedule {
+            starts_at: Timestamp(now.0 + 10 * MINUTE),
+            ends_at: Timestamp(now.0 + 70 * MINUTE),
+            setup_window_secs: 20 * 60,
+        },
+    )
+    .await;
+    let template = |reference: &str| {
+        list.entries
+            .iter()
+            .find(|e| e.reference == reference)
+            .unwrap()
+            .template
+            .clone()
+    };
+    let shutdown = Shutdown::new();
+    let matcher = lfr_match::start(support::config(&nats), shutdown.clone())
+        .await
+        .unwrap();
+    let at = matcher.metrics_addr;
+    until(
+        at,
+        "lfr_match_watchlist_verified",
+        &[("deployment", "walk-day")],
+        1.0,
+    )
+    .await;
+
+    walk_past(&embed, "gate-1", 0, &list.model, &template("CUST-0001")).await;
+    walk_past(&embed, "gate-1", 10, &list.model, &template("STAFF-07")).await;
+    until(at, "lfr_match_alerts_total", &[("category", "blue")], 1.0).await;
+    until(
+        at,
+        "lfr_match_probes_total",
+        &[("outcome", "no_match")],
+        3.0,
+    )
+    .await;
+    assert_eq!(
+        counter(at, "lfr_match_alerts_total", &[("category", "wanted")]).await,
+        0.0,
+        "a wanted person matched before the start"
+    );
+    let candidates = lfr_testkit::records::<lfr_schemas::CandidateAlert>(
+        &js,
+        lfr_schemas::streams::ALERTS,
+        "lfr.alerts.walk-day.candidate",
+    )
+    .await;
+    assert!(
+        candidates.is_empty(),
+        "an alert for operators and officers in set-up"
     );
 
     shutdown.trigger();

@@ -340,7 +340,8 @@ impl Purger {
         };
         let mut ended = Vec::new();
         for d in deployments {
-            if d.state != State::Ended && now >= d.ends_at {
+            // Over once its last window closes (the set-up window after the end, if any).
+            if d.state != State::Ended && now >= d.closes_at() {
                 match self.store.update(&d.id, |d| d.end(now)).await {
                     Ok(_) => {
                         let _ = ACTOR

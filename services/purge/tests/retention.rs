@@ -120,6 +120,7 @@ async fn alerts_are_erased_after_thirty_days_unless_held_and_the_erasure_is_prov
         purpose: "Locate wanted offenders".into(),
         default_threshold: 0.6,
         thresholds: Default::default(),
+        setup_window_secs: 0,
     })
     .unwrap();
     store.create(&deployment).await.unwrap();

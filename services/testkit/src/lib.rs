@@ -9,6 +9,7 @@
 //! Web pages are tested in real headless Chromium with [`browser::Browser`].
 
 pub mod browser;
+pub mod coverage;
 pub mod media;
 
 use lfr_common::config::NatsConfig;

@@ -75,8 +75,21 @@ impl Detector {
         })
     }
 
-    /// Faces in a BGR image, best first.
+    /// The manifest's score threshold: [`Detector::detect`] keeps faces scoring at least this.
+    pub fn score_threshold(&self) -> f32 {
+        self.spec.score_threshold
+    }
+
+    /// Faces in a BGR image scoring at least the manifest's threshold, best first.
     pub fn detect(&mut self, bgr: &Mat) -> anyhow::Result<Vec<Detection>> {
+        self.detect_from(bgr, self.spec.score_threshold)
+    }
+
+    /// Faces in a BGR image scoring at least `min_score`, best first. Non-maximum suppression
+    /// keeps the best box of each overlapping group, so the detections at or above a higher
+    /// threshold are exactly those [`Detector::detect_from`] gives at that threshold: one run at a
+    /// low score serves both the live threshold and a more sensitive one.
+    pub fn detect_from(&mut self, bgr: &Mat, min_score: f32) -> anyhow::Result<Vec<Detection>> {
         let (w, h) = (bgr.cols() as u32, bgr.rows() as u32);
         anyhow::ensure!(w >= 8 && h >= 8, "image {w}x{h} too small for detection");
         let scale = (self.max_input[0] as f32 / w as f32)
@@ -129,7 +142,7 @@ impl Detector {
         let mut found = Vec::new();
         for (a, p) in priors.iter().enumerate() {
             let score = conf[a * classes + self.spec.score_column];
-            if score < self.spec.score_threshold {
+            if score < min_score {
                 continue;
             }
             let r = &loc[a * 4..a * 4 + 4];

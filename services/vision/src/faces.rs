@@ -1,11 +1,19 @@
 //! One frame in, probe faces out: detect, measure quality, align to the embedder's template, and
 //! crop the upper-torso context an operator and an officer need to recognise the person on the
 //! ground. Faces that fail the quality gate are counted by reason and go no further.
+//!
+//! The context crop is kept with an alert for 30 days or more and shown to operators and officers,
+//! so it must show one person's face only: the detector runs once per frame down to
+//! [`BYSTANDER_SCORE`] (0.05); the faces at or above its own threshold (0.9) are the candidates for
+//! the quality gate, and **every** detection (any score from 0.05, passing the gate or not) other
+//! than the probe's own that reaches into its context crop is blurred there
+//! ([`blur_bystanders`], the right-of-access redaction). The crop is then searched again at 0.05
+//! as it will be published, and whatever other face is still found is blurred too.
 
 use crate::align::align;
 use crate::detector::{Detection, Detector};
-use crate::image::encode_jpeg;
 use crate::quality::{eye_distance, sharpness, yaw_degrees};
+use crate::redact::{blur_bystanders, Bystanders, BYSTANDER_SCORE};
 use lfr_schemas::FaceQuality;
 use opencv::core::{Mat, Rect};
 use opencv::imgproc;
@@ -40,7 +48,10 @@ pub struct ProbeFace {
     pub quality: FaceQuality,
     /// Aligned chip, RGB, the embedder's template size.
     pub chip_rgb: Mat,
+    /// Head and upper torso ([`upper_torso_rect`]) as JPEG, every other face in it blurred.
     pub context_jpeg: Vec<u8>,
+    /// What was blurred in `context_jpeg` (counts only).
+    pub bystanders: Bystanders,
 }
 
 pub struct FaceFinder {
@@ -58,10 +69,21 @@ pub struct Found {
     pub rejected: Vec<&'static str>,
 }
 
+/// JPEG quality of context crops.
+pub const CONTEXT_QUALITY: i32 = 85;
+
 impl FaceFinder {
+    /// The probe faces of a BGR frame (best first), each with its chip and its context crop
+    /// (bystanders blurred), and the reasons the others were refused.
     pub fn find(&mut self, bgr: &Mat) -> anyhow::Result<Found> {
         let mut found = Found::default();
-        for detection in self.detector.detect(bgr)? {
+        let threshold = self.detector.score_threshold();
+        // One run serves both: non-maximum suppression makes the detections at or above the live
+        // threshold the same as a run at that threshold would give.
+        let everyone = self
+            .detector
+            .detect_from(bgr, BYSTANDER_SCORE.min(threshold))?;
+        for detection in everyone.iter().filter(|d| d.score >= threshold).cloned() {
             let eyes = eye_distance(&detection.landmarks);
             if eyes < self.gate.min_eye_distance_px {
                 found.rejected.push("too_small");
@@ -80,7 +102,14 @@ impl FaceFinder {
                 found.rejected.push("blurred");
                 continue;
             }
-            let context_jpeg = encode_jpeg(&upper_torso(bgr, &detection.bbox)?, 85)?;
+            let context = blur_bystanders(
+                &mut self.detector,
+                bgr,
+                upper_torso_rect(bgr.cols(), bgr.rows(), &detection.bbox),
+                &detection.bbox,
+                &everyone,
+                CONTEXT_QUALITY,
+            )?;
             found.faces.push(ProbeFace {
                 quality: FaceQuality {
                     score: detection.score,
@@ -90,23 +119,28 @@ impl FaceFinder {
                 },
                 detection,
                 chip_rgb,
-                context_jpeg,
+                context_jpeg: context.jpeg,
+                bystanders: context.bystanders,
             });
         }
         Ok(found)
     }
 }
 
-/// Head and upper torso around a face box: three face-widths wide, from half a face above the
-/// head to two and a half faces below the chin, clipped to the frame.
+/// Head and upper torso around a face box (unblurred): see [`upper_torso_rect`].
 pub fn upper_torso(frame: &Mat, bbox: &[f32; 4]) -> opencv::Result<Mat> {
+    Mat::roi(frame, upper_torso_rect(frame.cols(), frame.rows(), bbox))?.try_clone()
+}
+
+/// Where the context crop of a face box is in a `width` x `height` frame: three face-widths wide,
+/// from half a face above the head to two and a half faces below the chin, clipped to the frame.
+pub fn upper_torso_rect(width: i32, height: i32, bbox: &[f32; 4]) -> Rect {
     let (w, h) = (bbox[2] - bbox[0], bbox[3] - bbox[1]);
     let cx = (bbox[0] + bbox[2]) / 2.0;
     let x1 = (cx - 1.5 * w).max(0.0) as i32;
     let y1 = (bbox[1] - 0.5 * h).max(0.0) as i32;
-    let x2 = ((cx + 1.5 * w) as i32).min(frame.cols());
-    let y2 = ((bbox[3] + 2.5 * h) as i32).min(frame.rows());
+    let x2 = ((cx + 1.5 * w) as i32).min(width);
+    let y2 = ((bbox[3] + 2.5 * h) as i32).min(height);
     let rect = Rect::new(x1, y1, (x2 - x1).max(1), (y2 - y1).max(1));
-    let rect = rect & Rect::new(0, 0, frame.cols(), frame.rows());
-    Mat::roi(frame, rect)?.try_clone()
+    rect & Rect::new(0, 0, width, height)
 }

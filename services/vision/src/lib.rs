@@ -11,9 +11,11 @@
 //! - [`detector`]: RetinaFace-style detection: priors, box and landmark decoding, NMS.
 //! - [`align`]: the similarity transform that puts 5 landmarks on the embedder's template.
 //! - [`quality`]: sharpness, pose and size measures that decide whether a face is worth embedding.
-//! - [`faces`]: detection + quality + alignment + context crop: one frame in, probe faces out.
+//! - [`faces`]: detection + quality + alignment + context crop (other faces blurred): one frame in,
+//!   probe faces out.
 //! - [`embedder`]: batched embedding with L2 normalisation.
-//! - [`redact`]: every face but one person's blurred beyond recognition (right of access).
+//! - [`redact`]: every face but one person's blurred beyond recognition (right of access, and
+//!   bystanders in context crops).
 
 pub mod align;
 pub mod config;

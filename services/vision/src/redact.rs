@@ -5,7 +5,9 @@
 //! irreversibly: each box, grown by [`GROW`] on every side to take in hair, ears and the outline
 //! of the head, is **pixelated** to a grid of [`CELLS`] x [`CELLS`] blocks (which throws away
 //! everything finer than the blocks: what is gone cannot be recovered from what remains) and then
-//! smoothed with a strong Gaussian blur (which hides the block edges and the grid).
+//! smoothed with a strong Gaussian blur (which hides the block edges and the grid; for a box of
+//! more than 64 pixels a side it is done at 64 and scaled up, which looks the same and keeps the
+//! cost of a large face that of a small one).
 //!
 //! [`keep_subject`] decides what to blur: it finds every face it can (a detector that is more
 //! sensitive than the live one, see [`sensitive_finder`], run at the image's own scale and at
@@ -16,24 +18,39 @@
 //! Whatever is not confidently the subject is blurred; a face the detector cannot see at all
 //! (turned away, mostly hidden or out of the picture) is not, which is why a person reviews what
 //! is disclosed.
+//!
+//! [`blur_bystanders`] does the same at source, for the upper-torso context crop that detect
+//! publishes with every face (and that is kept with each alert and shown to operators and
+//! officers): every other face of the frame that the detector scores at [`BYSTANDER_SCORE`] or
+//! more and that is even partly inside the crop is blurred with [`redact`]; the crop, as it will
+//! be published (encoded as JPEG and decoded again), is then searched by the same detector at the
+//! same score and whatever face is found there apart from the crop's own is blurred too (up to
+//! [`CONTEXT_RECHECKS`] times). The crop's own face box is spared throughout (a neighbour's grown box
+//! does not reach into it) unless a face is still found after the last search. What leaves detect
+//! holds one face the detector can find, at a score of 0.05, the one the crop was made for; the
+//! live threshold (0.9) is far above that.
 
 use crate::align::align;
 use crate::config::ModelsConfig;
 use crate::detector::{non_maximum_suppression, Detection, Detector};
 use crate::embedder::{cosine, Embedder};
 use crate::faces::FaceFinder;
+use crate::image::encode_jpeg;
 use crate::manifest::Role;
 use crate::quality::{eye_distance, sharpness, yaw_degrees};
 use crate::runtime::ModelStore;
-use opencv::core::{Mat, Rect, Size};
-use opencv::imgproc;
+use opencv::core::{Mat, Rect, Size, Vector};
 use opencv::prelude::*;
+use opencv::{imgcodecs, imgproc};
 
 /// How much a face box is grown on every side before it is blurred, as a fraction of its width
 /// (left and right) and height (top and bottom).
 pub const GROW: f32 = 0.3;
 /// Blocks across each side of a grown face box when it is pixelated.
 pub const CELLS: i32 = 8;
+/// Most pixels a block is smoothed at (larger boxes are smoothed small and scaled up: the result
+/// is as smooth, and the cost no longer grows with the box).
+const WORK_PX: i32 = 8;
 /// Detector score from which a detection is blurred. The live detector keeps faces from its
 /// manifest's threshold (0.9 for RetinaFace); redaction blurs doubtful ones too.
 pub const SENSITIVE_SCORE: f32 = 0.5;
@@ -41,6 +58,12 @@ pub const SENSITIVE_SCORE: f32 = 0.5;
 pub const SENSITIVE_INPUT: [u32; 2] = [1280, 1280];
 /// How many times [`keep_subject`] looks again at the redacted image for faces left.
 const RECHECKS: usize = 3;
+/// Detector score from which another face in a context crop is blurred, and at which the crop is
+/// searched again before it is published: far below the live threshold (0.9), so that what is
+/// kept holds no face the detector can find at all but the one the crop was made for.
+pub const BYSTANDER_SCORE: f32 = 0.05;
+/// How many times [`blur_bystanders`] searches a context crop again for faces left.
+pub const CONTEXT_RECHECKS: usize = 3;
 /// Overlap (intersection over union) above which a detection is the kept subject's face.
 const SAME_FACE_IOU: f32 = 0.4;
 
@@ -57,11 +80,17 @@ pub fn redact(image: &Mat, boxes: &[[f32; 4]]) -> opencv::Result<Mat> {
         let cells = Size::new(CELLS.min(rect.width), CELLS.min(rect.height));
         let mut blocks = Mat::default();
         imgproc::resize(&region, &mut blocks, cells, 0.0, 0.0, imgproc::INTER_AREA)?;
+        // The blocks hold all that is left; they are smoothed at no more than WORK_PX pixels a
+        // block (a large box costs what a small one does) and scaled up to the box.
+        let work = Size::new(
+            rect.width.min(cells.width * WORK_PX),
+            rect.height.min(cells.height * WORK_PX),
+        );
         let mut pixelated = Mat::default();
         imgproc::resize(
             &blocks,
             &mut pixelated,
-            rect.size(),
+            work,
             0.0,
             0.0,
             imgproc::INTER_NEAREST,
@@ -72,13 +101,26 @@ pub fn redact(image: &Mat, boxes: &[[f32; 4]]) -> opencv::Result<Mat> {
         imgproc::gaussian_blur(
             &pixelated,
             &mut blurred,
-            Size::new(kernel(rect.width), kernel(rect.height)),
+            Size::new(kernel(work.width), kernel(work.height)),
             0.0,
             0.0,
             opencv::core::BORDER_REPLICATE,
         )?;
         let mut target = Mat::roi_mut(&mut out, rect)?;
-        blurred.copy_to(&mut target)?;
+        if work == rect.size() {
+            blurred.copy_to(&mut target)?;
+        } else {
+            let mut scaled = Mat::default();
+            imgproc::resize(
+                &blurred,
+                &mut scaled,
+                rect.size(),
+                0.0,
+                0.0,
+                imgproc::INTER_LINEAR,
+            )?;
+            scaled.copy_to(&mut target)?;
+        }
     }
     Ok(out)
 }
@@ -234,6 +276,136 @@ pub fn keep_subject(
     })
 }
 
+/// A context crop with every face but its own blurred, as published.
+pub struct ContextCrop {
+    pub jpeg: Vec<u8>,
+    pub bystanders: Bystanders,
+}
+
+/// What [`blur_bystanders`] blurred in one context crop. Counts only: no face data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bystanders {
+    /// Faces of the frame's own detection (at [`BYSTANDER_SCORE`]) blurred in the crop.
+    pub from_frame: usize,
+    /// Faces found by searching the crop itself after that, and blurred.
+    pub on_recheck: usize,
+    /// False when a face other than the crop's own was still found at the last search (the first
+    /// and [`CONTEXT_RECHECKS`] more): it was blurred, but that blur was not searched again.
+    pub verified: bool,
+}
+
+impl Bystanders {
+    /// Faces blurred in the crop, however they were found.
+    pub fn blurred(&self) -> usize {
+        self.from_frame + self.on_recheck
+    }
+}
+
+/// The context crop `rect` of `frame`, for the face `subject` (`[x1, y1, x2, y2]` in the frame),
+/// encoded as JPEG at `quality`, with every other face blurred:
+///
+/// 1. every detection of `detections` (the frame's, in frame coordinates; pass them all, from
+///    [`BYSTANDER_SCORE`], quality gate or not) whose box is even partly inside `rect` and that is
+///    not the subject's is blurred with [`redact`];
+/// 2. the result, encoded and decoded as it will be published, is searched by `detector` at
+///    [`BYSTANDER_SCORE`]; every face found there that is not the subject's is blurred too, and
+///    the search is repeated, up to [`CONTEXT_RECHECKS`] times.
+///
+/// The subject's face box stays sharp: a blurred neighbour's grown box does not reach into it
+/// (where two faces overlap, the part inside the subject's box is the subject's). A detection is
+/// the subject's when it overlaps the subject's box by more than 0.4 (intersection over union, as
+/// in [`keep_subject`]) or lies mostly inside it (a second box on part of the subject's face).
+/// Only when faces are still found at the last search is the subject's box no longer spared: what
+/// is found then is blurred whole, and the crop is marked unverified.
+pub fn blur_bystanders(
+    detector: &mut Detector,
+    frame: &Mat,
+    rect: Rect,
+    subject: &[f32; 4],
+    detections: &[Detection],
+    quality: i32,
+) -> anyhow::Result<ContextCrop> {
+    let rect = rect & Rect::new(0, 0, frame.cols(), frame.rows());
+    anyhow::ensure!(!rect.empty(), "context crop {rect:?} is outside the frame");
+    let crop = Mat::roi(frame, rect)?.try_clone()?;
+    let (ox, oy) = (rect.x as f32, rect.y as f32);
+    let to_crop = |b: &[f32; 4]| [b[0] - ox, b[1] - oy, b[2] - ox, b[3] - oy];
+    let own = to_crop(subject);
+    let (w, h) = (rect.width as f32, rect.height as f32);
+    let inside = |b: &[f32; 4]| b[0] < w && b[1] < h && b[2] > 0.0 && b[3] > 0.0;
+    let keep = box_rect(&own, rect.width, rect.height);
+    let from_frame: Vec<[f32; 4]> = detections
+        .iter()
+        .map(|d| to_crop(&d.bbox))
+        .filter(|b| inside(b) && !is_subject(b, &own))
+        .collect();
+    let mut bystanders = Bystanders {
+        from_frame: from_frame.len(),
+        ..Default::default()
+    };
+    let mut image = redact_sparing(&crop, &from_frame, keep)?;
+    for round in 0..=CONTEXT_RECHECKS {
+        let jpeg = encode_jpeg(&image, quality)?;
+        // Too small for the detector to take (it refuses under 8 pixels a side): nothing to find.
+        if image.cols() < 8 || image.rows() < 8 {
+            bystanders.verified = true;
+            return Ok(ContextCrop { jpeg, bystanders });
+        }
+        let published = imgcodecs::imdecode(&Vector::from_slice(&jpeg), imgcodecs::IMREAD_COLOR)?;
+        let left: Vec<[f32; 4]> = detector
+            .detect_from(&published, BYSTANDER_SCORE)?
+            .into_iter()
+            .map(|d| d.bbox)
+            .filter(|b| !is_subject(b, &own))
+            .collect();
+        if left.is_empty() {
+            bystanders.verified = true;
+            return Ok(ContextCrop { jpeg, bystanders });
+        }
+        bystanders.on_recheck += left.len();
+        // Blurred on the crop before encoding, so the image is compressed once. The last time,
+        // whatever is still found is blurred whole, the subject's face box included.
+        let last = round == CONTEXT_RECHECKS;
+        image = redact_sparing(&image, &left, keep.filter(|_| !last))?;
+    }
+    Ok(ContextCrop {
+        jpeg: encode_jpeg(&image, quality)?,
+        bystanders,
+    })
+}
+
+/// [`redact`], then the pixels of `spare` (if any) put back as they were.
+fn redact_sparing(image: &Mat, boxes: &[[f32; 4]], spare: Option<Rect>) -> opencv::Result<Mat> {
+    let mut out = redact(image, boxes)?;
+    if let Some(rect) = spare.filter(|_| !boxes.is_empty()) {
+        let original = Mat::roi(image, rect)?;
+        let mut target = Mat::roi_mut(&mut out, rect)?;
+        original.copy_to(&mut target)?;
+    }
+    Ok(out)
+}
+
+/// A box (not grown) as whole pixels, clipped to a `width` x `height` image.
+fn box_rect(bbox: &[f32; 4], width: i32, height: i32) -> Option<Rect> {
+    if !bbox.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    let x1 = bbox[0].round().max(0.0) as i32;
+    let y1 = bbox[1].round().max(0.0) as i32;
+    let x2 = (bbox[2].round() as i32).min(width);
+    let y2 = (bbox[3].round() as i32).min(height);
+    (x2 > x1 && y2 > y1).then(|| Rect::new(x1, y1, x2 - x1, y2 - y1))
+}
+
+/// Whether a detection `d` is the subject's face `own`: they overlap by more than
+/// [`SAME_FACE_IOU`], or `d` lies mostly (more than half its area) inside `own`.
+fn is_subject(d: &[f32; 4], own: &[f32; 4]) -> bool {
+    let iw = (d[2].min(own[2]) - d[0].max(own[0])).max(0.0);
+    let ih = (d[3].min(own[3]) - d[1].max(own[1])).max(0.0);
+    let area = (d[2] - d[0]).max(0.0) * (d[3] - d[1]).max(0.0);
+    iou(d, own) > SAME_FACE_IOU || iw * ih > 0.5 * area
+}
+
 fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
@@ -325,6 +497,83 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_subject_s_box_is_spared_exactly_and_a_box_on_it_is_the_subject_s() {
+        let image = detailed();
+        // A neighbour whose grown box reaches into the subject's box.
+        let neighbour = [20.0, 40.0, 80.0, 110.0];
+        let subject = Rect::new(90, 40, 60, 70);
+        let out = redact_sparing(&image, &[neighbour], Some(subject)).unwrap();
+        let blurred = Rect::new(20, 40, 60, 70);
+        assert!(detail(&out, blurred) < detail(&image, blurred) / 20.0);
+        for y in subject.y..subject.y + subject.height {
+            for x in subject.x..subject.x + subject.width {
+                assert_eq!(px(&out, x, y), px(&image, x, y), "pixel {x},{y} changed");
+            }
+        }
+        // The grown margin outside the subject's box is blurred: 80 + 0.3 * 60 = 98, the subject's
+        // box starts at 90.
+        assert!(detail(&out, Rect::new(81, 50, 9, 50)) < detail(&image, blurred) / 10.0);
+        // Nothing to blur: nothing changes.
+        let none = redact_sparing(&image, &[], Some(subject)).unwrap();
+        assert_eq!(none.data_bytes().unwrap(), image.data_bytes().unwrap());
+
+        let own = [100.0, 100.0, 200.0, 220.0];
+        assert!(is_subject(&own, &own));
+        assert!(
+            is_subject(&[110.0, 95.0, 205.0, 230.0], &own),
+            "the same face"
+        );
+        assert!(
+            is_subject(&[120.0, 150.0, 180.0, 215.0], &own),
+            "a box on its lower half"
+        );
+        assert!(
+            !is_subject(&[190.0, 100.0, 290.0, 220.0], &own),
+            "a neighbour"
+        );
+        assert!(
+            !is_subject(&[40.0, 60.0, 160.0, 260.0], &own),
+            "a larger box half on it"
+        );
+        assert_eq!(
+            box_rect(&[-5.2, 3.6, 50.4, 500.0], 200, 160),
+            Some(Rect::new(0, 4, 50, 156))
+        );
+        assert_eq!(box_rect(&[f32::NAN, 0.0, 1.0, 1.0], 200, 160), None);
+    }
+
+    #[test]
+    fn a_large_box_is_blurred_as_strongly_as_a_small_one() {
+        // Smoothed at 8 pixels a block and scaled up: the detail left does not grow with the box.
+        let mut big = Mat::default();
+        imgproc::resize(
+            &pattern(0),
+            &mut big,
+            Size::new(800, 640),
+            0.0,
+            0.0,
+            imgproc::INTER_NEAREST,
+        )
+        .unwrap();
+        let face = [240.0, 160.0, 560.0, 480.0];
+        let out = redact(&big, &[face]).unwrap();
+        let region = grown(&face, 800, 640).unwrap();
+        assert!(region.width > 64 * 4);
+        let (before, after) = (detail(&big, region), detail(&out, region));
+        assert!(after < before / 20.0, "detail left: {after} of {before}");
+        // Each pixel is a smooth mix of blocks: no step between neighbours beyond a few levels.
+        let mut steepest = 0u8;
+        for y in region.y..region.y + region.height {
+            for x in region.x..region.x + region.width - 1 {
+                let (a, b) = (px(&out, x, y), px(&out, x + 1, y));
+                steepest = steepest.max((0..3).map(|c| a[c].abs_diff(b[c])).max().unwrap());
+            }
+        }
+        assert!(steepest <= 6, "a step of {steepest} between neighbours");
+        assert_eq!(px(&out, 10, 10), px(&big, 10, 10));
     }
 
     #[test]

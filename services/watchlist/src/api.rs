@@ -93,6 +93,10 @@ pub struct CreateRequest {
     /// Thresholds for some categories (`{"risk": 0.7}`), where they differ from `threshold`.
     #[serde(default)]
     pub category_thresholds: std::collections::BTreeMap<String, f32>,
+    /// Minutes of set-up window before the start and after the end (blue-list walks); none when
+    /// absent.
+    #[serde(default)]
+    pub setup_minutes: u64,
 }
 
 fn default_threshold() -> f32 {
@@ -228,6 +232,7 @@ async fn create(
         default_threshold: req.threshold,
         thresholds: crate::deployment::category_thresholds(req.category_thresholds)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?,
+        setup_window_secs: req.setup_minutes.saturating_mul(60),
     };
     let id = new.id.clone();
     let deployment = lifecycle

@@ -11,6 +11,12 @@
 //! list (same digest) was reviewed no more than 48 hours before the deployment starts. Attaching
 //! another list voids the review. The gates take the time as an argument, so they can be tested
 //! at any moment of a deployment's life.
+//!
+//! An active deployment's day has up to three phases ([`Phase`]): an optional **set-up window**
+//! before the start, the **live** window from `starts_at` to `ends_at`, and the same set-up
+//! window after the end. The DPIA's blue-list walks ("before, during and after") happen in the
+//! set-up windows, where only the blue watch list is matched and nothing reaches an officer.
+//! Outside every phase no camera of the deployment is captured at all.
 
 use lfr_schemas::{subjects, Timestamp, WatchlistCategory};
 use serde::{Deserialize, Serialize};
@@ -19,6 +25,18 @@ use std::time::Duration;
 
 /// How long before the start a review may be: the DPIA's "no more than 2 days before use".
 pub const REVIEW_VALIDITY: Duration = Duration::from_secs(48 * 3600);
+/// The longest set-up window an operator may declare on either side of the live window.
+pub const MAX_SETUP_WINDOW: Duration = Duration::from_secs(2 * 3600);
+
+/// What an active deployment's cameras are for at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Before the start or after the end, inside the declared set-up window: only the blue
+    /// watch list is matched (staff volunteers walking past), and nothing reaches officers.
+    SetUp,
+    /// Inside the authorised window: the whole list is matched.
+    Live,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
@@ -68,6 +86,9 @@ pub struct Deployment {
     /// Similarity at or above which a probe matches, per category (absent: `default_threshold`).
     pub thresholds: BTreeMap<WatchlistCategory, f32>,
     pub default_threshold: f32,
+    /// Seconds of set-up window before the start and after the end (blue-list walks); 0: none.
+    #[serde(default)]
+    pub setup_window_secs: u64,
     pub ended_at: Option<Timestamp>,
 }
 
@@ -115,6 +136,9 @@ pub struct NewDeployment {
     /// `risk`, where a false alert weighs more).
     #[serde(default)]
     pub thresholds: BTreeMap<WatchlistCategory, f32>,
+    /// Seconds of set-up window before the start and after the end, for blue-list walks.
+    #[serde(default)]
+    pub setup_window_secs: u64,
 }
 
 /// Per-category thresholds as operators name them (`risk` = 0.7), refusing unknown categories.
@@ -157,6 +181,12 @@ impl Deployment {
                 ));
             }
         }
+        if Duration::from_secs(new.setup_window_secs) > MAX_SETUP_WINDOW {
+            return Err(GateError::Invalid(format!(
+                "a set-up window is at most {} minutes",
+                MAX_SETUP_WINDOW.as_secs() / 60
+            )));
+        }
         Ok(Deployment {
             id: new.id,
             name: new.name,
@@ -171,6 +201,7 @@ impl Deployment {
             review: None,
             thresholds: new.thresholds,
             default_threshold: new.default_threshold,
+            setup_window_secs: new.setup_window_secs,
             ended_at: None,
         })
     }
@@ -250,7 +281,8 @@ impl Deployment {
                 attached: list.digest.clone(),
             });
         }
-        let before_start = review.at.until(self.starts_at);
+        // Faces are first processed when the set-up window opens: the review must precede that.
+        let before_start = review.at.until(self.opens_at());
         if before_start > REVIEW_VALIDITY {
             return Err(GateError::ReviewTooOld {
                 deployment: self.id.clone(),
@@ -273,6 +305,44 @@ impl Deployment {
         self.state = State::Ended;
         self.ended_at = Some(now);
         Ok(())
+    }
+
+    /// When the first set-up window opens (the start, without one).
+    pub fn opens_at(&self) -> Timestamp {
+        Timestamp(
+            self.starts_at
+                .0
+                .saturating_sub(self.setup_window().as_nanos() as u64),
+        )
+    }
+
+    /// When the last set-up window closes (the end, without one): the deployment is over.
+    pub fn closes_at(&self) -> Timestamp {
+        Timestamp(
+            self.ends_at
+                .0
+                .saturating_add(self.setup_window().as_nanos() as u64),
+        )
+    }
+
+    pub fn setup_window(&self) -> Duration {
+        Duration::from_secs(self.setup_window_secs)
+    }
+
+    /// What the deployment's cameras are for at `now`: nothing (`None`) unless it is active with
+    /// a list attached and `now` is inside its live window or a set-up window. Whether the list
+    /// the matchers hold is the authorised one is a further gate ([`crate::coverage`]).
+    pub fn phase(&self, now: Timestamp) -> Option<Phase> {
+        if self.state != State::Active || self.watchlist.is_none() {
+            return None;
+        }
+        if self.starts_at <= now && now < self.ends_at {
+            Some(Phase::Live)
+        } else if self.opens_at() <= now && now < self.closes_at() {
+            Some(Phase::SetUp)
+        } else {
+            None
+        }
     }
 
     /// The threshold for an entry of `category`.
@@ -306,6 +376,7 @@ mod tests {
             purpose: "Locate wanted offenders attending the match".into(),
             default_threshold: 0.6,
             thresholds: category_thresholds([("risk".to_string(), 0.7)]).unwrap(),
+            setup_window_secs: 0,
         })
         .unwrap()
     }
@@ -398,6 +469,7 @@ mod tests {
             purpose: "p".into(),
             default_threshold: 0.6,
             thresholds: BTreeMap::new(),
+            setup_window_secs: 0,
         };
         too_high.thresholds.insert(WatchlistCategory::Blue, 1.5);
         assert!(Deployment::create(too_high).is_err());
@@ -415,6 +487,7 @@ mod tests {
             purpose: String::new(),
             default_threshold: 0.6,
             thresholds: BTreeMap::new(),
+            setup_window_secs: 0,
         };
         assert!(Deployment::create(bad.clone()).is_err());
         bad.id = "ok".into();

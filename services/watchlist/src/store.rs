@@ -236,30 +236,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Verified when at least one replica reported and every live replica reports the attached
-    /// list's digest.
+    /// Whether what the matchers hold is the deployment's authorised list ([`verify`]).
     pub async fn verification(&self, deployment: &Deployment) -> anyhow::Result<Verification> {
-        let Some(list) = &deployment.watchlist else {
-            return Ok(Verification::Unverified("no watch list attached".into()));
-        };
         let reports = self.load_reports(&deployment.id).await?;
-        if reports.is_empty() {
-            return Ok(Verification::Unverified(
-                "no matcher has reported loading the list".into(),
-            ));
-        }
-        if let Some(bad) = reports
-            .iter()
-            .find(|r| r.digest != list.digest || r.entries != list.entries)
-        {
-            return Ok(Verification::Unverified(format!(
-                "replica {} loaded list {} ({} entries), but {} ({} entries) was authorised",
-                bad.replica, bad.digest, bad.entries, list.digest, list.entries
-            )));
-        }
-        Ok(Verification::Verified {
-            replicas: reports.len(),
-        })
+        Ok(verify(deployment, &reports))
     }
 
     /// Securely erase every stored list and image of a deployment.
@@ -314,5 +294,28 @@ impl Store {
             list_digest,
             image_sha256s: images,
         })
+    }
+}
+
+/// Verified when at least one replica reported and every live replica reports the attached
+/// list's digest and entry count.
+pub fn verify(deployment: &Deployment, reports: &[LoadReport]) -> Verification {
+    let Some(list) = &deployment.watchlist else {
+        return Verification::Unverified("no watch list attached".into());
+    };
+    if reports.is_empty() {
+        return Verification::Unverified("no matcher has reported loading the list".into());
+    }
+    if let Some(bad) = reports
+        .iter()
+        .find(|r| r.digest != list.digest || r.entries != list.entries)
+    {
+        return Verification::Unverified(format!(
+            "replica {} loaded list {} ({} entries), but {} ({} entries) was authorised",
+            bad.replica, bad.digest, bad.entries, list.digest, list.entries
+        ));
+    }
+    Verification::Verified {
+        replicas: reports.len(),
     }
 }

@@ -43,6 +43,7 @@ fn match_day() -> Deployment {
         purpose: "Locate wanted offenders".into(),
         default_threshold: 0.6,
         thresholds: Default::default(),
+        setup_window_secs: 0,
     })
     .unwrap()
 }

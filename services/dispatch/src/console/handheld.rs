@@ -1,4 +1,5 @@
-//! The officers' handheld feed: confirmed alerts only, newest first, sized for a phone. The
+//! The officers' handheld feed: confirmed alerts of live deployments only (empty once the
+//! deployment has ended), newest first, sized for a phone. The
 //! upper-torso context image comes first and largest: it is what lets an officer stop the right
 //! person. Each alert takes an outcome: engaged and arrested, engaged with no further action, not
 //! the person (a false alert), or not located.
@@ -41,9 +42,13 @@ pub async fn feed(State(console): State<Console>, session: CurrentSession) -> Re
 }
 
 async fn render_feed(console: &Console, session: &Session) -> String {
-    let alerts = console
-        .book
-        .select(|e| e.is_confirmed() && session.may_see(&e.alert.deployment));
+    // Officers act on live deployments only: after the end, the feed is empty.
+    let live = console.live_deployments().await;
+    let alerts = console.book.select(|e| {
+        e.is_confirmed()
+            && live.contains(&e.alert.deployment)
+            && session.may_see(&e.alert.deployment)
+    });
     if alerts.is_empty() {
         return r#"<p class="empty">No confirmed alerts.</p>"#.into();
     }

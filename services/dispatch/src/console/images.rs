@@ -4,7 +4,8 @@
 //! deployment's key has been destroyed (crypto-shredding) they are gone for good.
 //!
 //! Who may fetch them follows who may see the alert: operators (not blue-list alerts), officers
-//! (confirmed alerts only), supervisors (all, blue included). Auditors see records, not faces.
+//! (confirmed alerts of live deployments only), supervisors (all, blue included). Auditors see
+//! records, not faces.
 
 use super::{html, visible, Console};
 use crate::auth::{CurrentSession, Role};
@@ -24,12 +25,25 @@ pub async fn image(
     };
     let allowed = match session.role {
         Role::Operator => !entry.is_blue(),
-        Role::Officer => entry.is_confirmed(),
+        Role::Officer => {
+            entry.is_confirmed()
+                && console
+                    .live_deployments()
+                    .await
+                    .contains(&entry.alert.deployment)
+        }
         Role::Supervisor => true,
         Role::Auditor => false,
     };
     if !allowed {
         return not_found();
+    }
+    if session.role == Role::Supervisor {
+        // Supervisors reach any alert, ended deployments' included: each one they open is a
+        // consultation on the record.
+        console
+            .shown(&session, &entry, lfr_schemas::AuditAction::Consultation)
+            .await;
     }
     let alert = &entry.alert;
     let (which, sealed) = match image.as_str() {

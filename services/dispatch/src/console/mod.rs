@@ -14,8 +14,11 @@
 //!
 //! Privacy rules enforced here, not left to the pages:
 //! - a person sees only deployments they are assigned to (supervisors and auditors: all);
-//! - officers see only **confirmed** alerts; blue-list alerts never reach an operator's queue or an
-//!   officer, only the supervisor's (technical team's) view;
+//! - officers see only **confirmed** alerts of deployments **in their live window**: once a
+//!   deployment ends (or before it starts, in its set-up window) their feed and the alerts' images
+//!   are closed to them; supervisors keep access, through audited views;
+//! - blue-list alerts never reach an operator's queue or an officer, only the supervisor's
+//!   (technical team's) view;
 //! - the first time a person is shown an alert it is recorded on AUDIT: a **consultation** for
 //!   operators and supervisors, a **disclosure** (recipient: the officer) for the handheld feed;
 //! - every decision and outcome is recorded on AUDIT too, with who and why.
@@ -40,7 +43,7 @@ use lfr_alerts::book::{Book, Entry};
 use lfr_common::bus::Bus;
 use lfr_schemas::AuditAction;
 use lfr_vault::Vault;
-use lfr_watchlist::deployment::State as DeploymentState;
+use lfr_watchlist::deployment::{Phase, State as DeploymentState};
 use lfr_watchlist::lifecycle::Lifecycle;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -124,6 +127,23 @@ impl Console {
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&key);
                 tracing::error!(alert = %entry.alert.alert_id, error = %e, "audit event for a view not stored");
+            }
+        }
+    }
+
+    /// Deployments inside their live window now: officers see the alerts of these only. Fails
+    /// closed: if the records cannot be read, none.
+    pub async fn live_deployments(&self) -> HashSet<String> {
+        let now = lfr_schemas::Timestamp::now();
+        match self.lifecycle.list().await {
+            Ok(all) => all
+                .into_iter()
+                .filter(|d| d.phase(now) == Some(Phase::Live))
+                .map(|d| d.id)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read deployments; officers' feeds show nothing");
+                HashSet::new()
             }
         }
     }

@@ -63,6 +63,7 @@ pub async fn start(
                 purpose: "Demonstrate lfr on its sample photos; no real camera".into(),
                 default_threshold: 0.6,
                 thresholds: Default::default(),
+                setup_window_secs: 0,
             },
             &actor(),
         )

@@ -32,6 +32,31 @@ pub async fn active_deployment_with(
     entries: &[(&str, &str, &str)],
     thresholds: &[(&str, f32)],
 ) -> WatchList {
+    let now = Timestamp::now();
+    let schedule = Schedule {
+        starts_at: Timestamp(now.0 - 60_000_000_000),
+        ends_at: Timestamp(now.0 + 3_600_000_000_000),
+        setup_window_secs: 0,
+    };
+    scheduled_deployment(store, id, cameras, entries, thresholds, schedule).await
+}
+
+/// When a test deployment is live, and its set-up windows.
+pub struct Schedule {
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub setup_window_secs: u64,
+}
+
+/// [`active_deployment_with`] on a chosen schedule.
+pub async fn scheduled_deployment(
+    store: &Store,
+    id: &str,
+    cameras: &[&str],
+    entries: &[(&str, &str, &str)],
+    thresholds: &[(&str, f32)],
+    schedule: Schedule,
+) -> WatchList {
     let dir = tempfile::tempdir().unwrap();
     let mut manifest = String::new();
     let mut images = Vec::new();
@@ -61,14 +86,15 @@ pub async fn active_deployment_with(
         name: "Test".into(),
         location: "North gate".into(),
         cameras: cameras.iter().map(|c| c.to_string()).collect(),
-        starts_at: Timestamp(now.0 - 60_000_000_000),
-        ends_at: Timestamp(now.0 + 3_600_000_000_000),
+        starts_at: schedule.starts_at,
+        ends_at: schedule.ends_at,
         purpose: "Locate wanted offenders".into(),
         default_threshold: 0.6,
         thresholds: lfr_watchlist::deployment::category_thresholds(
             thresholds.iter().map(|(c, t)| (c.to_string(), *t)),
         )
         .unwrap(),
+        setup_window_secs: schedule.setup_window_secs,
     })
     .unwrap();
     store.create(&deployment).await.unwrap();
