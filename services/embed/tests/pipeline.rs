@@ -3,6 +3,7 @@
 
 use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
+use lfr_common::service::Running;
 use lfr_common::Shutdown;
 use lfr_schemas::{streams, subjects, Embedding, Message};
 use lfr_testkit::{
@@ -10,20 +11,32 @@ use lfr_testkit::{
 };
 use std::time::Duration;
 
-#[tokio::test]
-async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
-    let nats = NatsServer::start().await;
-    let shutdown = Shutdown::new();
+/// Detect and embed on `nats`, as their own identities (embed taking batches of `max_batch`).
+async fn start_stages(
+    nats: &NatsServer,
+    max_batch: usize,
+    shutdown: &Shutdown,
+) -> (Running, Running) {
     let mut detect = lfr_detect::Config::default();
     detect.common.nats = nats.nats_config(Identity::Detect);
     detect.detect.http_addr = "127.0.0.1:0".parse().unwrap();
     let mut embed = lfr_embed::Config::default();
     embed.common.nats = nats.nats_config(Identity::Embed);
     embed.embed.http_addr = "127.0.0.1:0".parse().unwrap();
-    embed.embed.max_batch = 8; // exercise batching across frames and cameras
+    embed.embed.max_batch = max_batch;
+    (
+        lfr_detect::start(detect, shutdown.clone()).await.unwrap(),
+        lfr_embed::start(embed, shutdown.clone()).await.unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
+    let nats = NatsServer::start().await;
+    let shutdown = Shutdown::new();
     let _covered = nats.cover(&["gate-2", "gate-3"]).await;
-    let detect = lfr_detect::start(detect, shutdown.clone()).await.unwrap();
-    let embed = lfr_embed::start(embed, shutdown.clone()).await.unwrap();
+    // Batches of 8 exercise batching across frames and cameras.
+    let (detect, embed) = start_stages(&nats, 8, &shutdown).await;
 
     // The test is the camera (as ingest) and the matcher (through match's consumer).
     let js = nats.jetstream(Identity::Ingest).await;
@@ -128,16 +141,9 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
 async fn frames_and_faces_of_an_uncovered_camera_are_acknowledged_unread() {
     let nats = NatsServer::start().await;
     let shutdown = Shutdown::new();
-    let mut detect = lfr_detect::Config::default();
-    detect.common.nats = nats.nats_config(Identity::Detect);
-    detect.detect.http_addr = "127.0.0.1:0".parse().unwrap();
-    let mut embed = lfr_embed::Config::default();
-    embed.common.nats = nats.nats_config(Identity::Embed);
-    embed.embed.http_addr = "127.0.0.1:0".parse().unwrap();
     let _covered = nats.cover(&["gate-1"]).await;
-    let models = detect.models.clone();
-    let detect = lfr_detect::start(detect, shutdown.clone()).await.unwrap();
-    let embed = lfr_embed::start(embed, shutdown.clone()).await.unwrap();
+    let models = lfr_vision::config::ModelsConfig::default();
+    let (detect, embed) = start_stages(&nats, 1, &shutdown).await;
     let photo = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
 
     // A frame of camera gate-9, which no deployment covers, as a misconfigured ingest would send.
