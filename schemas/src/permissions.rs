@@ -13,8 +13,8 @@
 //! - **No one can delete AUDIT or trim it**, the administrator included: stream deletion and
 //!   AUDIT's message deletion and purge are denied to every identity.
 //! - **Decisions come from dispatch alone** (operators' decisions, officers' outcomes), candidate
-//!   alerts from match alone, erasure records from purge alone, hold releases from the
-//!   administrator (`lfr retention release`) alone.
+//!   alerts from match alone, erasure records from purge alone, holds and their releases from
+//!   the administrator (`lfr retention hold`, `lfr retention release`) alone.
 //! - **Live biometric streams are read only by the next stage**, through its durable consumer; the
 //!   administrator can declare those consumers but not pull from them.
 //! - **Replies are private**: each identity has its own inbox prefix (`_INBOX_<identity>`) and may
@@ -216,6 +216,10 @@ impl Identity {
                     Erase(bucket(buckets::KEYS)),
                     // `lfr retention release`: lifting a legal hold is an administrative act.
                     alerts("release"),
+                    // `lfr retention hold` and its release: holds for a complaint, an access
+                    // request or an investigation, placed and released administratively too.
+                    alerts("hold"),
+                    alerts("lift"),
                     Audit,
                     Request(subjects::PURGE_RUN.into()),
                 ]);
@@ -526,6 +530,8 @@ mod tests {
         assert_eq!(authors("lfr.alerts.d1.candidate"), [Identity::Match]);
         assert_eq!(authors("lfr.alerts.d1.erased"), [Identity::Purge]);
         assert_eq!(authors("lfr.alerts.d1.release"), [Identity::Admin]);
+        assert_eq!(authors("lfr.alerts.d1.hold"), [Identity::Admin]);
+        assert_eq!(authors("lfr.alerts.d1.lift"), [Identity::Admin]);
         assert_eq!(authors("$JS.API.STREAM.DELETE.AUDIT"), []);
         assert_eq!(authors("$JS.API.STREAM.MSG.DELETE.AUDIT"), []);
         assert_eq!(

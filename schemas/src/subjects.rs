@@ -10,7 +10,9 @@
 //! | `lfr.alerts.<deployment>.blue`     | ALERTS     | [`CandidateAlert`] (blue watch list) |
 //! | `lfr.alerts.<deployment>.decision` | ALERTS     | [`AlertDecision`] |
 //! | `lfr.alerts.<deployment>.outcome`  | ALERTS     | [`AlertOutcome`] |
-//! | `lfr.alerts.<deployment>.release`  | ALERTS     | [`HoldReleased`] |
+//! | `lfr.alerts.<deployment>.release`  | ALERTS     | [`HoldReleased`] (arrest hold) |
+//! | `lfr.alerts.<deployment>.hold`     | ALERTS     | [`HoldPlaced`] |
+//! | `lfr.alerts.<deployment>.lift`     | ALERTS     | [`HoldLifted`] |
 //! | `lfr.alerts.<deployment>.erased`   | ALERTS     | [`AlertsErased`] |
 //! | `lfr.audit.<deployment or system>` | AUDIT      | [`AuditEvent`]   |
 //! | `lfr.watchlist.<deployment>.list`  | WATCHLISTS | the list (templates) |
@@ -25,6 +27,8 @@
 //! [`AlertOutcome`]: crate::AlertOutcome
 //! [`AuditEvent`]: crate::AuditEvent
 //! [`HoldReleased`]: crate::HoldReleased
+//! [`HoldPlaced`]: crate::HoldPlaced
+//! [`HoldLifted`]: crate::HoldLifted
 //! [`AlertsErased`]: crate::AlertsErased
 
 pub const FRAMES_ALL: &str = "lfr.frames.>";
@@ -70,6 +74,16 @@ pub fn alert_outcomes(deployment: &str) -> String {
 
 pub fn hold_releases(deployment: &str) -> String {
     format!("lfr.alerts.{deployment}.release")
+}
+
+/// Holds placed on an alert or a whole deployment (complaint, access request, investigation).
+pub fn holds_placed(deployment: &str) -> String {
+    format!("lfr.alerts.{deployment}.hold")
+}
+
+/// Releases of the holds placed on [`holds_placed`].
+pub fn holds_lifted(deployment: &str) -> String {
+    format!("lfr.alerts.{deployment}.lift")
 }
 
 pub fn alerts_erased(deployment: &str) -> String {

@@ -34,6 +34,8 @@ pub enum Kind {
     AuditEvent = 7,
     AlertsErased = 8,
     HoldReleased = 9,
+    HoldPlaced = 10,
+    HoldLifted = 11,
 }
 
 impl Kind {
@@ -48,6 +50,8 @@ impl Kind {
             7 => Kind::AuditEvent,
             8 => Kind::AlertsErased,
             9 => Kind::HoldReleased,
+            10 => Kind::HoldPlaced,
+            11 => Kind::HoldLifted,
             _ => return None,
         })
     }

@@ -156,7 +156,10 @@ impl Outcome {
     }
 }
 
-/// What officers recorded after a confirmed alert. An arrest places the alert under legal hold.
+/// What officers recorded after a confirmed alert. The **latest** outcome counts: a later one
+/// corrects an earlier one (the console lets the officer who recorded an outcome correct it), and
+/// every one stays on the record. An arrest as the latest outcome places the alert under legal
+/// hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertOutcome {
     pub alert_id: String,
@@ -190,6 +193,82 @@ impl Message for HoldReleased {
     const VERSION: u8 = 1;
 }
 
+/// Why a hold keeps alert data past its retention period (besides an arrest, which holds an
+/// alert through its outcome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum HoldReason {
+    /// A complaint about the deployment or an alert.
+    Complaint,
+    /// A subject access request (right of access): the data must outlive the request.
+    AccessRequest,
+    /// An investigation (professional standards, the regulator, a court).
+    Investigation,
+}
+
+impl HoldReason {
+    pub const ALL: [HoldReason; 3] = [
+        HoldReason::Complaint,
+        HoldReason::AccessRequest,
+        HoldReason::Investigation,
+    ];
+
+    /// The name written on the command line, in reports and as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldReason::Complaint => "complaint",
+            HoldReason::AccessRequest => "access-request",
+            HoldReason::Investigation => "investigation",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<HoldReason> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+/// A hold placed on one alert, or on every alert of a deployment (present and future), for a
+/// named case: while it stands, retention erases none of the data it covers.
+///
+/// Published by the administrator (`lfr retention hold`) on `lfr.alerts.<deployment>.hold`. A
+/// hold is named by its deployment, its alert (or none, for the whole deployment) and its case
+/// reference; placing the same hold again while it stands renews it (its review is recorded),
+/// and [`HoldLifted`] naming the same three releases it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldPlaced {
+    pub deployment: String,
+    /// The alert held; `None` holds every alert of the deployment.
+    pub alert_id: Option<String>,
+    pub reason: HoldReason,
+    /// The force's case reference (complaint, request or investigation number).
+    pub case_reference: String,
+    /// Account id of the person placing it, never a name.
+    pub actor: String,
+    pub placed_at: Timestamp,
+}
+
+impl Message for HoldPlaced {
+    const KIND: Kind = Kind::HoldPlaced;
+    const VERSION: u8 = 1;
+}
+
+/// A hold placed by [`HoldPlaced`] was released (`lfr retention release`), naming the same
+/// deployment, alert (or none) and case reference. Retention then runs as usual for what it held,
+/// unless another hold still applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldLifted {
+    pub deployment: String,
+    pub alert_id: Option<String>,
+    pub case_reference: String,
+    /// Account id of the person releasing it.
+    pub actor: String,
+    pub lifted_at: Timestamp,
+}
+
+impl Message for HoldLifted {
+    const KIND: Kind = Kind::HoldLifted;
+    const VERSION: u8 = 1;
+}
+
 /// The purge service erased these alerts (every candidate, decision, outcome and release message
 /// of each): readers of ALERTS forget them. Ids only: nothing of the erased data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,4 +283,38 @@ pub struct AlertsErased {
 impl Message for AlertsErased {
     const KIND: Kind = Kind::AlertsErased;
     const VERSION: u8 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_round_trip_and_reasons_parse_by_name() {
+        for r in HoldReason::ALL {
+            assert_eq!(HoldReason::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(HoldReason::parse("arrest"), None);
+        let placed = HoldPlaced {
+            deployment: "d1".into(),
+            alert_id: None,
+            reason: HoldReason::Complaint,
+            case_reference: "COMP-7".into(),
+            actor: "sup-1".into(),
+            placed_at: Timestamp(5),
+        };
+        assert_eq!(HoldPlaced::decode(&placed.encode()).unwrap(), placed);
+        let lifted = HoldLifted {
+            deployment: "d1".into(),
+            alert_id: Some("a1".into()),
+            case_reference: "COMP-7".into(),
+            actor: "sup-1".into(),
+            lifted_at: Timestamp(6),
+        };
+        assert_eq!(HoldLifted::decode(&lifted.encode()).unwrap(), lifted);
+        assert!(
+            HoldLifted::decode(&placed.encode()).is_err(),
+            "kinds differ"
+        );
+    }
 }

@@ -16,8 +16,8 @@ mod frame;
 mod time;
 
 pub use alert::{
-    AlertDecision, AlertOutcome, AlertsErased, CandidateAlert, Decision, HoldReleased, Outcome,
-    WatchlistCategory,
+    AlertDecision, AlertOutcome, AlertsErased, CandidateAlert, Decision, HoldLifted, HoldPlaced,
+    HoldReason, HoldReleased, Outcome, WatchlistCategory,
 };
 pub use audit::{hex, AuditAction, AuditEvent};
 pub use embedding::Embedding;

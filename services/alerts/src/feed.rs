@@ -28,7 +28,7 @@ impl FeedMetrics {
             folded: IntCounterVec::new(
                 Opts::new(
                     "alerts_folded_total",
-                    "Messages read from ALERTS, by kind (candidate, blue, decision, outcome, release, erased)",
+                    "Messages read from ALERTS, by kind (candidate, blue, decision, outcome, release, hold, lift, erased)",
                 ),
                 &["kind"],
             )?,

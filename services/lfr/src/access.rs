@@ -44,9 +44,9 @@
 mod request;
 
 use crate::connect::NatsArgs;
-use lfr_alerts::{feed, Entry};
+use lfr_alerts::{feed, holds, Entry};
 use lfr_common::audit::Audit;
-use lfr_schemas::{AuditAction, Decision, Outcome, Timestamp, WatchlistCategory};
+use lfr_schemas::{AuditAction, Decision, HoldReason, Outcome, Timestamp, WatchlistCategory};
 use lfr_vault::{AlertImage, MasterKey, Vault, VaultError};
 use lfr_vision::config::ModelsConfig;
 use lfr_vision::embedder::{cosine, Embedder};
@@ -417,8 +417,11 @@ async fn close(nats: &NatsArgs, reference: &str, by: &str, reason: &str) -> anyh
         Some(sha256_hex(&serde_json::to_vec(&closed)?)),
     )
     .await?;
+    // Answered or withdrawn: what it found follows ordinary retention again.
+    let released = release_holds(&bus, &closed, &closure.by).await?;
     println!(
-        "access request {reference} closed ({} searches recorded against it)",
+        "access request {reference} closed ({} searches recorded against it; {released} \
+         access-request holds released)",
         closed.searches.len()
     );
     Ok(())
@@ -653,6 +656,8 @@ async fn search_or_export(
         )));
     }
 
+    let held = hold_found(&bus, &search, reference, &request.by).await?;
+
     match out {
         None if json => {
             let report = SearchReport {
@@ -669,7 +674,10 @@ async fn search_or_export(
             };
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        None => print_search(request, &registration.scope, &search, &event, photo_file),
+        None => {
+            print_search(request, &registration.scope, &search, &event, photo_file);
+            println!("{held} alerts held for the request (reason access-request, case {reference}) until it is closed");
+        }
         Some(out) => {
             println!(
                 "bundle for {reference} written to {}: {} alerts ({} retained alerts in the \
@@ -693,6 +701,89 @@ async fn search_or_export(
         }
     }
     Ok(())
+}
+
+/// Keep what the request found from erasure while it is answered: an access-request hold on each
+/// alert found, under the request's reference (renewed if a search finds it again), released when
+/// the request is closed. Returns how many alerts it holds.
+async fn hold_found(
+    bus: &lfr_common::bus::Bus,
+    search: &Search,
+    reference: &str,
+    by: &str,
+) -> anyhow::Result<usize> {
+    if search.found.is_empty() {
+        return Ok(0);
+    }
+    let book = feed::snapshot(&bus.jetstream).await?;
+    for m in &search.found {
+        let placed = holds::place(
+            bus,
+            &book,
+            holds::HoldRequest {
+                target: holds::Target::Alert(m.entry.alert.alert_id.clone()),
+                reason: HoldReason::AccessRequest,
+                case_reference: reference,
+                by: Audit {
+                    actor: by,
+                    role: "supervisor",
+                },
+                at: Timestamp::now(),
+            },
+        )
+        .await;
+        placed.map_err(|e| {
+            e.context(format!(
+                "the search is recorded against {reference}, but alert {} could not be put on \
+                 hold: place it with `lfr retention hold --alert {} --reason access-request \
+                 --case {reference}`",
+                m.entry.alert.alert_id, m.entry.alert.alert_id
+            ))
+        })?;
+    }
+    Ok(search.found.len())
+}
+
+/// Release the access-request holds a request's searches placed (an alert already erased, or
+/// whose hold was released by hand, has none left). Returns how many were released.
+async fn release_holds(
+    bus: &lfr_common::bus::Bus,
+    request: &Registration,
+    by: &str,
+) -> anyhow::Result<usize> {
+    let book = feed::snapshot(&bus.jetstream).await?;
+    let mut alerts: Vec<&str> = request
+        .searches
+        .iter()
+        .flat_map(|s| s.found.iter().map(|f| f.alert_id.as_str()))
+        .collect();
+    alerts.sort_unstable();
+    alerts.dedup();
+    let mut released = 0;
+    for alert in alerts {
+        let standing = book.get(alert).is_some_and(|e| {
+            e.holds
+                .iter()
+                .any(|h| h.lifted.is_none() && h.placed.case_reference == request.reference)
+        });
+        if !standing {
+            continue;
+        }
+        holds::release(
+            bus,
+            &book,
+            &holds::Target::Alert(alert.into()),
+            &request.reference,
+            Audit {
+                actor: by,
+                role: "supervisor",
+            },
+            Timestamp::now(),
+        )
+        .await?;
+        released += 1;
+    }
+    Ok(released)
 }
 
 /// One AUDIT event per alert found, on its deployment's audit subject, so that each alert's own

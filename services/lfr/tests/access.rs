@@ -832,26 +832,37 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
         assert!(size < 2048, "an audit event of {size} bytes: {:?}", e.event);
     }
     // Every match is on the alert's own trail too: consulted twice, disclosed once, for the
-    // request, on its deployment's audit subject.
+    // request, on its deployment's audit subject; each time the access-request hold is placed
+    // (then renewed).
     let trail = audit_of(&js, ObjectMatch::Exact("alert/a-obama".into())).await;
     let actions: Vec<AuditAction> = trail.iter().map(|e| e.action).collect();
     assert_eq!(
         actions,
         [
             AuditAction::Consultation,
+            AuditAction::Alteration,
             AuditAction::Consultation,
-            AuditAction::Disclosure
+            AuditAction::Alteration,
+            AuditAction::Disclosure,
+            AuditAction::Alteration
         ]
+    );
+    assert!(
+        trail[1]
+            .justification
+            .contains("hold placed (access-request"),
+        "{:?}",
+        trail[1]
     );
     for e in &trail {
         assert_eq!(e.deployment.as_deref(), Some("match-day"));
-        assert!(
-            e.justification.contains("access-request/SAR-OBAMA"),
-            "{}",
-            e.justification
-        );
+        let named = match e.action {
+            AuditAction::Alteration => "case SAR-OBAMA",
+            _ => "access-request/SAR-OBAMA",
+        };
+        assert!(e.justification.contains(named), "{}", e.justification);
     }
-    assert_eq!(trail[2].recipients, ["data-subject:SAR-OBAMA"]);
+    assert_eq!(trail[4].recipients, ["data-subject:SAR-OBAMA"]);
     // The request's record holds the same: three searches, the export with its manifest.
     let record = registration(&js, "SAR-OBAMA").await.unwrap();
     let searches = record["searches"].as_array().unwrap();
@@ -1109,7 +1120,9 @@ async fn access_search_covers_the_request_only_records_every_match_and_keeps_no_
         consultation.justification
     );
     let trail = audit_of(&js, ObjectMatch::Prefix("alert/".into())).await;
-    assert_eq!(trail.len(), 1, "{trail:?}");
+    // The consultation, and the access-request hold placed on what it found.
+    assert_eq!(trail.len(), 2, "{trail:?}");
+    assert_eq!(trail[1].action, AuditAction::Alteration);
     assert_eq!(trail[0].object, "alert/a-biden-false");
     assert_eq!(trail[0].deployment.as_deref(), Some("away-day"));
     assert_eq!(trail[0].action, AuditAction::Consultation);
@@ -1148,6 +1161,51 @@ async fn access_search_covers_the_request_only_records_every_match_and_keeps_no_
         Some(sha256_hex(&manifest_bytes).as_str())
     );
     assert_eq!(export["found"][0]["alert_id"], "a-biden-false");
+
+    // What the request found is held from erasure while it is answered, and released when the
+    // request is closed.
+    let access_hold = |book: &lfr_alerts::Book| {
+        book.get("a-biden-false").and_then(|e| {
+            e.holds
+                .iter()
+                .find(|h| h.placed.case_reference == "SAR-AWAY")
+                .cloned()
+        })
+    };
+    let held = access_hold(&lfr_alerts::feed::snapshot(&js).await.unwrap()).expect("a hold");
+    assert_eq!(held.placed.reason, lfr_schemas::HoldReason::AccessRequest);
+    assert!(held.lifted.is_none());
+    assert!(lfr_alerts::feed::snapshot(&js)
+        .await
+        .unwrap()
+        .get("a-biden-false")
+        .unwrap()
+        .is_held());
+    let out = lfr(
+        &nats,
+        &master,
+        &[
+            "close",
+            "--request",
+            "SAR-AWAY",
+            "--by",
+            "sup-1",
+            "--reason",
+            "answered",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 access-request holds released"),
+        "{}",
+        text(&out)
+    );
+    let book = lfr_alerts::feed::snapshot(&js).await.unwrap();
+    assert!(
+        access_hold(&book).unwrap().lifted.is_some(),
+        "released on closing"
+    );
+    assert!(!book.get("a-biden-false").unwrap().is_held());
 
     // A request for a period when nothing was raised searches nothing at all.
     register(

@@ -5,14 +5,16 @@
 //!
 //! 1. reads the state of every alert from ALERTS (its own [`Book`], kept current by the feed);
 //! 2. erases, through the [`eraser`], every alert past its retention period ([`policy`]: 30 days
-//!    by default) that no arrest put under legal hold, verifying each erasure and recording both
-//!    on AUDIT;
+//!    by default) that no hold keeps (an arrest as its latest outcome, or a hold for a complaint,
+//!    an access request or an investigation on the alert or its deployment), verifying each
+//!    erasure and recording both on AUDIT;
 //! 3. wipes the watch lists of deployments that have ended (a backstop behind `lfr deployment
 //!    end`), ending first any deployment whose authorised time is over but that nobody ended;
 //! 4. destroys the data key of every ended deployment none of whose alerts remains
 //!    (**crypto-shredding**: copies of its alerts in replicas or backups become unreadable);
 //! 5. verifies the audit chain against the anchor of its previous pass (`lfr_audit_chain_intact`);
-//! 6. updates the metrics and the retention [`report`].
+//! 6. updates the metrics and the retention [`report`], counting the holds that have stood longer
+//!    than the review period (default 90 days) without review (`lfr_purge_holds_due_review`).
 
 pub mod clock;
 pub mod eraser;
@@ -28,7 +30,7 @@ use lfr_common::bus::Bus;
 use lfr_common::config::{secs, Common};
 use lfr_common::service::{self, Running};
 use lfr_common::Shutdown;
-use lfr_schemas::{AuditAction, Timestamp};
+use lfr_schemas::{AuditAction, HoldReason, Timestamp};
 use lfr_vault::Shredder;
 use lfr_watchlist::deployment::State;
 use lfr_watchlist::store::Store;
@@ -58,9 +60,12 @@ pub struct PurgeConfig {
     /// Time between purge passes.
     #[serde(with = "secs")]
     pub interval: Duration,
-    /// How long alert data is kept after the alert was raised (unless under legal hold).
+    /// How long alert data is kept after the alert was raised (unless a hold keeps it).
     #[serde(with = "secs")]
     pub retention: Duration,
+    /// How long a hold may stand without review before it is listed for one.
+    #[serde(with = "secs")]
+    pub hold_review: Duration,
 }
 
 impl Default for PurgeConfig {
@@ -69,6 +74,7 @@ impl Default for PurgeConfig {
             http_addr: "127.0.0.1:9106".parse().unwrap(),
             interval: Duration::from_secs(3600),
             retention: Duration::from_secs(30 * 86_400),
+            hold_review: policy::DEFAULT_REVIEW,
         }
     }
 }
@@ -78,6 +84,7 @@ impl PurgeConfig {
         Policy {
             retention: self.retention,
             grace: self.interval * 2,
+            review: self.hold_review,
         }
     }
 }
@@ -91,9 +98,15 @@ pub struct PassSummary {
     pub erasures_unverified: usize,
     pub watchlists_wiped: usize,
     pub keys_destroyed: usize,
+    /// Alerts kept for their retention period.
     pub held: usize,
+    /// Alerts kept by a hold (an arrest's, or one placed for a case).
     pub legal_holds: usize,
     pub overdue: usize,
+    /// Standing holds (the arrests' included).
+    pub holds: usize,
+    /// Standing holds not reviewed for the review period: for review.
+    pub holds_due_review: usize,
     /// The audit chain verified intact (from the first event, and against the last pass's anchor).
     pub audit_chain_intact: bool,
     pub audit_chain_length: u64,
@@ -111,6 +124,8 @@ struct PurgeMetrics {
     keys_destroyed: IntCounter,
     chain_length: IntGauge,
     chain_intact: IntGauge,
+    holds: IntGaugeVec,
+    holds_due_review: IntGauge,
 }
 
 impl PurgeMetrics {
@@ -132,7 +147,7 @@ impl PurgeMetrics {
             held: IntGaugeVec::new(
                 Opts::new(
                     "purge_alerts_held",
-                    "Alerts whose data is held, by reason (retention, legal_hold)",
+                    "Alerts whose data is held, by reason (retention; legal_hold: an arrest or a hold placed for a case)",
                 ),
                 &["reason"],
             )?,
@@ -159,7 +174,20 @@ impl PurgeMetrics {
                 "audit_chain_intact",
                 "1 when the audit hash chain verified intact at the last pass (0: investigate)",
             )?,
+            holds: IntGaugeVec::new(
+                Opts::new(
+                    "purge_holds",
+                    "Standing holds, by reason (complaint, access-request, investigation, arrest)",
+                ),
+                &["reason"],
+            )?,
+            holds_due_review: IntGauge::new(
+                "purge_holds_due_review",
+                "Standing holds not reviewed for the review period (default 90 days): review them",
+            )?,
         };
+        registry.register(Box::new(m.holds.clone()))?;
+        registry.register(Box::new(m.holds_due_review.clone()))?;
         registry.register(Box::new(m.keys_destroyed.clone()))?;
         registry.register(Box::new(m.chain_length.clone()))?;
         registry.register(Box::new(m.chain_intact.clone()))?;
@@ -260,8 +288,9 @@ impl Purger {
                 .into_iter()
                 .map(|s| (s, 0))
                 .collect();
-        for d in report::build(&self.book, &self.policy, now).deployments {
-            for item in d.items {
+        let report = report::build(&self.book, &self.policy, now);
+        for d in &report.deployments {
+            for item in &d.items {
                 if !erased_now.contains(&item.alert_id) {
                     *states.entry(item.state).or_default() += 1;
                 }
@@ -270,11 +299,37 @@ impl Purger {
         for (state, n) in states {
             self.metrics.by_state.with_label_values(&[state]).set(n);
         }
+        // Holds: by reason (no case references, no identities), and those due for review.
+        let mut reasons: std::collections::BTreeMap<&str, i64> = HoldReason::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .chain(["arrest"])
+            .map(|r| (r, 0))
+            .collect();
+        for h in &report.holds {
+            *reasons.entry(h.reason).or_default() += 1;
+        }
+        for (reason, n) in reasons {
+            self.metrics.holds.with_label_values(&[reason]).set(n);
+        }
+        summary.holds = report.holds.len();
+        summary.holds_due_review = report.holds_due_review;
+        self.metrics
+            .holds_due_review
+            .set(report.holds_due_review as i64);
+        if report.holds_due_review > 0 {
+            tracing::warn!(
+                due = report.holds_due_review,
+                review_days = report.review_days,
+                "holds due for review: lfr retention holds --due-review"
+            );
+        }
         tracing::info!(
             erased = summary.alerts_erased,
             held = summary.held,
             legal_holds = summary.legal_holds,
             overdue = summary.overdue,
+            holds = summary.holds,
             "purge pass"
         );
         summary

@@ -3,7 +3,10 @@
 //! an alert under legal hold survives until a supervisor releases it; the audit record shows each
 //! erasure and its verification; an ended deployment's watch list is wiped by the backstop; once
 //! none of its alerts remains, its data key is destroyed and a kept copy of an alert can no longer
-//! be decrypted (crypto-shredding); the audit chain verifies intact throughout.
+//! be decrypted (crypto-shredding); the audit chain verifies intact throughout. A complaint hold
+//! placed on day 25 keeps an alert past day 30 until it is released; an arrest corrected to "no
+//! further action" no longer holds its alert; a hold standing 91 days unreviewed is listed for
+//! review and counted.
 
 use async_nats::jetstream;
 use lfr_common::Shutdown;
@@ -11,7 +14,8 @@ use lfr_purge::clock::Clock;
 use lfr_purge::{PassSummary, RUN_SUBJECT};
 use lfr_schemas::{
     streams, subjects, AlertDecision, AlertOutcome, AuditAction, AuditEvent, CandidateAlert,
-    Decision, HoldReleased, Message, Outcome, Timestamp, WatchlistCategory,
+    Decision, HoldLifted, HoldPlaced, HoldReason, HoldReleased, Message, Outcome, Timestamp,
+    WatchlistCategory,
 };
 use lfr_testkit::{eventually, files_containing, metric, records, scrape, NatsServer};
 use lfr_vault::{AlertImage, MasterKey, Vault};
@@ -259,6 +263,179 @@ async fn alerts_are_erased_after_thirty_days_unless_held_and_the_erasure_is_prov
         metric(&m, "lfr_purge_watchlists_wiped_total", &[]),
         Some(1.0)
     );
+
+    shutdown.trigger();
+    purge.running.done.await.unwrap();
+}
+
+/// An outcome recorded as dispatch records it.
+async fn record_outcome(js: &jetstream::Context, deployment: &str, id: &str, outcome: Outcome) {
+    let o = AlertOutcome {
+        alert_id: id.into(),
+        deployment: deployment.into(),
+        outcome,
+        actor: "pc-1".into(),
+        note: None,
+        recorded_at: Timestamp::now(),
+    };
+    publish(js, subjects::alert_outcomes(deployment), &o).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_keep_alerts_past_thirty_days_until_released_and_old_holds_are_due_for_review() {
+    let nats = NatsServer::start().await;
+    let client = nats.client(lfr_testkit::Identity::Admin).await;
+    let admin = jetstream::new(client.clone());
+    let matcher = nats.jetstream(lfr_testkit::Identity::Match).await;
+    let dispatch = nats.jetstream(lfr_testkit::Identity::Dispatch).await;
+    let start = Timestamp::now();
+    let clock = Clock::manual(start);
+    let mut config = lfr_purge::Config::default();
+    config.common.nats = nats.nats_config(lfr_testkit::Identity::Purge);
+    config.purge.http_addr = "127.0.0.1:0".parse().unwrap();
+    let shutdown = Shutdown::new();
+    let purge = lfr_purge::start_with_clock(config, clock.clone(), shutdown.clone())
+        .await
+        .unwrap();
+
+    // c1 (complaint on day 25) and c2 (an arrest, corrected) of match-day; o1 of other-day, whose
+    // whole deployment is held for an investigation from day 0.
+    for (deployment, id) in [
+        ("match-day", "c1"),
+        ("match-day", "c2"),
+        ("other-day", "o1"),
+    ] {
+        let a = lfr_testkit::candidate_alert(id, deployment, start);
+        publish(&matcher, subjects::alert_candidates(deployment), &a).await;
+        let decision = AlertDecision {
+            alert_id: id.into(),
+            deployment: deployment.into(),
+            decision: Decision::Confirmed,
+            actor: "op-1".into(),
+            reason: None,
+            decided_at: start,
+        };
+        publish(&dispatch, subjects::alert_decisions(deployment), &decision).await;
+    }
+    record_outcome(&dispatch, "match-day", "c1", Outcome::NotLocated).await;
+    record_outcome(&dispatch, "match-day", "c2", Outcome::EngagedArrested).await;
+    let investigation = HoldPlaced {
+        deployment: "other-day".into(),
+        alert_id: None,
+        reason: HoldReason::Investigation,
+        case_reference: "INV-2026-7".into(),
+        actor: "sup-1".into(),
+        placed_at: clock.now(),
+    };
+    publish(&admin, subjects::holds_placed("other-day"), &investigation).await;
+    let counts = |s: &PassSummary| (s.held, s.legal_holds, s.alerts_erased);
+    eventually(Duration::from_secs(10), || async {
+        (counts(&run_pass(&client).await) == (1, 2, 0)).then_some(())
+    })
+    .await
+    .expect("c1 kept for retention; c2 (arrest) and o1 (deployment hold) held");
+
+    // Day 25: a complaint about c1; c2's arrest was a mistake, corrected.
+    clock.advance(25 * DAY);
+    let complaint = HoldPlaced {
+        deployment: "match-day".into(),
+        alert_id: Some("c1".into()),
+        reason: HoldReason::Complaint,
+        case_reference: "COMP-2026-0101".into(),
+        actor: "sup-1".into(),
+        placed_at: clock.now(),
+    };
+    publish(&admin, subjects::holds_placed("match-day"), &complaint).await;
+    record_outcome(
+        &dispatch,
+        "match-day",
+        "c2",
+        Outcome::EngagedNoFurtherAction,
+    )
+    .await;
+    eventually(Duration::from_secs(10), || async {
+        (counts(&run_pass(&client).await) == (1, 2, 0)).then_some(())
+    })
+    .await
+    .expect("c1 now held by the complaint, c2 kept for its retention only");
+
+    // Day 31: c2 is erased (no hold since the correction); c1 and o1 are kept.
+    clock.advance(6 * DAY);
+    let day31 = run_pass(&client).await;
+    assert_eq!(counts(&day31), (0, 2, 1), "{day31:?}");
+    assert_eq!(day31.overdue, 0);
+    assert_eq!(day31.holds_due_review, 0);
+    let book = &purge.purger.book;
+    let erased = eventually(Duration::from_secs(10), || async {
+        book.get("c2").is_none().then_some(())
+    })
+    .await;
+    assert!(erased.is_some(), "the corrected arrest's alert is erased");
+    assert!(book.get("c1").unwrap().is_held());
+
+    // The complaint is settled: its release names the case; the next pass erases c1.
+    let lifted = HoldLifted {
+        deployment: "match-day".into(),
+        alert_id: Some("c1".into()),
+        case_reference: "COMP-2026-0101".into(),
+        actor: "sup-2".into(),
+        lifted_at: clock.now(),
+    };
+    publish(&admin, subjects::holds_lifted("match-day"), &lifted).await;
+    let after = eventually(Duration::from_secs(10), || async {
+        let s = run_pass(&client).await;
+        (s.alerts_erased == 1).then_some(s)
+    })
+    .await
+    .expect("the released alert is erased at the next pass");
+    assert_eq!((after.held, after.legal_holds, after.overdue), (0, 1, 0));
+    let erasures: Vec<String> = audit(&admin)
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::Erasure && e.object.starts_with("alert/"))
+        .map(|e| e.object)
+        .collect();
+    assert!(erasures.contains(&"alert/c1".into()) && erasures.contains(&"alert/c2".into()));
+
+    // Day 91: the investigation hold has stood 91 days unreviewed: it is listed and counted.
+    clock.advance(60 * DAY);
+    let day91 = run_pass(&client).await;
+    assert_eq!((day91.holds, day91.holds_due_review), (1, 1), "{day91:?}");
+    let report = lfr_purge::report::build(book, &purge.purger.policy, clock.now());
+    let due: Vec<_> = report.holds.iter().filter(|h| h.due_review).collect();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (
+            due[0].deployment.as_str(),
+            due[0].reason,
+            due[0].case_reference.as_deref(),
+            due[0].age_days.round(),
+            due[0].alerts
+        ),
+        ("other-day", "investigation", Some("INV-2026-7"), 91.0, 1)
+    );
+    let m = scrape(purge.running.metrics_addr).await;
+    assert_eq!(metric(&m, "lfr_purge_holds_due_review", &[]), Some(1.0));
+    assert_eq!(
+        metric(&m, "lfr_purge_holds", &[("reason", "investigation")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&m, "lfr_purge_holds", &[("reason", "complaint")]),
+        Some(0.0)
+    );
+    // Reviewed and kept (placed again): no longer due.
+    let renewed = HoldPlaced {
+        placed_at: clock.now(),
+        ..investigation
+    };
+    publish(&admin, subjects::holds_placed("other-day"), &renewed).await;
+    eventually(Duration::from_secs(10), || async {
+        (run_pass(&client).await.holds_due_review == 0).then_some(())
+    })
+    .await
+    .expect("a renewed hold is not due for review");
+    assert!(book.get("o1").unwrap().is_held());
 
     shutdown.trigger();
     purge.running.done.await.unwrap();

@@ -7,6 +7,13 @@
 //! Showing an alert here is a **disclosure** to that officer, recorded on AUDIT once per officer and
 //! alert. An outcome is appended to ALERTS (`lfr.alerts.<deployment>.outcome`), where retention
 //! (an arrest puts the alert under legal hold) and the accuracy figures read it.
+//!
+//! **Corrections.** The latest outcome counts. The officer who recorded an alert's current
+//! outcome may correct it (a mistaken "arrested" corrected to "no further action" lifts the arrest
+//! hold); another officer cannot overwrite it (409): they ask that officer, or a supervisor
+//! releases the arrest hold (`lfr retention release`). Every outcome stays on ALERTS and each
+//! change is recorded on AUDIT ("outcome corrected: arrested -> no-further-action"); the card
+//! shows the history. Submitting the current outcome again (a double tap) records nothing new.
 
 use super::operator::{facts, images};
 use super::{allow, html, visible, Console};
@@ -63,12 +70,46 @@ async fn render_feed(console: &Console, session: &Session) -> String {
 fn card(session: &Session, entry: &Entry) -> String {
     let id = html::escape(&entry.alert.alert_id);
     let recorded = match entry.outcome() {
-        Some(o) => format!(
-            r#"<p class="outcome">Outcome: <strong>{}</strong> ({})</p>"#,
-            o.outcome.describe(),
-            html::escape(&o.actor)
-        ),
+        Some(o) => {
+            let history: String = entry
+                .corrected_outcomes()
+                .iter()
+                .map(|c| {
+                    format!(
+                        "<li>{} ({}, {}), corrected</li>",
+                        c.outcome.describe(),
+                        html::escape(&c.actor),
+                        html::clock(c.recorded_at)
+                    )
+                })
+                .collect();
+            let history = if history.is_empty() {
+                history
+            } else {
+                format!(r#"<ul class="outcome-history">{history}</ul>"#)
+            };
+            format!(
+                r#"<p class="outcome">Outcome: <strong>{}</strong> ({})</p>{history}"#,
+                o.outcome.describe(),
+                html::escape(&o.actor)
+            )
+        }
         None => String::new(),
+    };
+    // Once recorded, only the officer who recorded the outcome may correct it.
+    if entry.outcome().is_some_and(|o| o.actor != session.account) {
+        return format!(
+            r#"<article class="alert" id="alert-{id}" data-alert="{id}">
+{images}{facts}{recorded}
+</article>"#,
+            images = images(entry),
+            facts = facts(entry),
+        );
+    }
+    let correcting = if entry.outcome().is_some() {
+        r#"<p class="correct">Correct the outcome:</p>"#
+    } else {
+        ""
     };
     let buttons: String = Outcome::ALL
         .iter()
@@ -83,7 +124,7 @@ fn card(session: &Session, entry: &Entry) -> String {
     format!(
         r#"<article class="alert" id="alert-{id}" data-alert="{id}">
 {images}{facts}{recorded}
-<form method="post" action="/alerts/{id}/outcome">{csrf}
+<form method="post" action="/alerts/{id}/outcome">{csrf}{correcting}
 <input type="text" name="note" placeholder="Note (optional)" maxlength="500">
 <div class="outcomes">{buttons}</div></form>
 </article>"#,
@@ -124,6 +165,20 @@ pub async fn record_outcome(
         // An officer has no business with an unconfirmed alert: as far as they know, none exists.
         _ => return html::refusal(StatusCode::NOT_FOUND, "No such alert."),
     };
+    // The latest outcome counts: a later one corrects it, by the officer who recorded it only.
+    let previous = entry.outcome().cloned();
+    if let Some(current) = &previous {
+        if current.actor != session.account {
+            return html::refusal(
+                StatusCode::CONFLICT,
+                "Another officer recorded this alert's outcome: only they can correct it.",
+            );
+        }
+        if current.outcome == outcome {
+            // A double tap: already recorded.
+            return Redirect::to("/handheld").into_response();
+        }
+    }
     let note = form.note.trim();
     let record = AlertOutcome {
         alert_id: id.clone(),
@@ -139,7 +194,14 @@ pub async fn record_outcome(
             .publish_record(
                 streams::ALERTS,
                 subjects::alert_outcomes(&record.deployment),
-                &format!("{id}.outcome.{}.{}", outcome.as_str(), session.account),
+                // Numbered by the outcomes before it: a retried publish is stored once, and a
+                // correction is a new record.
+                &format!(
+                    "{id}.outcome.{}.{}.{}",
+                    entry.outcomes.len(),
+                    outcome.as_str(),
+                    session.account
+                ),
                 &record,
             )
             .await?
@@ -163,7 +225,19 @@ pub async fn record_outcome(
             AuditAction::Alteration,
             Some(&record.deployment),
             format!("alert/{id}"),
-            &format!("outcome recorded: {}", outcome.as_str()),
+            &match &previous {
+                None => format!("outcome recorded: {}", outcome.as_str()),
+                Some(p) if p.outcome == Outcome::EngagedArrested => format!(
+                    "outcome corrected: {} -> {} (the arrest hold is lifted)",
+                    p.outcome.as_str(),
+                    outcome.as_str()
+                ),
+                Some(p) => format!(
+                    "outcome corrected: {} -> {}",
+                    p.outcome.as_str(),
+                    outcome.as_str()
+                ),
+            },
             vec![],
             None,
         )
@@ -171,6 +245,11 @@ pub async fn record_outcome(
     if let Err(e) = audited {
         tracing::error!(alert = %id, error = %e, "audit event for an outcome not stored");
     }
-    tracing::info!(alert = %id, outcome = outcome.as_str(), "outcome recorded");
+    tracing::info!(
+        alert = %id,
+        outcome = outcome.as_str(),
+        corrected = previous.is_some(),
+        "outcome recorded"
+    );
     Redirect::to("/handheld").into_response()
 }

@@ -1,7 +1,10 @@
 //! Oversight pages. **Supervisors** (the technical team among them) see every deployment with its
 //! load verification, and the blue-list alerts: staff volunteers walking past, which measure how
 //! many people on the watch list the system misses, and are never sent to officers. **Auditors**
-//! see the latest audit events, read-only.
+//! see the latest audit events, read-only. Both see every standing **hold** (complaint, access
+//! request, investigation, on an alert or a whole deployment, and arrests' legal holds) with its
+//! reason, case reference, age and last review, those unreviewed for 90 days flagged for review
+//! (placed and released with `lfr retention hold` / `release`; ids and cases only, no images).
 
 use super::operator::{facts, images};
 use super::{allow, html, Console};
@@ -10,7 +13,8 @@ use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
 use axum::extract::State;
 use axum::response::Response;
 use futures::StreamExt;
-use lfr_schemas::{streams, subjects, AuditAction, AuditEvent, Message};
+use lfr_alerts::holds::DEFAULT_REVIEW;
+use lfr_schemas::{streams, subjects, AuditAction, AuditEvent, Message, Timestamp};
 use lfr_watchlist::lifecycle::Verification;
 use std::time::Duration;
 
@@ -60,10 +64,12 @@ pub async fn supervisor(State(console): State<Console>, session: CurrentSession)
         ));
     }
     let blue = render_blue(&console, &session).await;
+    let holds = render_holds(&console);
     let body = format!(
         r#"<h2>Deployments</h2>
 <table><thead><tr><th>Id</th><th>Name</th><th>State</th><th>Cameras</th><th>Watch list</th><th>Load verification</th><th>Blue-list alerts</th></tr></thead>
 <tbody>{rows}</tbody></table>
+{holds}
 <h2>Blue watch list: staff volunteers recognised</h2>
 <p>These measure the system; they never reach officers.</p>
 <section id="blue" data-live="/supervisor/blue">{blue}</section>"#
@@ -132,12 +138,123 @@ pub async fn auditor(State(console): State<Console>, session: CurrentSession) ->
             r#"<tr><td colspan="7">The audit record is unavailable.</td></tr>"#.into()
         }
     };
+    let holds = render_holds(&console);
     let body = format!(
-        r#"<h2>Latest audit events</h2>
+        r#"{holds}
+<h2>Latest audit events</h2>
 <table><thead><tr><th>When</th><th>Action</th><th>Who</th><th>Deployment</th><th>Object</th><th>Why</th><th>Disclosed to</th></tr></thead>
 <tbody>{rows}</tbody></table>"#
     );
     html::page(&session, "Audit", "auditor", None, &body)
+}
+
+/// One standing hold, for the table.
+struct HoldRow {
+    deployment: String,
+    held: String,
+    reason: &'static str,
+    case: String,
+    by: String,
+    placed_at: Timestamp,
+    reviewed_at: Timestamp,
+}
+
+/// Every standing hold, oldest first: placed ones, then arrests' legal holds.
+fn render_holds(console: &Console) -> String {
+    let now = Timestamp::now();
+    let mut rows: Vec<HoldRow> = console
+        .book
+        .holds()
+        .into_iter()
+        .filter(|h| h.is_active())
+        .map(|h| HoldRow {
+            deployment: h.deployment().into(),
+            held: match h.alert_id() {
+                Some(a) => format!("alert {a}"),
+                None => format!(
+                    "whole deployment ({} alerts)",
+                    console
+                        .book
+                        .select(|e| e.alert.deployment == h.deployment())
+                        .len()
+                ),
+            },
+            reason: h.reason().as_str(),
+            case: h.case_reference().into(),
+            by: h.placed.actor.clone(),
+            placed_at: h.placed.placed_at,
+            reviewed_at: h.reviewed_at,
+        })
+        .collect();
+    for e in console.book.select(|e| e.on_legal_hold()) {
+        let Some(since) = e.legal_hold_since() else {
+            continue;
+        };
+        let corrected = e
+            .corrected_outcomes()
+            .iter()
+            .map(|o| o.outcome.as_str())
+            .collect::<Vec<_>>();
+        rows.push(HoldRow {
+            deployment: e.alert.deployment.clone(),
+            held: if corrected.is_empty() {
+                format!("alert {}", e.alert.alert_id)
+            } else {
+                format!(
+                    "alert {} (outcomes before: {})",
+                    e.alert.alert_id,
+                    corrected.join(", ")
+                )
+            },
+            reason: "arrest",
+            case: "-".into(),
+            by: e.outcome().map(|o| o.actor.clone()).unwrap_or_default(),
+            placed_at: since,
+            reviewed_at: since,
+        });
+    }
+    rows.sort_by_key(|r| r.placed_at);
+    let days = |t: Timestamp| t.until(now).as_secs() / 86_400;
+    let date = |t: Timestamp| lfr_watchlist::time::format_utc(t)[..10].to_string();
+    let due = rows
+        .iter()
+        .filter(|r| r.reviewed_at.until(now) >= DEFAULT_REVIEW)
+        .count();
+    let body: String = rows
+        .iter()
+        .map(|r| {
+            let flag = if r.reviewed_at.until(now) >= DEFAULT_REVIEW {
+                r#"<span class="flag">REVIEW DUE</span>"#
+            } else {
+                ""
+            };
+            format!(
+                "<tr><td>{deployment}</td><td>{held}</td><td>{reason}</td><td>{case}</td>\
+                 <td>{placed}</td><td>{by}</td><td>{age}</td><td>{reviewed}</td><td>{flag}</td></tr>",
+                deployment = html::escape(&r.deployment),
+                held = html::escape(&r.held),
+                reason = r.reason,
+                case = html::escape(&r.case),
+                placed = date(r.placed_at),
+                by = html::escape(&r.by),
+                age = days(r.placed_at),
+                reviewed = date(r.reviewed_at),
+            )
+        })
+        .collect();
+    let body = if body.is_empty() {
+        r#"<tr><td colspan="9">No holds.</td></tr>"#.into()
+    } else {
+        body
+    };
+    format!(
+        r#"<h2>Holds</h2>
+<p>Alert data kept past its retention period: {n} standing, {due} due for review (not reviewed for {review} days). Placed, reviewed and released with <code>lfr retention hold</code> and <code>lfr retention release</code>.</p>
+<table id="holds"><thead><tr><th>Deployment</th><th>Holds</th><th>Reason</th><th>Case</th><th>Placed</th><th>By</th><th>Age (days)</th><th>Last review</th><th>Review</th></tr></thead>
+<tbody>{body}</tbody></table>"#,
+        n = rows.len(),
+        review = DEFAULT_REVIEW.as_secs() / 86_400,
+    )
 }
 
 /// The last [`AUDIT_PAGE`] events on AUDIT, oldest first.
