@@ -76,6 +76,16 @@ impl FaceFinder {
     /// The probe faces of a BGR frame (best first), each with its chip and its context crop
     /// (bystanders blurred), and the reasons the others were refused.
     pub fn find(&mut self, bgr: &Mat) -> anyhow::Result<Found> {
+        self.find_faces(bgr, true)
+    }
+
+    /// [`FaceFinder::find`] without the context crops (left empty), for callers that keep only
+    /// the chips (`lfr eval`): no crop is made, so no bystander needs blurring.
+    pub fn find_chips(&mut self, bgr: &Mat) -> anyhow::Result<Found> {
+        self.find_faces(bgr, false)
+    }
+
+    fn find_faces(&mut self, bgr: &Mat, with_context: bool) -> anyhow::Result<Found> {
         let mut found = Found::default();
         let threshold = self.detector.score_threshold();
         // One run serves both: non-maximum suppression makes the detections at or above the live
@@ -102,14 +112,18 @@ impl FaceFinder {
                 found.rejected.push("blurred");
                 continue;
             }
-            let context = blur_bystanders(
-                &mut self.detector,
-                bgr,
-                upper_torso_rect(bgr.cols(), bgr.rows(), &detection.bbox),
-                &detection.bbox,
-                &everyone,
-                CONTEXT_QUALITY,
-            )?;
+            let context = if with_context {
+                blur_bystanders(
+                    &mut self.detector,
+                    bgr,
+                    upper_torso_rect(bgr.cols(), bgr.rows(), &detection.bbox),
+                    &detection.bbox,
+                    &everyone,
+                    CONTEXT_QUALITY,
+                )?
+            } else {
+                Default::default()
+            };
             found.faces.push(ProbeFace {
                 quality: FaceQuality {
                     score: detection.score,

@@ -276,7 +276,8 @@ pub fn keep_subject(
     })
 }
 
-/// A context crop with every face but its own blurred, as published.
+/// A context crop with every face but its own blurred, as published (empty by default: no crop).
+#[derive(Default)]
 pub struct ContextCrop {
     pub jpeg: Vec<u8>,
     pub bystanders: Bystanders,

@@ -262,7 +262,7 @@ impl Pipeline {
     fn try_template(&mut self, photo: &Path) -> anyhow::Result<Option<Vec<f32>>> {
         let image = imgcodecs::imread(photo, imgcodecs::IMREAD_COLOR)?;
         anyhow::ensure!(!image.empty(), "not a readable image");
-        let found = self.finder.find(&image)?;
+        let found = self.finder.find_chips(&image)?;
         // Labelled sets (LFW among them) centre the labelled person; bystanders sit elsewhere.
         let (cx, cy) = (image.cols() as f32 / 2.0, image.rows() as f32 / 2.0);
         let off_centre =
