@@ -15,57 +15,13 @@ use lfr_schemas::{
 use lfr_testkit::browser::Browser;
 use lfr_testkit::{eventually, metric, records, sample_photo, scrape, NatsServer};
 use lfr_vault::{AlertImage, MasterKey, Vault};
-use lfr_watchlist::deployment::{Deployment, NewDeployment};
-use lfr_watchlist::list::{sha256_hex, Entry, WatchList};
+use lfr_watchlist::list::sha256_hex;
 use lfr_watchlist::store::Store;
 use std::time::Duration;
 
-const PASSWORD: &str = "correct horse battery";
-const WAIT: Duration = Duration::from_secs(20);
+mod support;
 
-async fn deployment(store: &Store, id: &str, reference_image: &[u8]) {
-    let now = Timestamp::now();
-    let d = Deployment::create(NewDeployment {
-        id: id.into(),
-        name: "Match day".into(),
-        location: "North gate".into(),
-        cameras: vec!["gate-1".into()],
-        starts_at: now,
-        ends_at: Timestamp(now.0 + 3_600_000_000_000),
-        purpose: "Locate wanted offenders".into(),
-        default_threshold: 0.6,
-        thresholds: Default::default(),
-        setup_window_secs: 0,
-    })
-    .unwrap();
-    store.create(&d).await.unwrap();
-    let sha = sha256_hex(reference_image);
-    let list = WatchList::new(
-        id,
-        "mobilefacenet",
-        vec![Entry {
-            reference: "CUST-0001".into(),
-            category: WatchlistCategory::Wanted,
-            note: String::new(),
-            image_sha256: sha.clone(),
-            template: vec![1.0, 0.0],
-        }],
-    );
-    let attached = store
-        .put_watchlist(&list, &[(sha, reference_image.to_vec())])
-        .await
-        .unwrap();
-    // Through every gate: officers see alerts of a live deployment only.
-    store
-        .update(id, |d| {
-            d.authorise("supt-1", now)?;
-            d.attach(attached.clone())?;
-            d.review("insp-1", &attached.digest, now)?;
-            d.activate(now)
-        })
-        .await
-        .unwrap();
-}
+use support::{deployment, Person, PASSWORD, WAIT};
 
 /// A candidate alert as the matcher raises it, with real JPEGs sealed by `vault`.
 async fn alert(
@@ -130,78 +86,7 @@ async fn log_in(browser: &Browser, base: &str, account: &str) {
     browser.click("button[type=submit]").await;
 }
 
-/// A person at the console over plain HTTP: their session cookie and CSRF token.
-struct Person {
-    http: reqwest::Client,
-    base: String,
-    cookie: String,
-    csrf: String,
-}
-
 impl Person {
-    async fn log_in(base: &str, account: &str) -> Person {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let login = http
-            .post(format!("{base}/login"))
-            .form(&[("account", account), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(login.status(), 303, "{account} logs in");
-        let cookie = login.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let home = login.headers()["location"].to_str().unwrap().to_string();
-        let page = http
-            .get(format!("{base}{home}"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let at = page.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
-        let csrf = page[at..at + 64].to_string();
-        Person {
-            http,
-            base: base.into(),
-            cookie,
-            csrf,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> u16 {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .form(fields)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
     async fn decide(&self, alert: &str, decision: &str) -> u16 {
         let path = format!("/alerts/{alert}/decision");
         self.post(&path, &[("csrf", &self.csrf), ("decision", decision)])

@@ -10,136 +10,19 @@ use lfr_common::Shutdown;
 use lfr_dispatch::auth::{Accounts, Role};
 use lfr_schemas::{
     streams, subjects, AlertOutcome, AuditAction, AuditEvent, HoldPlaced, HoldReason, Message,
-    Timestamp, WatchlistCategory,
+    Timestamp,
 };
 use lfr_testkit::{eventually, records, sample_photo, NatsServer};
 use lfr_vault::MasterKey;
-use lfr_watchlist::deployment::{Deployment, NewDeployment};
-use lfr_watchlist::list::{sha256_hex, Entry, WatchList};
 use lfr_watchlist::store::Store;
 use std::time::Duration;
 
-const PASSWORD: &str = "correct horse battery";
-const WAIT: Duration = Duration::from_secs(20);
+mod support;
+
+use support::{deployment, Person, PASSWORD, WAIT};
 const DAY_NANOS: u64 = 86_400_000_000_000;
 
-/// A live deployment, through every gate.
-async fn deployment(store: &Store, id: &str) {
-    let reference = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
-    let now = Timestamp::now();
-    let d = Deployment::create(NewDeployment {
-        id: id.into(),
-        name: "Match day".into(),
-        location: "North gate".into(),
-        cameras: vec!["gate-1".into()],
-        starts_at: now,
-        ends_at: Timestamp(now.0 + 3_600_000_000_000),
-        purpose: "Locate wanted offenders".into(),
-        default_threshold: 0.6,
-        thresholds: Default::default(),
-        setup_window_secs: 0,
-    })
-    .unwrap();
-    store.create(&d).await.unwrap();
-    let sha = sha256_hex(&reference);
-    let list = WatchList::new(
-        id,
-        "mobilefacenet",
-        vec![Entry {
-            reference: "CUST-0001".into(),
-            category: WatchlistCategory::Wanted,
-            note: String::new(),
-            image_sha256: sha.clone(),
-            template: vec![1.0, 0.0],
-        }],
-    );
-    let attached = store
-        .put_watchlist(&list, &[(sha, reference)])
-        .await
-        .unwrap();
-    store
-        .update(id, |d| {
-            d.authorise("supt-1", now)?;
-            d.attach(attached.clone())?;
-            d.review("insp-1", &attached.digest, now)?;
-            d.activate(now)
-        })
-        .await
-        .unwrap();
-}
-
-/// A person at the console over plain HTTP: their session cookie and CSRF token.
-struct Person {
-    http: reqwest::Client,
-    base: String,
-    cookie: String,
-    csrf: String,
-}
-
 impl Person {
-    async fn log_in(base: &str, account: &str) -> Person {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let login = http
-            .post(format!("{base}/login"))
-            .form(&[("account", account), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(login.status(), 303, "{account} logs in");
-        let cookie = login.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let home = login.headers()["location"].to_str().unwrap().to_string();
-        let page = http
-            .get(format!("{base}{home}"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let at = page.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
-        let csrf = page[at..at + 64].to_string();
-        Person {
-            http,
-            base: base.into(),
-            cookie,
-            csrf,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> u16 {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .form(fields)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
     async fn outcome(&self, alert: &str, outcome: &str) -> u16 {
         let path = format!("/alerts/{alert}/outcome");
         self.post(&path, &[("csrf", &self.csrf), ("outcome", outcome)])
@@ -181,7 +64,8 @@ async fn an_arrest_corrected_to_no_further_action_lifts_the_hold_and_holds_are_s
     let dispatch = lfr_dispatch::start(config, shutdown.clone()).await.unwrap();
     let base = format!("http://{}", dispatch.console_addr);
     let store = Store::open(&js).await.unwrap();
-    deployment(&store, "match-day").await;
+    let reference = std::fs::read(sample_photo("faces/obama.jpg")).unwrap();
+    deployment(&store, "match-day", &reference).await;
     let accounts = Accounts::open(&js).await.unwrap();
     for (id, role) in [
         ("op-1", Role::Operator),

@@ -1,0 +1,132 @@
+//! Shared set-up for the console's tests: a live deployment through every gate, and a person at
+//! the console over plain HTTP (session cookie and CSRF token).
+
+#![allow(dead_code)]
+
+use lfr_schemas::{Timestamp, WatchlistCategory};
+use lfr_watchlist::deployment::{Deployment, NewDeployment};
+use lfr_watchlist::list::{sha256_hex, Entry, WatchList};
+use lfr_watchlist::store::Store;
+use std::time::Duration;
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Deployment `id` over camera `gate-1`, live for an hour, its one-entry list showing
+/// `reference_image`, through every gate (authorised, reviewed, active).
+pub async fn deployment(store: &Store, id: &str, reference_image: &[u8]) {
+    let now = Timestamp::now();
+    let d = Deployment::create(NewDeployment {
+        id: id.into(),
+        name: "Match day".into(),
+        location: "North gate".into(),
+        cameras: vec!["gate-1".into()],
+        starts_at: now,
+        ends_at: Timestamp(now.0 + 3_600_000_000_000),
+        purpose: "Locate wanted offenders".into(),
+        default_threshold: 0.6,
+        thresholds: Default::default(),
+        setup_window_secs: 0,
+    })
+    .unwrap();
+    store.create(&d).await.unwrap();
+    let sha = sha256_hex(reference_image);
+    let list = WatchList::new(
+        id,
+        "mobilefacenet",
+        vec![Entry {
+            reference: "CUST-0001".into(),
+            category: WatchlistCategory::Wanted,
+            note: String::new(),
+            image_sha256: sha.clone(),
+            template: vec![1.0, 0.0],
+        }],
+    );
+    let attached = store
+        .put_watchlist(&list, &[(sha, reference_image.to_vec())])
+        .await
+        .unwrap();
+    // Through every gate: officers see alerts of a live deployment only.
+    store
+        .update(id, |d| {
+            d.authorise("supt-1", now)?;
+            d.attach(attached.clone())?;
+            d.review("insp-1", &attached.digest, now)?;
+            d.activate(now)
+        })
+        .await
+        .unwrap();
+}
+
+/// A person at the console over plain HTTP: their session cookie and CSRF token.
+pub struct Person {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl Person {
+    pub async fn log_in(base: &str, account: &str) -> Person {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let login = http
+            .post(format!("{base}/login"))
+            .form(&[("account", account), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 303, "{account} logs in");
+        let cookie = login.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let home = login.headers()["location"].to_str().unwrap().to_string();
+        let page = http
+            .get(format!("{base}{home}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let at = page.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
+        let csrf = page[at..at + 64].to_string();
+        Person {
+            http,
+            base: base.into(),
+            cookie,
+            csrf,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> u16 {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
