@@ -274,6 +274,30 @@ struct State {
 }
 
 impl State {
+    /// The holds a hold message about (`deployment`, `alert`) acts on: the alert's own (the
+    /// message's sequence kept with the alert, so that erasing the alert erases it), or the
+    /// deployment's. `None` for an alert the book does not hold, or of another deployment.
+    fn holds_for(
+        &mut self,
+        deployment: &str,
+        alert: Option<&str>,
+        seq: u64,
+    ) -> Option<&mut Vec<Hold>> {
+        match alert {
+            Some(alert) => {
+                let entry = self.entries.get_mut(alert)?;
+                if entry.alert.deployment != deployment {
+                    return None;
+                }
+                entry.seqs.push(seq);
+                Some(&mut entry.holds)
+            }
+            None => Some(self.deployment_holds.entry(deployment.into()).or_default()),
+        }
+    }
+}
+
+impl State {
     /// A copy of `entry` carrying its deployment's holds.
     fn copy(&self, entry: &Entry) -> Entry {
         let mut out = entry.clone();
@@ -446,20 +470,7 @@ impl Book {
 
     fn place(&self, hold: HoldPlaced, seq: u64) -> Option<Change> {
         let mut state = self.write();
-        let holds = match &hold.alert_id {
-            Some(alert) => {
-                let entry = state.entries.get_mut(alert)?;
-                if entry.alert.deployment != hold.deployment {
-                    return None;
-                }
-                entry.seqs.push(seq);
-                &mut entry.holds
-            }
-            None => state
-                .deployment_holds
-                .entry(hold.deployment.clone())
-                .or_default(),
-        };
+        let holds = state.holds_for(&hold.deployment, hold.alert_id.as_deref(), seq)?;
         let change = Change::Holds {
             alert: hold.alert_id.clone(),
             deployment: hold.deployment.clone(),
@@ -488,17 +499,7 @@ impl Book {
 
     fn lift(&self, lifted: HoldLifted, seq: u64) -> Option<Change> {
         let mut state = self.write();
-        let holds = match &lifted.alert_id {
-            Some(alert) => {
-                let entry = state.entries.get_mut(alert)?;
-                if entry.alert.deployment != lifted.deployment {
-                    return None;
-                }
-                entry.seqs.push(seq);
-                &mut entry.holds
-            }
-            None => state.deployment_holds.get_mut(&lifted.deployment)?,
-        };
+        let holds = state.holds_for(&lifted.deployment, lifted.alert_id.as_deref(), seq)?;
         let hold = holds.iter_mut().find(|h| {
             h.is_active()
                 && h.is_named(
