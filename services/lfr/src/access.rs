@@ -36,10 +36,10 @@
 //! sha256) and one per alert found (`alert/<ID>`, on its deployment's audit subject).
 //!
 //! An export makes the same search and writes a bundle ([`bundle`]) for the subject: per alert
-//! found, the probe chip, the context image with **every other face blurred** (`lfr_vision::redact`), the
-//! watch-list image only where it is the subject's own, and the alert's times, camera, category,
-//! similarity, decision and outcomes (no staff account ids, no free text); and a manifest with the
-//! sha256 of every file. See `docs/access.md`.
+//! found, the probe chip, the context image with **every other face blurred**
+//! (`lfr_vision::redact`), the watch-list image only where it is the subject's own, and the
+//! alert's times, camera, category, similarity, decision and outcomes (no staff account ids, no
+//! free text); and a manifest with the sha256 of every file. See `docs/access.md`.
 
 mod bundle;
 mod request;
