@@ -29,19 +29,11 @@ use tokio::sync::watch;
 /// How often the records are re-read when no change was announced (changes are seen at once).
 pub const REFRESH: Duration = Duration::from_secs(10);
 
-/// When one verified, active deployment covers its cameras.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Window {
-    pub deployment: String,
-    pub cameras: Vec<String>,
-    /// The deployment's record, for its phases.
-    record: Deployment,
-}
-
 /// Every deployment that may cover a camera now or later, as last read.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Coverage {
-    windows: Vec<Window>,
+    /// The active, verified deployments: their records say which cameras, and when.
+    deployments: Vec<Deployment>,
     /// False until the records have been read once: nothing is covered, but a stage should wait
     /// for the first reading rather than refuse what arrives in its first milliseconds.
     read: bool,
@@ -50,7 +42,7 @@ pub struct Coverage {
 impl Coverage {
     /// From the deployment records and every load report, keyed `<deployment>.<replica>`.
     pub fn from_records(deployments: &[Deployment], reports: &[(String, LoadReport)]) -> Coverage {
-        let windows = deployments
+        let deployments = deployments
             .iter()
             .filter(|d| d.state == crate::deployment::State::Active && d.watchlist.is_some())
             .filter(|d| {
@@ -62,24 +54,20 @@ impl Coverage {
                     .collect();
                 matches!(verify(d, &own), Verification::Verified { .. })
             })
-            .map(|d| Window {
-                deployment: d.id.clone(),
-                cameras: d.cameras.clone(),
-                record: d.clone(),
-            })
+            .cloned()
             .collect();
         Coverage {
-            windows,
+            deployments,
             read: true,
         }
     }
 
     /// What `camera` is for at `now`: live wins over set-up when two deployments overlap.
     pub fn phase(&self, camera: &str, now: Timestamp) -> Option<Phase> {
-        self.windows
+        self.deployments
             .iter()
-            .filter(|w| w.cameras.iter().any(|c| c == camera))
-            .filter_map(|w| w.record.phase(now))
+            .filter(|d| d.cameras.iter().any(|c| c == camera))
+            .filter_map(|d| d.phase(now))
             .max_by_key(|p| matches!(p, Phase::Live))
     }
 
@@ -90,19 +78,19 @@ impl Coverage {
 
     /// The deployments in their live window at `now` (what officers may see alerts of).
     pub fn live_deployments(&self, now: Timestamp) -> BTreeSet<String> {
-        self.windows
+        self.deployments
             .iter()
-            .filter(|w| w.record.phase(now) == Some(Phase::Live))
-            .map(|w| w.deployment.clone())
+            .filter(|d| d.phase(now) == Some(Phase::Live))
+            .map(|d| d.id.clone())
             .collect()
     }
 
     /// Every camera covered at `now`.
     pub fn cameras(&self, now: Timestamp) -> BTreeSet<String> {
-        self.windows
+        self.deployments
             .iter()
-            .filter(|w| w.record.phase(now).is_some())
-            .flat_map(|w| w.cameras.iter().cloned())
+            .filter(|d| d.phase(now).is_some())
+            .flat_map(|d| d.cameras.iter().cloned())
             .collect()
     }
 }
@@ -145,11 +133,6 @@ impl CoverageView {
     pub async fn ready(&self, limit: Duration) {
         let mut rx = self.0.clone();
         let _ = tokio::time::timeout(limit, rx.wait_for(|c| c.read)).await;
-    }
-
-    /// Wait until the records change (not for a window to open on the clock: poll for that).
-    pub async fn changed(&mut self) -> bool {
-        self.0.changed().await.is_ok()
     }
 }
 
