@@ -85,6 +85,12 @@ pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
 /// Write a secret: replaced whole, mode 0600 from the first byte.
 pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(path);
+    create_private(path, bytes)
+}
+
+/// Create `path`, never over an existing file, readable by its owner only (mode 0600 from the
+/// first byte), and flushed to disk.
+pub fn create_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -65,8 +65,8 @@ use request::{
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// A second face at least this large (eye distance, relative to the largest face's) makes the
@@ -499,8 +499,10 @@ async fn search_or_export(
     drop(photo);
 
     let vault = Vault::open(js, master).await?;
+    // The retained alerts as ALERTS holds them now: searched, then held for the request.
+    let book = feed::snapshot(js).await?;
     let search = search(
-        js,
+        &book,
         &vault,
         &mut vision,
         &subject,
@@ -657,7 +659,7 @@ async fn search_or_export(
         )));
     }
 
-    let held = hold_found(&bus, &search, reference, &request.by).await?;
+    let held = hold_found(&bus, &book, &search, reference, &request.by).await?;
 
     match out {
         None if json => {
@@ -709,18 +711,15 @@ async fn search_or_export(
 /// the request is closed. Returns how many alerts it holds.
 async fn hold_found(
     bus: &lfr_common::bus::Bus,
+    book: &lfr_alerts::Book,
     search: &Search,
     reference: &str,
     by: &str,
 ) -> anyhow::Result<usize> {
-    if search.found.is_empty() {
-        return Ok(0);
-    }
-    let book = feed::snapshot(&bus.jetstream).await?;
     for m in &search.found {
         let placed = holds::place(
             bus,
-            &book,
+            book,
             holds::HoldRequest {
                 target: holds::Target::Alert(m.entry.alert.alert_id.clone()),
                 reason: HoldReason::AccessRequest,
@@ -1039,14 +1038,13 @@ impl Search {
 /// Compare the subject with the probe face of every retained alert in the request's scope; the
 /// others are counted and never opened.
 async fn search(
-    js: &async_nats::jetstream::Context,
+    book: &lfr_alerts::Book,
     vault: &Vault,
     vision: &mut Vision,
     subject: &[f32],
     threshold: f32,
     scope: &Scope,
 ) -> anyhow::Result<Search> {
-    let book = feed::snapshot(js).await?;
     let all = book.all();
     let retained = all.len();
     let mut entries: Vec<Entry> = all.into_iter().filter(|e| scope.covers(&e.alert)).collect();

@@ -4,6 +4,7 @@
 //! every file. Every image is re-encoded, so no metadata survives.
 
 use super::*;
+use lfr_identity::credentials::create_private;
 
 /// An alert as the bundle's `alert.json` tells it: what happened, when, where; no staff account
 /// ids and no free text (operators' reasons, officers' notes), which may name other people.
@@ -81,7 +82,7 @@ pub(super) async fn write_bundle(
         let dir = out.join(&folder);
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let mut write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
-            write_new(&dir.join(name), bytes)?;
+            create_private(&dir.join(name), bytes)?;
             files.insert(format!("{folder}/{name}"), sha256_hex(bytes));
             Ok(())
         };
@@ -198,7 +199,7 @@ pub(super) async fn write_bundle(
         files,
     };
     let bytes = serde_json::to_vec_pretty(&manifest)?;
-    write_new(&out.join("manifest.json"), &bytes)?;
+    create_private(&out.join("manifest.json"), &bytes)?;
     Ok(sha256_hex(&bytes))
 }
 
@@ -247,19 +248,6 @@ fn folder_name(n: usize, alert_id: &str) -> String {
     } else {
         format!("alert-{:03}", n + 1)
     }
-}
-
-/// Create `path` (never over an existing file), readable by its owner only.
-fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
 }
 
 #[cfg(test)]
