@@ -43,7 +43,7 @@ use lfr_alerts::book::{Book, Entry};
 use lfr_common::bus::Bus;
 use lfr_schemas::AuditAction;
 use lfr_vault::Vault;
-use lfr_watchlist::deployment::{Phase, State as DeploymentState};
+use lfr_watchlist::deployment::{Deployment, Phase, State as DeploymentState};
 use lfr_watchlist::lifecycle::Lifecycle;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -135,29 +135,22 @@ impl Console {
     /// closed: if the records cannot be read, none.
     pub async fn live_deployments(&self) -> HashSet<String> {
         let now = lfr_schemas::Timestamp::now();
-        match self.lifecycle.list().await {
-            Ok(all) => all
-                .into_iter()
-                .filter(|d| d.phase(now) == Some(Phase::Live))
-                .map(|d| d.id)
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read deployments; officers' feeds show nothing");
-                HashSet::new()
-            }
-        }
+        self.deployments_where(|d| d.phase(now) == Some(Phase::Live))
+            .await
     }
 
     /// Deployments that are over: their alerts can no longer be acted on.
     pub async fn ended_deployments(&self) -> HashSet<String> {
+        self.deployments_where(|d| d.state == DeploymentState::Ended)
+            .await
+    }
+
+    /// The ids of the deployments that pass `keep`; none if the records cannot be read.
+    async fn deployments_where(&self, keep: impl Fn(&Deployment) -> bool) -> HashSet<String> {
         match self.lifecycle.list().await {
-            Ok(all) => all
-                .into_iter()
-                .filter(|d| d.state == DeploymentState::Ended)
-                .map(|d| d.id)
-                .collect(),
+            Ok(all) => all.into_iter().filter(|d| keep(d)).map(|d| d.id).collect(),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read deployments");
+                tracing::warn!(error = %e, "cannot read deployments; none shown as live or ended");
                 HashSet::new()
             }
         }
