@@ -101,14 +101,9 @@ async fn operators_confirm_officers_receive_and_a_rejected_alert_never_reaches_t
     // Alerts are raised as the matcher raises them, under its identity.
     let matcher = nats.jetstream(lfr_testkit::Identity::Match).await;
     let shutdown = Shutdown::new();
-    let mut config = lfr_dispatch::Config::default();
-    config.common.nats = nats.nats_config(lfr_testkit::Identity::Dispatch);
-    config.dispatch.http_addr = "127.0.0.1:0".parse().unwrap();
-    config.dispatch.console_addr = "127.0.0.1:0".parse().unwrap();
-    config.dispatch.auth.cookie_secure = false;
-    config.dispatch.review_deadline = Duration::from_secs(30);
     let master = MasterKey::generate();
-    config.master_key = Some(master.clone());
+    let mut config = support::config(&nats, master.clone());
+    config.dispatch.review_deadline = Duration::from_secs(30);
     let vault = Vault::open(&js, master).await.unwrap();
     let dispatch = lfr_dispatch::start(config, shutdown.clone()).await.unwrap();
     let base = format!("http://{}", dispatch.console_addr);

@@ -14,7 +14,9 @@ use lfr_testkit::{eventually, sample_photo, NatsServer};
 use lfr_vault::{AlertImage, MasterKey, Vault};
 use std::time::Duration;
 
-const PASSWORD: &str = "correct horse battery";
+mod support;
+
+use support::{Person, PASSWORD};
 
 fn photo(name: &str) -> Vec<u8> {
     std::fs::read(sample_photo(name)).unwrap()
@@ -73,40 +75,8 @@ async fn raise(js: &jetstream::Context, alert: &CandidateAlert) {
     .unwrap();
 }
 
-/// A supervisor's session over plain HTTP.
-struct Supervisor {
-    http: reqwest::Client,
-    base: String,
-    cookie: String,
-}
-
-impl Supervisor {
-    async fn log_in(base: &str) -> Supervisor {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let login = http
-            .post(format!("{base}/login"))
-            .form(&[("account", "sup-1"), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(login.status(), 303);
-        let cookie = login.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        Supervisor {
-            http,
-            base: base.into(),
-            cookie,
-        }
-    }
-
+/// A supervisor's session fetches images.
+impl Person {
     async fn image(&self, alert: &str, image: &str) -> (u16, Vec<u8>) {
         let r = self
             .http
@@ -131,12 +101,7 @@ async fn the_console_serves_sealed_images_until_their_key_is_destroyed() {
     let matcher = nats.jetstream(lfr_testkit::Identity::Match).await;
     let master = MasterKey::generate();
     let vault = Vault::open(&js, master.clone()).await.unwrap();
-    let mut config = lfr_dispatch::Config::default();
-    config.common.nats = nats.nats_config(lfr_testkit::Identity::Dispatch);
-    config.dispatch.http_addr = "127.0.0.1:0".parse().unwrap();
-    config.dispatch.console_addr = "127.0.0.1:0".parse().unwrap();
-    config.dispatch.auth.cookie_secure = false;
-    config.master_key = Some(master);
+    let config = support::config(&nats, master);
     let shutdown = Shutdown::new();
     let dispatch = lfr_dispatch::start(config, shutdown.clone()).await.unwrap();
     Accounts::open(&js)
@@ -145,7 +110,7 @@ async fn the_console_serves_sealed_images_until_their_key_is_destroyed() {
         .create("sup-1", Role::Supervisor, PASSWORD, vec![])
         .await
         .unwrap();
-    let sup = Supervisor::log_in(&format!("http://{}", dispatch.console_addr)).await;
+    let sup = Person::log_in(&format!("http://{}", dispatch.console_addr), "sup-1").await;
 
     let (face, context, reference) = (
         photo("faces/obama2.jpg"),

@@ -55,12 +55,7 @@ async fn an_arrest_corrected_to_no_further_action_lifts_the_hold_and_holds_are_s
     let js = nats.admin().await;
     let matcher = nats.jetstream(lfr_testkit::Identity::Match).await;
     let shutdown = Shutdown::new();
-    let mut config = lfr_dispatch::Config::default();
-    config.common.nats = nats.nats_config(lfr_testkit::Identity::Dispatch);
-    config.dispatch.http_addr = "127.0.0.1:0".parse().unwrap();
-    config.dispatch.console_addr = "127.0.0.1:0".parse().unwrap();
-    config.dispatch.auth.cookie_secure = false;
-    config.master_key = Some(MasterKey::generate());
+    let config = support::config(&nats, MasterKey::generate());
     let dispatch = lfr_dispatch::start(config, shutdown.clone()).await.unwrap();
     let base = format!("http://{}", dispatch.console_addr);
     let store = Store::open(&js).await.unwrap();

@@ -10,6 +10,21 @@ use lfr_watchlist::store::Store;
 use std::time::Duration;
 
 pub const PASSWORD: &str = "correct horse battery";
+
+/// A dispatch service on `nats` as its own identity, on free loopback ports, over plain HTTP,
+/// opening images with `master`.
+pub fn config(
+    nats: &lfr_testkit::NatsServer,
+    master: lfr_vault::MasterKey,
+) -> lfr_dispatch::Config {
+    let mut config = lfr_dispatch::Config::default();
+    config.common.nats = nats.nats_config(lfr_testkit::Identity::Dispatch);
+    config.dispatch.http_addr = "127.0.0.1:0".parse().unwrap();
+    config.dispatch.console_addr = "127.0.0.1:0".parse().unwrap();
+    config.dispatch.auth.cookie_secure = false;
+    config.master_key = Some(master);
+    config
+}
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// Deployment `id` over camera `gate-1`, live for an hour, its one-entry list showing
