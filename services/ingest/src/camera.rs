@@ -74,12 +74,14 @@ impl Camera {
                 }
             };
             self.metrics.camera_up.with_label_values(&[&id]).set(0);
-            if !matches!(ended, Ended::Failed | Ended::Finished) || !self.covered() {
-                self.metrics
-                    .camera_capturing
-                    .with_label_values(&[&id])
-                    .set(0);
-            }
+            // A failed or finished source of a covered camera is still meant to be capturing (it
+            // is retried, and `camera_up` says it delivers nothing); otherwise it is closed.
+            let meant_to_capture =
+                matches!(ended, Ended::Failed | Ended::Finished) && self.covered();
+            self.metrics
+                .camera_capturing
+                .with_label_values(&[&id])
+                .set(i64::from(meant_to_capture));
             match ended {
                 Ended::Shutdown => break,
                 Ended::Uncovered => {
