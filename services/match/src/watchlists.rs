@@ -64,7 +64,6 @@ impl EntryMeta {
 /// A deployment's list, loaded and searchable.
 pub struct Loaded {
     pub deployment: String,
-    pub cameras: Vec<String>,
     /// Digest of the list as loaded (not as authorised: the two are compared by verification).
     pub digest: String,
     /// Digest of the list attached to the deployment when this one was loaded: a new attachment
@@ -74,7 +73,8 @@ pub struct Loaded {
     pub entries: Vec<EntryMeta>,
     pub index: WatchlistIndex,
     pub tracker: Mutex<Tracker<Evidence>>,
-    /// The deployment's record as loaded: its windows say what a probe is compared for.
+    /// The deployment's record as loaded: its cameras and windows say which probes are compared,
+    /// and for what.
     schedule: Deployment,
     verified: AtomicBool,
 }
@@ -101,7 +101,7 @@ impl Watchlists {
     pub fn for_camera(&self, camera: &str) -> Vec<Arc<Loaded>> {
         self.read()
             .values()
-            .filter(|l| l.cameras.iter().any(|c| c == camera))
+            .filter(|l| l.schedule.cameras.iter().any(|c| c == camera))
             .cloned()
             .collect()
     }
@@ -253,7 +253,6 @@ impl Loader {
             .collect();
         let loaded = Arc::new(Loaded {
             deployment: deployment.id.clone(),
-            cameras: deployment.cameras.clone(),
             digest,
             attached: deployment
                 .watchlist
