@@ -417,6 +417,29 @@ def test_secrets_come_from_existing_secrets(objects):
     assert "credentials" not in config_toml(objects)["nats"], "per pod (LFR_NATS__CREDENTIALS), not in lfr.toml"
 
 
+def test_only_purge_holds_the_audit_anchor_key(objects):
+    """The key that signs audit anchors is mounted, read-only and not world-readable, into the
+    purge pod alone; no other pod can forge an anchor."""
+    for d in pod_workloads(objects):
+        service = component(d)
+        pod = d["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        env = env_of(c)
+        vols = {v["name"]: v for v in pod["volumes"]}
+        if service == "purge":
+            key = vols["audit-anchor-key"]["secret"]
+            assert key["secretName"] == "lfr-audit-anchor"
+            assert key["items"] == [{"key": "key", "path": "audit-anchor.key"}]
+            assert key["defaultMode"] & 0o007 == 0
+            (mount,) = [m for m in c["volumeMounts"] if m["name"] == "audit-anchor-key"]
+            assert mount["readOnly"] is True
+            assert env["LFR_PURGE__ANCHOR_KEY_FILE"]["value"] == f"{mount['mountPath']}/audit-anchor.key"
+        else:
+            assert "audit-anchor-key" not in vols, service
+            assert "lfr-audit-anchor" not in secret_refs(pod), service
+            assert "LFR_PURGE__ANCHOR_KEY_FILE" not in env, service
+
+
 def test_each_pod_mounts_only_its_own_identity(case, objects):
     """Every workload connects as its own NATS identity: its pod has that identity's Secret (the
     seed as <identity>.nk, read-only, named by LFR_NATS__CREDENTIALS) and no other's."""
@@ -1193,6 +1216,8 @@ def test_rendered_release_runs_secured(tmp_path):
                 env[e["name"]] = master_key
             else:
                 env[e["name"]] = e["value"]
+        if "LFR_PURGE__ANCHOR_KEY_FILE" in env:
+            env["LFR_PURGE__ANCHOR_KEY_FILE"] = str(tmp_path / "audit-anchor.key")
         identity = identity_of(workload)
         assert env["LFR_NATS__CREDENTIALS"] == f"/etc/nats/credentials/{identity}.nk"
         env["LFR_NATS__CREDENTIALS"] = str(creds / f"{identity}.nk")

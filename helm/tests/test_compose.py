@@ -60,8 +60,12 @@ def test_each_container_mounts_only_its_own_seed():
     for name, identity in IDENTITY.items():
         svc = services[name]
         mounts = {v["target"]: v for v in secret_mounts(svc)}
-        # Its seed and the CA, read-only single files of the volume: nothing else of it.
-        assert set(mounts) == {f"/secrets/{identity}.nk", "/secrets/tls/ca.pem"}, name
+        # Its seed and the CA, read-only single files of the volume: nothing else of it (purge:
+        # also its audit anchor key; admin: that key's public half).
+        extra = {"purge": {"/secrets/audit-anchor.key"}, "admin": {"/secrets/audit-anchor.pub"}}
+        assert set(mounts) == {f"/secrets/{identity}.nk", "/secrets/tls/ca.pem"} | extra.get(name, set()), name
+        for target in extra.get(name, set()):
+            assert mounts[target]["volume"]["subpath"] == target.removeprefix("/secrets/")
         assert mounts[f"/secrets/{identity}.nk"]["volume"]["subpath"] == f"{identity}.nk"
         assert mounts["/secrets/tls/ca.pem"]["volume"]["subpath"] == "tls/ca.pem"
         assert all(m["read_only"] for m in mounts.values()), name
@@ -71,6 +75,11 @@ def test_each_container_mounts_only_its_own_seed():
             assert svc["environment"]["LFR_NATS__URL"] == "tls://nats:4222"
             assert svc["environment"]["LFR_NATS__CA"] == "/secrets/tls/ca.pem"
     assert services["bus"]["command"] == ["lfr", "bus", "init", "--watch", "--config", "/etc/lfr/lfr.toml"]
+    # Only purge holds the key that signs audit anchors.
+    for name, svc in services.items():
+        has_key = any(m["target"] == "/secrets/audit-anchor.key" for m in secret_mounts(svc))
+        assert has_key == (name == "purge"), name
+    assert services["purge"]["environment"]["LFR_PURGE__ANCHOR_KEY_FILE"] == "/secrets/audit-anchor.key"
     assert services["admin"]["profiles"] == ["admin"]
     # The services read the CA (and the URL) from lfr.toml.
     toml = (REPO / "deploy" / "compose" / "lfr.toml").read_text()
@@ -128,6 +137,7 @@ def test_the_stack_runs_on_a_real_nats(tmp_path):
     script = services["bus-credentials"]["command"][-1]
     # As the container runs it, with the paths of this box (and 127.0.0.1 in the certificate).
     script = (script.replace("/secrets", str(secrets)).replace("lfr bus", f"{lfr} bus")
+              .replace("lfr audit", f"{lfr} audit")
               .replace("--host nats", "--host nats --host 127.0.0.1")
               .replace("chown 10001:10001", "true"))
     for _ in range(2):
@@ -137,6 +147,9 @@ def test_the_stack_runs_on_a_real_nats(tmp_path):
     assert set(seeds) == {f"{i}.nk" for i in ["admin", "bus", "detect", "dispatch", "embed", "ingest",
                                                "loadtest", "match", "purge"]}
     assert {p.name: p.read_text() for p in secrets.glob("*.nk")} == seeds and (secrets / "tls" / "ca.pem").read_text() == ca
+    # The anchor key: made once (mode 0600), its public key beside it.
+    assert (secrets / "audit-anchor.key").stat().st_mode & 0o777 == 0o600
+    assert re.fullmatch(r"[0-9a-f]{64}\n", (secrets / "audit-anchor.pub").read_text())
 
     port, monitor = _free_port(), _free_port()
     etc = tmp_path / "etc" / "nats"

@@ -18,6 +18,28 @@ fn actor() -> Actor {
     Actor::new("lfr-loadtest", "supervisor")
 }
 
+/// Who authorises and reviews it: not the enroller (duties are separated even here), a system
+/// account of authorising rank, named so no one mistakes it for a person.
+fn authoriser() -> Actor {
+    Actor::new("lfr-loadtest-authoriser", "supervisor")
+        .with_rank(Some(lfr_watchlist::deployment::Rank::Superintendent))
+}
+
+/// The governance record of a deployment that watches no real place.
+fn governance() -> lfr_watchlist::deployment::Governance {
+    let none = || {
+        "none: load test on synthetic frames, no real camera: the identities are enrolled from sample photos".to_string()
+    };
+    lfr_watchlist::deployment::Governance {
+        gold: none(),
+        silver: none(),
+        bronze: none(),
+        objectives: "load test on synthetic frames, no real camera: the identities are enrolled from sample photos".into(),
+        intelligence_case: none(),
+        signage: none(),
+    }
+}
+
 /// Camera id `i` of the load test (the ids its identity may publish frames for).
 pub fn camera(i: usize) -> String {
     lfr_schemas::permissions::loadtest_camera(i)
@@ -52,6 +74,12 @@ pub async fn start(
                 default_threshold: THRESHOLD,
                 thresholds: Default::default(),
                 setup_window_secs: 0,
+                governance: Some(governance()),
+                threshold_override: Some(lfr_watchlist::deployment::ThresholdOverride {
+                    calibrated: 0.0,
+                    reason: "load test on synthetic frames, no real camera: the identities are enrolled from sample photos".into(),
+                    by: String::new(),
+                }),
             },
             &actor(),
         )
@@ -71,11 +99,11 @@ pub async fn start(
         );
         deployment
             .lifecycle
-            .authorise(&deployment.id, &actor())
+            .authorise(&deployment.id, &authoriser())
             .await?;
         deployment
             .lifecycle
-            .review(&deployment.id, &actor(), &enrolled.attached.digest)
+            .review(&deployment.id, &authoriser(), &enrolled.attached.digest)
             .await?;
         deployment
             .lifecycle

@@ -12,8 +12,8 @@
 //!   ([`crate::streams`]) and never need the right to create, change or delete a stream.
 //! - **No one can delete AUDIT or trim it**, the administrator included: stream deletion and
 //!   AUDIT's message deletion and purge are denied to every identity.
-//! - **Decisions come from dispatch alone** (operators' decisions, officers' outcomes), candidate
-//!   alerts from match alone, erasure records from purge alone, holds and their releases from
+//! - **Decisions come from dispatch alone** (operators' decisions, officers' outcomes, blue-list
+//!   walk tests), candidate alerts from match alone, erasure records from purge alone, holds and their releases from
 //!   the administrator (`lfr retention hold`, `lfr retention release`) alone.
 //! - **Live biometric streams are read only by the next stage**, through its durable consumer; the
 //!   administrator can declare those consumers but not pull from them.
@@ -150,6 +150,8 @@ impl Identity {
                 Read(streams::ALERTS.into()),
                 alerts("decision"),
                 alerts("outcome"),
+                // Blue-list walk tests, recorded by the technical team in the console.
+                alerts("walk"),
                 Read(bucket(buckets::ACCOUNTS)),
                 write(buckets::ACCOUNTS),
                 Read(bucket(buckets::SESSIONS)),
@@ -186,6 +188,9 @@ impl Identity {
                 Erase(bucket(buckets::KEYS)),
                 Audit,
                 Read(streams::AUDIT.into()),
+                // The verifier: the only writer of the signed audit anchors.
+                Read(bucket(buckets::AUDIT_ANCHORS)),
+                write(buckets::AUDIT_ANCHORS),
                 Serve(subjects::PURGE_RUN.into()),
             ],
             Identity::Bus => vec![Declare],
@@ -206,6 +211,8 @@ impl Identity {
                     grants.push(Read(bucket(b)));
                     grants.push(write(b));
                 }
+                // `lfr audit verify` and `lfr audit anchors export`: read, never write.
+                grants.push(Read(bucket(buckets::AUDIT_ANCHORS)));
                 grants.extend([
                     Write {
                         stream: streams::WATCHLISTS.into(),
@@ -527,6 +534,7 @@ mod tests {
         };
         assert_eq!(authors("lfr.alerts.d1.decision"), [Identity::Dispatch]);
         assert_eq!(authors("lfr.alerts.d1.outcome"), [Identity::Dispatch]);
+        assert_eq!(authors("lfr.alerts.d1.walk"), [Identity::Dispatch]);
         assert_eq!(authors("lfr.alerts.d1.candidate"), [Identity::Match]);
         assert_eq!(authors("lfr.alerts.d1.erased"), [Identity::Purge]);
         assert_eq!(authors("lfr.alerts.d1.release"), [Identity::Admin]);
@@ -538,6 +546,12 @@ mod tests {
             authors("$KV.lfr-sessions.x"),
             [Identity::Dispatch, Identity::Admin]
         );
+        // Signed audit anchors: written by the verifier alone, removable by nobody.
+        assert_eq!(authors("$KV.lfr-audit-anchors.latest"), [Identity::Purge]);
+        for erase in ["MSG.DELETE", "PURGE", "DELETE"] {
+            let api = format!("$JS.API.STREAM.{erase}.KV_lfr-audit-anchors");
+            assert_eq!(authors(&api), [], "{api}");
+        }
         // Subject access requests: the administrator's CLI only, for writing and reading.
         assert_eq!(authors("$KV.lfr-access-requests.SAR-1"), [Identity::Admin]);
         assert_eq!(

@@ -40,6 +40,9 @@ pub mod buckets {
     /// Registered subject access requests: who asked, who verified their identity, the scope,
     /// and every search and disclosure made for the request (`lfr access`).
     pub const ACCESS_REQUESTS: &str = "lfr-access-requests";
+    /// The audit chain's head, signed by the verifier (the purge service) after each intact check:
+    /// outside AUDIT, written by purge alone, never deleted or purged (`lfr_common::anchor`).
+    pub const AUDIT_ANCHORS: &str = "lfr-audit-anchors";
 
     /// The stream that holds a bucket.
     pub fn stream(bucket: &str) -> String {
@@ -51,6 +54,9 @@ pub mod buckets {
         format!("$KV.{bucket}.>")
     }
 }
+
+/// Revisions of the latest audit anchor kept (every anchor ever signed, in practice).
+pub const AUDIT_ANCHOR_HISTORY: i64 = 1_000_000;
 
 /// How long a matcher replica's load report counts.
 pub const LOAD_REPORT_TTL: Duration = Duration::from_secs(60);
@@ -290,6 +296,22 @@ pub fn topology(limits: &TopologyLimits) -> Vec<StreamSpec> {
             Storage::File,
             Duration::ZERO,
         ),
+        StreamSpec {
+            // Every anchor kept (a million revisions: over a century of hourly passes; key-value
+            // clients refuse an unlimited history), none removable: no deletes, no purges, no
+            // rollups (a key-value purge is a rollup).
+            max_message_size: 4096,
+            deny_purge: true,
+            discard_new: false,
+            allow_rollup: false,
+            ..bucket(
+                buckets::AUDIT_ANCHORS,
+                "lfr audit anchors: the chain head signed by the verifier, never deleted",
+                AUDIT_ANCHOR_HISTORY,
+                Storage::File,
+                Duration::ZERO,
+            )
+        },
     ]
 }
 
@@ -337,6 +359,10 @@ mod tests {
             assert!(s.is_bucket() && s.allow_direct && s.max_messages_per_subject >= 1);
             assert_eq!(s.subjects, [format!("$KV.{b}.>")]);
         }
+        let anchors = spec(&specs, &buckets::stream(buckets::AUDIT_ANCHORS)).unwrap();
+        assert!(anchors.is_bucket() && anchors.storage == Storage::File);
+        assert!(anchors.deny_delete && anchors.deny_purge && !anchors.allow_rollup);
+        assert!(anchors.max_messages_per_subject >= 1_000_000 && anchors.max_age.is_zero());
         let keys = spec(&specs, &buckets::stream(buckets::KEYS)).unwrap();
         assert!(!keys.deny_delete && keys.max_messages_per_subject == 1);
         for c in consumers() {

@@ -14,6 +14,7 @@
 //! | `lfr.alerts.<deployment>.hold`     | ALERTS     | [`HoldPlaced`] |
 //! | `lfr.alerts.<deployment>.lift`     | ALERTS     | [`HoldLifted`] |
 //! | `lfr.alerts.<deployment>.erased`   | ALERTS     | [`AlertsErased`] |
+//! | `lfr.alerts.<deployment>.walk`     | ALERTS     | [`BlueWalk`] (blue-list walk test) |
 //! | `lfr.audit.<deployment or system>` | AUDIT      | [`AuditEvent`]   |
 //! | `lfr.watchlist.<deployment>.list`  | WATCHLISTS | the list (templates) |
 //! | `lfr.watchlist.<deployment>.image.<sha256>` | WATCHLISTS | a reference image |
@@ -30,6 +31,7 @@
 //! [`HoldPlaced`]: crate::HoldPlaced
 //! [`HoldLifted`]: crate::HoldLifted
 //! [`AlertsErased`]: crate::AlertsErased
+//! [`BlueWalk`]: crate::BlueWalk
 
 pub const FRAMES_ALL: &str = "lfr.frames.>";
 pub const FACES_ALL: &str = "lfr.faces.>";
@@ -88,6 +90,11 @@ pub fn holds_lifted(deployment: &str) -> String {
 
 pub fn alerts_erased(deployment: &str) -> String {
     format!("lfr.alerts.{deployment}.erased")
+}
+
+/// Blue-list walk tests recorded by the technical team (staff volunteers walking past a camera).
+pub fn blue_walks(deployment: &str) -> String {
+    format!("lfr.alerts.{deployment}.walk")
 }
 
 pub fn audit(deployment: Option<&str>) -> String {

@@ -36,6 +36,7 @@ pub enum Kind {
     HoldReleased = 9,
     HoldPlaced = 10,
     HoldLifted = 11,
+    BlueWalk = 12,
 }
 
 impl Kind {
@@ -52,6 +53,7 @@ impl Kind {
             9 => Kind::HoldReleased,
             10 => Kind::HoldPlaced,
             11 => Kind::HoldLifted,
+            12 => Kind::BlueWalk,
             _ => return None,
         })
     }

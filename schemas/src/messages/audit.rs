@@ -62,6 +62,81 @@ impl std::fmt::Display for AuditAction {
     }
 }
 
+/// What an audit event is about, by reference (never by content): the typed form of
+/// [`AuditEvent::object`]. Each renders as `<kind>/<id>` ([`AuditObject::kind`]), the strings the
+/// log has always held, so a query like `lfr audit query --object 'alert/*'` finds old and new
+/// events alike; [`AuditObject::parse`] reads one back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AuditObject {
+    /// `alert/<alert id>`: a candidate alert, its images, decision and outcomes.
+    Alert(String),
+    /// `deployment/<deployment id>`: a deployment's record (and holds on all its alerts).
+    Deployment(String),
+    /// `watchlist/<deployment id>`: the watch list attached to a deployment.
+    Watchlist(String),
+    /// `account/<account id>`: a console account (logins, changes).
+    Account(String),
+    /// `access-request/<reference>`: a data subject's right of access request.
+    AccessRequest(String),
+    /// `key/<deployment id>`: a deployment's data key (crypto-shredding).
+    Key(String),
+    /// `vault/<bucket>`: the key store itself (rotation of the master key).
+    Vault(String),
+}
+
+impl AuditObject {
+    /// The prefix before the `/`. Part of the stored `object` string: never change one.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditObject::Alert(_) => "alert",
+            AuditObject::Deployment(_) => "deployment",
+            AuditObject::Watchlist(_) => "watchlist",
+            AuditObject::Account(_) => "account",
+            AuditObject::AccessRequest(_) => "access-request",
+            AuditObject::Key(_) => "key",
+            AuditObject::Vault(_) => "vault",
+        }
+    }
+
+    /// The reference after the `/`.
+    pub fn id(&self) -> &str {
+        match self {
+            AuditObject::Alert(id)
+            | AuditObject::Deployment(id)
+            | AuditObject::Watchlist(id)
+            | AuditObject::Account(id)
+            | AuditObject::AccessRequest(id)
+            | AuditObject::Key(id)
+            | AuditObject::Vault(id) => id,
+        }
+    }
+
+    /// The object an `object` string names, if it is `<known kind>/<non-empty id>`.
+    pub fn parse(object: &str) -> Option<AuditObject> {
+        let (kind, id) = object.split_once('/')?;
+        if id.is_empty() {
+            return None;
+        }
+        let id = id.to_string();
+        Some(match kind {
+            "alert" => AuditObject::Alert(id),
+            "deployment" => AuditObject::Deployment(id),
+            "watchlist" => AuditObject::Watchlist(id),
+            "account" => AuditObject::Account(id),
+            "access-request" => AuditObject::AccessRequest(id),
+            "key" => AuditObject::Key(id),
+            "vault" => AuditObject::Vault(id),
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for AuditObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind(), self.id())
+    }
+}
+
 /// One logged operation: who, when, why, on what. Objects are references and digests, never
 /// images or templates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +305,35 @@ mod tests {
         let mut joined = e.clone();
         joined.recipients = vec!["officer-3officer-9".into()];
         assert_ne!(joined.compute_hash(), e.hash);
+    }
+
+    #[test]
+    fn objects_render_as_the_log_has_always_named_them() {
+        let cases = [
+            (AuditObject::Alert("a1".into()), "alert/a1"),
+            (
+                AuditObject::Deployment("match-day".into()),
+                "deployment/match-day",
+            ),
+            (
+                AuditObject::Watchlist("match-day".into()),
+                "watchlist/match-day",
+            ),
+            (AuditObject::Account("op-1".into()), "account/op-1"),
+            (
+                AuditObject::AccessRequest("SAR-1".into()),
+                "access-request/SAR-1",
+            ),
+            (AuditObject::Key("match-day".into()), "key/match-day"),
+            (AuditObject::Vault("lfr-keys".into()), "vault/lfr-keys"),
+        ];
+        for (object, written) in cases {
+            assert_eq!(object.to_string(), written);
+            assert_eq!(AuditObject::parse(written), Some(object));
+        }
+        for not_an_object in ["alert/", "alert", "frame/1", "/a1", ""] {
+            assert_eq!(AuditObject::parse(not_an_object), None, "{not_an_object:?}");
+        }
     }
 
     #[test]

@@ -14,16 +14,18 @@ mod embedding;
 mod face;
 mod frame;
 mod time;
+mod walk;
 
 pub use alert::{
     AlertDecision, AlertOutcome, AlertsErased, CandidateAlert, Decision, HoldLifted, HoldPlaced,
     HoldReason, HoldReleased, Outcome, WatchlistCategory,
 };
-pub use audit::{hex, AuditAction, AuditEvent};
+pub use audit::{hex, AuditAction, AuditEvent, AuditObject};
 pub use embedding::Embedding;
 pub use face::{BoundingBox, DetectedFace, FaceQuality, FaceRef, Point, RgbImage};
 pub use frame::{Frame, FrameRef};
 pub use time::Timestamp;
+pub use walk::{BlueWalk, Walker};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

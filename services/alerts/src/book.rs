@@ -21,7 +21,12 @@
 //!   request, investigation) and a case reference; it stands until a release names the same
 //!   alert or deployment and case. A deployment's holds cover every alert of it, present and
 //!   future. Placing a standing hold again renews it: its review date moves on;
-//! - an erasure removes the alerts it names (and the holds placed on them) from the book.
+//! - an erasure removes the alerts it names (and the holds placed on them) from the book; what
+//!   the live rates need of them stays: the deployment's count of alerts and false alerts, and a
+//!   blue alert's [`Sighting`] (camera, time, entry digest);
+//! - a **blue-list walk** ([`BlueWalk`], `.walk`) is kept per deployment, the first record of a
+//!   walk id winning; [`Book::walks`] and [`Book::blue_sightings`] are what [`crate::walks`]
+//!   scores.
 //!
 //! An alert is kept past its retention period while **any** hold applies to it ([`Entry::is_held`]):
 //! the arrest hold, one of its own holds, or one of its deployment's.
@@ -33,9 +38,11 @@
 //! Every change is announced on a broadcast channel ([`Change`]) that the live pages listen to.
 //! Changes carry ids and deployments only, never images.
 
+use crate::accuracy::FalseAlerts;
+use crate::walks::Sighting;
 use lfr_schemas::{
-    AlertDecision, AlertOutcome, AlertsErased, CandidateAlert, Decision, HoldLifted, HoldPlaced,
-    HoldReason, HoldReleased, Message, Outcome, Timestamp, WatchlistCategory,
+    AlertDecision, AlertOutcome, AlertsErased, BlueWalk, CandidateAlert, Decision, HoldLifted,
+    HoldPlaced, HoldReason, HoldReleased, Message, Outcome, Timestamp, WatchlistCategory,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -228,6 +235,10 @@ pub enum Change {
         alerts: Vec<String>,
         deployment: String,
     },
+    /// A blue-list walk test was recorded.
+    Walked {
+        deployment: String,
+    },
 }
 
 impl Change {
@@ -239,7 +250,8 @@ impl Change {
             | Change::Escalated { deployment, .. }
             | Change::Released { deployment, .. }
             | Change::Holds { deployment, .. }
-            | Change::Erased { deployment, .. } => deployment,
+            | Change::Erased { deployment, .. }
+            | Change::Walked { deployment } => deployment,
         }
     }
 
@@ -253,6 +265,7 @@ impl Change {
             Change::Released { .. } => "released",
             Change::Holds { .. } => "holds",
             Change::Erased { .. } => "erased",
+            Change::Walked { .. } => "walked",
         }
     }
 }
@@ -271,6 +284,17 @@ pub enum FoldError {
 struct State {
     entries: HashMap<String, Entry>,
     deployment_holds: HashMap<String, Vec<Hold>>,
+    /// Blue-list walk tests, by walk id.
+    walks: HashMap<String, BlueWalk>,
+    /// What the live rates keep of erased alerts, by deployment.
+    erased: HashMap<String, Erased>,
+}
+
+/// What an erased alert leaves for the live rates: counts, and blue alerts' sightings.
+#[derive(Default)]
+struct Erased {
+    false_alerts: FalseAlerts,
+    blue: Vec<Sighting>,
 }
 
 impl State {
@@ -382,6 +406,7 @@ impl Book {
             "hold" => self.place(HoldPlaced::decode(payload)?, seq),
             "lift" => self.lift(HoldLifted::decode(payload)?, seq),
             "erased" => self.forget(AlertsErased::decode(payload)?),
+            "walk" => self.walked(BlueWalk::decode(payload)?),
             _ => return Err(FoldError::Subject(subject.into())),
         };
         if let Some(change) = change {
@@ -519,15 +544,90 @@ impl Book {
 
     fn forget(&self, erased: AlertsErased) -> Option<Change> {
         let mut state = self.write();
+        let state = &mut *state;
         let gone: Vec<String> = erased
             .alert_ids
             .into_iter()
-            .filter(|id| state.entries.remove(id).is_some())
+            .filter(|id| match state.entries.remove(id) {
+                Some(entry) => {
+                    let left = state
+                        .erased
+                        .entry(entry.alert.deployment.clone())
+                        .or_default();
+                    if entry.is_blue() {
+                        left.blue.push(Sighting::of(&entry.alert));
+                    } else {
+                        left.false_alerts.alerts += 1;
+                        left.false_alerts.rejected += is_rejected(&entry) as u64;
+                    }
+                    true
+                }
+                None => false,
+            })
             .collect();
         (!gone.is_empty()).then_some(Change::Erased {
             alerts: gone,
             deployment: erased.deployment,
         })
+    }
+
+    fn walked(&self, walk: BlueWalk) -> Option<Change> {
+        let mut state = self.write();
+        if state.walks.contains_key(&walk.walk_id) {
+            return None;
+        }
+        let change = Change::Walked {
+            deployment: walk.deployment.clone(),
+        };
+        state.walks.insert(walk.walk_id.clone(), walk);
+        Some(change)
+    }
+
+    /// The blue-list walks recorded for `deployment`, oldest first.
+    pub fn walks(&self, deployment: &str) -> Vec<BlueWalk> {
+        let mut out: Vec<BlueWalk> = self
+            .read()
+            .walks
+            .values()
+            .filter(|w| w.deployment == deployment)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.started_at, &a.walk_id).cmp(&(b.started_at, &b.walk_id)));
+        out
+    }
+
+    /// Where and when `deployment`'s blue-list alerts saw a volunteer, erased ones included.
+    pub fn blue_sightings(&self, deployment: &str) -> Vec<Sighting> {
+        let state = self.read();
+        let live = state
+            .entries
+            .values()
+            .filter(|e| e.is_blue() && e.alert.deployment == deployment)
+            .map(|e| Sighting::of(&e.alert));
+        let erased = state
+            .erased
+            .get(deployment)
+            .into_iter()
+            .flat_map(|e| e.blue.iter().cloned());
+        live.chain(erased).collect()
+    }
+
+    /// `deployment`'s alerts (blue list excluded) and how many operators rejected as false,
+    /// erased ones included.
+    pub fn false_alerts(&self, deployment: &str) -> FalseAlerts {
+        let state = self.read();
+        let mut tally = state
+            .erased
+            .get(deployment)
+            .map(|e| e.false_alerts)
+            .unwrap_or_default();
+        for e in state.entries.values() {
+            if e.alert.deployment == deployment && !e.is_blue() {
+                tally.alerts += 1;
+                tally.rejected += is_rejected(e) as u64;
+            }
+        }
+        tally
     }
 
     /// Every entry (in no particular order).
@@ -575,6 +675,11 @@ impl Book {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Rejected by an operator as a false alert.
+fn is_rejected(entry: &Entry) -> bool {
+    matches!(&entry.decision, Some(d) if d.decision == Decision::RejectedFalseAlert)
 }
 
 #[cfg(test)]
@@ -876,6 +981,61 @@ mod tests {
         book.fold("lfr.alerts.d1.erased", 8, &erased.encode())
             .unwrap();
         assert_eq!(book.holds().len(), 1);
+    }
+
+    #[test]
+    fn walks_are_kept_once_and_erasure_keeps_what_the_rates_need() {
+        let book = Book::default();
+        let walk = lfr_schemas::BlueWalk {
+            walk_id: "w1".into(),
+            deployment: "d1".into(),
+            camera: "gate-1".into(),
+            walker: lfr_schemas::Walker::Label("volunteer 1".into()),
+            started_at: Timestamp(1),
+            recorded_by: "tech-1".into(),
+            recorded_at: Timestamp(1),
+        };
+        book.fold("lfr.alerts.d1.walk", 1, &walk.encode()).unwrap();
+        let again = lfr_schemas::BlueWalk {
+            camera: "gate-9".into(),
+            ..walk.clone()
+        };
+        book.fold("lfr.alerts.d1.walk", 2, &again.encode()).unwrap();
+        assert_eq!(book.walks("d1"), [walk]);
+        assert!(book.walks("d2").is_empty());
+        confirmed(&book, "a1", 3);
+        let raised = alert("a2", WatchlistCategory::Wanted, Timestamp(0)).encode();
+        book.fold("lfr.alerts.d1.candidate", 5, &raised).unwrap();
+        let reject = decision("a2", Decision::RejectedFalseAlert, "op-1").encode();
+        book.fold("lfr.alerts.d1.decision", 6, &reject).unwrap();
+        let blue = alert("b1", WatchlistCategory::Blue, Timestamp(1)).encode();
+        book.fold("lfr.alerts.d1.blue", 7, &blue).unwrap();
+        let before = FalseAlerts {
+            alerts: 2,
+            rejected: 1,
+        };
+        assert_eq!(
+            book.false_alerts("d1"),
+            before,
+            "blue alerts are not counted"
+        );
+        let sightings = book.blue_sightings("d1");
+        let erased = AlertsErased {
+            deployment: "d1".into(),
+            alert_ids: vec!["a1".into(), "a2".into(), "b1".into()],
+            erased_at: Timestamp(10),
+            reason: "retention".into(),
+        };
+        book.fold("lfr.alerts.d1.erased", 8, &erased.encode())
+            .unwrap();
+        assert!(book.all().is_empty());
+        assert_eq!(book.false_alerts("d1"), before);
+        assert_eq!(book.blue_sightings("d1"), sightings);
+        assert_eq!(sightings.len(), 1);
+        assert_ne!(
+            sightings[0].entry, "CUST-0001",
+            "a digest, not the reference"
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ use crate::book::{Book, Hold};
 use lfr_common::audit::Audit;
 use lfr_common::bus::Bus;
 use lfr_schemas::{
-    streams, subjects, AuditAction, HoldLifted, HoldPlaced, HoldReason, HoldReleased, Timestamp,
+    streams, subjects, AuditAction, AuditObject, HoldLifted, HoldPlaced, HoldReason, HoldReleased,
+    Timestamp,
 };
 
 /// How long a hold may stand without review before it is listed for one, unless configured
@@ -36,10 +37,10 @@ pub enum Target {
 
 impl Target {
     /// The audit record's object: `alert/<id>` or `deployment/<id>`.
-    pub fn object(&self) -> String {
+    pub fn object(&self) -> AuditObject {
         match self {
-            Target::Alert(id) => format!("alert/{id}"),
-            Target::Deployment(id) => format!("deployment/{id}"),
+            Target::Alert(id) => AuditObject::Alert(id.clone()),
+            Target::Deployment(id) => AuditObject::Deployment(id.clone()),
         }
     }
 
@@ -170,15 +171,10 @@ pub async fn place(bus: &Bus, book: &Book, request: HoldRequest<'_>) -> anyhow::
     };
     request
         .by
-        .record(
-            &bus.jetstream,
-            AuditAction::Alteration,
-            Some(&deployment),
-            request.target.object(),
-            &why,
-            vec![],
-            None,
-        )
+        .event(AuditAction::Alteration, request.target.object())
+        .deployment(&deployment)
+        .why(why)
+        .record(&bus.jetstream)
         .await?;
     Ok(Placed { hold, renewed })
 }
@@ -256,16 +252,11 @@ pub async fn release(
             format!("legal hold released (case {case}): ordinary retention applies unless another hold does");
         (Released::Arrest(release), why)
     };
-    by.record(
-        &bus.jetstream,
-        AuditAction::Alteration,
-        Some(&deployment),
-        target.object(),
-        &why,
-        vec![],
-        None,
-    )
-    .await?;
+    by.event(AuditAction::Alteration, target.object())
+        .deployment(&deployment)
+        .why(why)
+        .record(&bus.jetstream)
+        .await?;
     Ok(released)
 }
 
@@ -283,7 +274,10 @@ mod tests {
 
     #[test]
     fn targets_name_their_audit_object() {
-        assert_eq!(Target::Alert("a1".into()).object(), "alert/a1");
-        assert_eq!(Target::Deployment("d1".into()).object(), "deployment/d1");
+        assert_eq!(Target::Alert("a1".into()).object().to_string(), "alert/a1");
+        assert_eq!(
+            Target::Deployment("d1".into()).object().to_string(),
+            "deployment/d1"
+        );
     }
 }

@@ -3,6 +3,25 @@
 //! when, why. Events name objects by reference and digest, never by content: no face image or
 //! template is ever written to the audit log.
 //!
+//! # Recording an event
+//!
+//! An event starts from who acts, names what it is about by a typed [`AuditObject`] (rendered
+//! `alert/<id>`, `deployment/<id>`, ...: no hand-written strings), says why, and is recorded:
+//!
+//! ```ignore
+//! session.audit()
+//!     .event(AuditAction::Consultation, AuditObject::Alert(id))
+//!     .deployment(&deployment)
+//!     .why("alert shown for review")
+//!     .record(js)
+//!     .await?;
+//! ```
+//!
+//! An event without an actor, a role or a justification is refused ([`Incomplete`]) before
+//! anything is written. `record` returns `Err` when the event is not on the log; callers
+//! **fail closed**: what the event would have recorded (showing a face, a decision, a search)
+//! does not happen.
+//!
 //! # The chain
 //!
 //! The events on AUDIT form one hash chain in stream order: each event's `prev_hash` is the `hash`
@@ -25,7 +44,7 @@ use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use futures::StreamExt;
-use lfr_schemas::{streams, subjects, AuditAction, AuditEvent, Message, Timestamp};
+use lfr_schemas::{streams, subjects, AuditAction, AuditEvent, AuditObject, Message, Timestamp};
 use std::fmt;
 use std::time::Duration;
 
@@ -37,7 +56,9 @@ pub const MAX_ATTEMPTS: u32 = 50;
 const PROBE_AFTER: Duration = Duration::from_secs(2);
 const PROBES: u32 = 5;
 
-/// Builds and records one event.
+/// Who acts: the account (or service) and the role it acts in. Every event starts here
+/// ([`Audit::event`]), so none can be recorded without them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Audit<'a> {
     pub actor: &'a str,
     pub role: &'a str,
@@ -53,60 +74,120 @@ pub struct Recorded {
     pub attempts: u32,
 }
 
-impl Audit<'_> {
-    /// Record one event at the end of the chain; see [`Audit::append`] for its stream sequence.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record(
-        &self,
-        js: &async_nats::jetstream::Context,
-        action: AuditAction,
-        deployment: Option<&str>,
-        object: String,
-        justification: &str,
-        recipients: Vec<String>,
-        digest: Option<String>,
-    ) -> anyhow::Result<AuditEvent> {
-        self.append(
-            js,
+impl<'a> Audit<'a> {
+    /// Start an event: `action` by this actor on `object`. Say why ([`Event::why`], required)
+    /// and anything else that applies, then [`Event::record`] it.
+    pub fn event(&self, action: AuditAction, object: AuditObject) -> Event<'a> {
+        Event {
+            by: *self,
             action,
-            deployment,
             object,
-            justification,
-            recipients,
-            digest,
-        )
-        .await
-        .map(|r| r.event)
+            deployment: None,
+            justification: String::new(),
+            recipients: Vec::new(),
+            digest: None,
+        }
+    }
+}
+
+/// One event being built (see [`Audit::event`]). Nothing is stored until [`Event::record`].
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "an audit event is stored only by `record`"]
+pub struct Event<'a> {
+    by: Audit<'a>,
+    action: AuditAction,
+    object: AuditObject,
+    deployment: Option<String>,
+    justification: String,
+    recipients: Vec<String>,
+    digest: Option<String>,
+}
+
+/// Why [`Event::build`] refused an event: the log must say who acted, in which role, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incomplete {
+    NoActor,
+    NoRole,
+    NoJustification,
+}
+
+impl fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Incomplete::NoActor => "an audit event must name who acted",
+            Incomplete::NoRole => "an audit event must name the role acted in",
+            Incomplete::NoJustification => "an audit event must say why (a justification)",
+        })
+    }
+}
+
+impl std::error::Error for Incomplete {}
+
+impl<'a> Event<'a> {
+    /// The deployment the object belongs to: the event is stored on its audit subject (without
+    /// one, on the system subject).
+    pub fn deployment(mut self, deployment: impl Into<String>) -> Self {
+        self.deployment = Some(deployment.into());
+        self
     }
 
-    /// [`Audit::record`], also returning the stream sequence (the chain's length) and attempts.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn append(
-        &self,
-        js: &async_nats::jetstream::Context,
-        action: AuditAction,
-        deployment: Option<&str>,
-        object: String,
-        justification: &str,
-        recipients: Vec<String>,
-        digest: Option<String>,
-    ) -> anyhow::Result<Recorded> {
+    /// Why it was done. Required: an event without a justification is refused.
+    pub fn why(mut self, justification: impl Into<String>) -> Self {
+        self.justification = justification.into();
+        self
+    }
+
+    /// An account or device a disclosure went to (may be given more than once).
+    pub fn recipient(mut self, recipient: impl Into<String>) -> Self {
+        self.recipients.push(recipient.into());
+        self
+    }
+
+    /// Every account or device a disclosure went to.
+    pub fn recipients(mut self, recipients: impl IntoIterator<Item = String>) -> Self {
+        self.recipients.extend(recipients);
+        self
+    }
+
+    /// Hex sha256 of the object's content, where there is content.
+    pub fn digest(mut self, digest: impl Into<String>) -> Self {
+        self.digest = Some(digest.into());
+        self
+    }
+
+    /// The event as it would be stored, not yet linked into the chain (`prev_hash` and `hash`
+    /// empty), stamped now; refused without an actor, a role or a justification.
+    pub fn build(self) -> Result<AuditEvent, Incomplete> {
+        if self.by.actor.trim().is_empty() {
+            return Err(Incomplete::NoActor);
+        }
+        if self.by.role.trim().is_empty() {
+            return Err(Incomplete::NoRole);
+        }
+        if self.justification.trim().is_empty() {
+            return Err(Incomplete::NoJustification);
+        }
         let at = Timestamp::now();
-        let event = AuditEvent {
+        Ok(AuditEvent {
             event_id: format!("{}-{}", at.0, std::process::id()),
             at,
-            action,
-            actor: self.actor.into(),
-            role: self.role.into(),
-            deployment: deployment.map(Into::into),
-            object,
-            justification: justification.into(),
-            recipients,
-            digest,
+            action: self.action,
+            actor: self.by.actor.into(),
+            role: self.by.role.into(),
+            deployment: self.deployment,
+            object: self.object.to_string(),
+            justification: self.justification,
+            recipients: self.recipients,
+            digest: self.digest,
             prev_hash: String::new(),
             hash: String::new(),
-        };
-        append_event(js, event).await
+        })
+    }
+
+    /// Append the event at the end of the chain ([`append_event`]). An `Err` means it is not on
+    /// the log: the caller must not go on with what it records.
+    pub async fn record(self, js: &async_nats::jetstream::Context) -> anyhow::Result<Recorded> {
+        append_event(js, self.build()?).await
     }
 }
 
@@ -675,5 +756,68 @@ impl<'a, I> Reader<'a, I> {
             }
         }
         anyhow::bail!("AUDIT stopped delivering messages")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OP: Audit<'static> = Audit {
+        actor: "op-1",
+        role: "operator",
+    };
+
+    #[test]
+    fn an_event_names_its_object_as_the_log_always_has() {
+        let e = OP
+            .event(AuditAction::Disclosure, AuditObject::Alert("a7".into()))
+            .deployment("match-day")
+            .why("confirmed alert delivered")
+            .recipient("pc-1")
+            .digest("ab")
+            .build()
+            .unwrap();
+        assert_eq!(e.object, "alert/a7");
+        assert_eq!((e.actor.as_str(), e.role.as_str()), ("op-1", "operator"));
+        assert_eq!(e.deployment.as_deref(), Some("match-day"));
+        assert_eq!(e.justification, "confirmed alert delivered");
+        assert_eq!(e.recipients, ["pc-1"]);
+        assert_eq!(e.digest.as_deref(), Some("ab"));
+        assert!(
+            e.prev_hash.is_empty() && e.hash.is_empty(),
+            "linked only when appended"
+        );
+    }
+
+    #[test]
+    fn an_event_without_who_or_why_is_refused() {
+        let object = || AuditObject::Deployment("d1".into());
+        let unjustified = OP.event(AuditAction::Alteration, object());
+        assert_eq!(unjustified.build(), Err(Incomplete::NoJustification));
+        let blank = OP.event(AuditAction::Alteration, object()).why("  ");
+        assert_eq!(blank.build(), Err(Incomplete::NoJustification));
+        let nobody = Audit {
+            actor: " ",
+            role: "supervisor",
+        };
+        assert_eq!(
+            nobody
+                .event(AuditAction::Alteration, object())
+                .why("x")
+                .build(),
+            Err(Incomplete::NoActor)
+        );
+        let no_role = Audit {
+            actor: "sup-1",
+            role: "",
+        };
+        assert_eq!(
+            no_role
+                .event(AuditAction::Alteration, object())
+                .why("x")
+                .build(),
+            Err(Incomplete::NoRole)
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! - [`config`]: one TOML file for the whole system, each service reading its section, with
 //!   `LFR_...` environment overrides.
 //! - [`audit`]: recording who did what, when and why on the AUDIT stream.
+//! - [`anchor`]: the audit chain's head signed by the verifier and kept outside AUDIT.
 //! - [`bus`]: connecting to NATS as the component's own identity (credentials, TLS, private inbox;
 //!   reconnecting forever, counting disconnects), and publishing with a per-message TTL.
 //! - [`topology`]: the administrator's declaration of streams, buckets and consumers from
@@ -19,6 +20,7 @@
 //! - [`redact`]: credentials out of camera and NATS URLs before they reach a log, an error or a
 //!   metric.
 
+pub mod anchor;
 pub mod audit;
 pub mod bus;
 pub mod config;

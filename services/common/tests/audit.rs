@@ -8,7 +8,7 @@ use lfr_common::audit::{
     ChainReport, ObjectMatch,
 };
 use lfr_schemas::streams::{self, TopologyLimits};
-use lfr_schemas::{subjects, AuditAction, AuditEvent, Message, Timestamp};
+use lfr_schemas::{subjects, AuditAction, AuditEvent, AuditObject, Message, Timestamp};
 use lfr_testkit::{NatsServer, Options};
 use std::time::{Duration, Instant};
 
@@ -53,19 +53,15 @@ async fn declare_deletable_audit(js: &jetstream::Context) {
 }
 
 async fn record(js: &jetstream::Context, actor: &str, object: String, why: &str) -> u64 {
+    let object = AuditObject::parse(&object).expect("an audit object");
     Audit {
         actor,
         role: "operator",
     }
-    .append(
-        js,
-        AuditAction::Consultation,
-        Some("match-day"),
-        object,
-        why,
-        vec![],
-        None,
-    )
+    .event(AuditAction::Consultation, object)
+    .deployment("match-day")
+    .why(why)
+    .record(js)
     .await
     .unwrap()
     .seq
@@ -103,15 +99,12 @@ async fn an_empty_log_is_an_intact_chain_of_nothing() {
         actor: "cli",
         role: "supervisor",
     }
-    .append(
-        &js,
+    .event(
         AuditAction::ConfigurationChange,
-        None,
-        "deployment/x".into(),
-        "created",
-        vec![],
-        None,
+        AuditObject::Deployment("x".into()),
     )
+    .why("created")
+    .record(&js)
     .await
     .unwrap();
     assert_eq!(first.seq, 1);
@@ -135,15 +128,13 @@ async fn four_concurrent_writers_make_one_unbroken_chain() {
                     actor: &format!("writer-{w}"),
                     role: "service",
                 }
-                .append(
-                    &js,
+                .event(
                     AuditAction::Consultation,
-                    Some("match-day"),
-                    format!("alert/{w}-{i}"),
-                    "concurrent",
-                    vec![],
-                    None,
+                    AuditObject::Alert(format!("{w}-{i}")),
                 )
+                .deployment("match-day")
+                .why("concurrent")
+                .record(&js)
                 .await
                 .unwrap();
                 out.push((r.seq, r.attempts));
@@ -313,15 +304,9 @@ async fn writers_carry_on_when_the_last_event_was_altered_on_disk() {
         actor: "op-1",
         role: "operator",
     }
-    .append(
-        &js,
-        AuditAction::Login,
-        None,
-        "account/op-1".into(),
-        "after",
-        vec![],
-        None,
-    )
+    .event(AuditAction::Login, AuditObject::Account("op-1".into()))
+    .why("after")
+    .record(&js)
     .await
     .unwrap();
     assert_eq!((r.seq, r.attempts), (11, 2));
@@ -611,15 +596,10 @@ async fn one_append_costs_one_get_and_one_publish() {
             actor: "bench",
             role: "service",
         }
-        .append(
-            &js,
-            AuditAction::Consultation,
-            Some("match-day"),
-            format!("alert/{i}"),
-            "timing",
-            vec![],
-            None,
-        )
+        .event(AuditAction::Consultation, AuditObject::Alert(i.to_string()))
+        .deployment("match-day")
+        .why("timing")
+        .record(&js)
         .await
         .unwrap();
         times.push(start.elapsed());

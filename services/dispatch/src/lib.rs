@@ -13,9 +13,11 @@
 //! The alerts' images are sealed on ALERTS; the console opens them with the master key
 //! (`LFR_MASTER_KEY`, [`lfr_vault`]) and refuses to start without it.
 
+pub mod accuracy;
 pub mod auth;
 pub mod console;
 pub mod metrics;
+pub mod reviews;
 
 use auth::{guard, Auth, Role};
 use axum::extract::{Request, State};
@@ -68,6 +70,10 @@ pub struct DispatchConfig {
     /// An alert waiting longer than this for an operator is escalated (flagged and counted).
     #[serde(with = "secs")]
     pub review_deadline: Duration,
+    /// A blue-list walk test counts as alerted when a blue alert on its camera saw a face within
+    /// this long after the walk started; as missed once it has passed ([`accuracy`]).
+    #[serde(with = "secs")]
+    pub walk_window: Duration,
     /// Console accounts, sessions and login throttling (`[dispatch.auth]`).
     pub auth: auth::AuthConfig,
 }
@@ -79,6 +85,7 @@ impl Default for DispatchConfig {
             console_addr: "127.0.0.1:8080".parse().unwrap(),
             api_token: None,
             review_deadline: Duration::from_secs(60),
+            walk_window: Duration::from_secs(120),
             auth: auth::AuthConfig::default(),
         }
     }
@@ -92,6 +99,7 @@ impl std::fmt::Debug for DispatchConfig {
             .field("console_addr", &self.console_addr)
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
             .field("review_deadline", &self.review_deadline)
+            .field("walk_window", &self.walk_window)
             .field("auth", &self.auth)
             .finish()
     }
@@ -117,7 +125,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
     let ctx = service::start("dispatch", &config.common, settings.http_addr, shutdown).await?;
     let js = ctx.bus.jetstream.clone();
     let vault = Vault::open(&js, master).await?;
-    let metrics = DispatchMetrics::new(&ctx.registry)?;
+    let metrics = DispatchMetrics::new(&ctx.registry)?.with_walk_window(settings.walk_window);
     let lifecycle = Lifecycle::open(&js, config.models.clone()).await?;
     let auth = Auth::new(&js, settings.auth.clone(), &ctx.registry).await?;
 
@@ -136,10 +144,22 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
             health.set_ready(true);
         }
     });
+    let reviews = tokio::spawn(reviews::watch(
+        lifecycle.clone(),
+        reviews::ReviewGauges::new(&ctx.registry)?,
+        ctx.shutdown.clone(),
+    ));
     let escalation = tokio::spawn(escalate(
         book.clone(),
         metrics.clone(),
         settings.review_deadline,
+        ctx.shutdown.clone(),
+    ));
+
+    let accuracy = tokio::spawn(accuracy::run(
+        metrics.accuracy.clone(),
+        book.clone(),
+        lifecycle.clone(),
         ctx.shutdown.clone(),
     ));
 
@@ -160,6 +180,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
         let _ = server.await;
         let _ = feed.await;
         let _ = escalation.await;
+        let _ = reviews.await;
+        let _ = accuracy.await;
         ctx.bus.flush_before_exit().await;
     });
     Ok(Running {
@@ -211,9 +233,10 @@ async fn serve(
     Ok((bound, task))
 }
 
-/// The account the API token acts as, until the console's accounts arrive.
+/// Who the shared API token acts as: no one person, so it may prepare deployments (create,
+/// govern, enrol, end) but never authorise, review or activate one (the lifecycle refuses, 403).
 pub fn token_actor() -> Actor {
-    Actor::new("api-token", "supervisor")
+    Actor::shared_token("api-token", "supervisor")
 }
 
 /// The configured token, kept only as its sha256: comparing fixed-length digests in constant time

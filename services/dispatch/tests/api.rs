@@ -3,8 +3,12 @@
 //! uploaded as a tar archive, hostile archives refused, the end's secure erasure, and an audit
 //! event for every step that happened.
 
+mod support;
+
 use lfr_common::Shutdown;
+use lfr_dispatch::auth::{Accounts, Role};
 use lfr_testkit::{sample_photo, stream_messages, NatsServer};
+use lfr_watchlist::deployment::Rank;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -184,7 +188,13 @@ async fn the_console_api_takes_a_deployment_through_its_gates_with_a_token() {
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["state"], "Draft");
-    assert_eq!(body["default_threshold"].as_f64(), Some(0.6));
+    // No threshold given: the embedder's calibrated 1-in-1,000 point.
+    assert_eq!(
+        body["default_threshold"]
+            .as_f64()
+            .map(|t| (t * 1000.0).round()),
+        Some(677.0)
+    );
     let (status, body) = api
         .post("/api/deployments", Body::Json(create.clone()))
         .await;
@@ -251,22 +261,90 @@ async fn the_console_api_takes_a_deployment_through_its_gates_with_a_token() {
     assert_eq!(digest.len(), 64);
     assert_eq!(digest, first_digest, "same images, same list");
 
-    // The gates, as conflicts naming the reason.
+    // The gates: 403 for who may not take a step, 409 naming the reason for a gate.
+    // The shared token prepares; it never authorises, reviews or activates (no one person).
+    for step in ["authorise", "activate"] {
+        let (status, body) = api
+            .post(&format!("/api/deployments/match-day/{step}"), Body::None)
+            .await;
+        assert_eq!(status, 403, "{step}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("shared API token"),
+            "{body}"
+        );
+    }
     let (status, body) = api
-        .post("/api/deployments/match-day/activate", Body::None)
+        .post(
+            "/api/deployments/match-day/review",
+            Body::Json(json!({ "digest": digest })),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+
+    // People do, each as their own account: a superintendent authorises, an inspector reviews.
+    let js = nats.admin().await;
+    let accounts = Accounts::open(&js).await.unwrap();
+    for (id, rank) in [
+        ("supt-17", Rank::Superintendent),
+        ("insp-4", Rank::Inspector),
+    ] {
+        accounts
+            .create(id, Role::Supervisor, support::PASSWORD, vec![])
+            .await
+            .unwrap();
+        accounts.set_rank(id, Some(rank)).await.unwrap();
+    }
+    let superintendent = support::Person::log_in(&api.base, "supt-17").await;
+    let inspector = support::Person::log_in(&api.base, "insp-4").await;
+    let (status, body) = inspector
+        .api_post("/api/deployments/match-day/authorise", None)
+        .await;
+    assert_eq!(
+        status, 403,
+        "an inspector is not of authorising rank: {body}"
+    );
+    let (status, body) = superintendent
+        .api_post("/api/deployments/match-day/activate", None)
         .await;
     assert_eq!(status, 409, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("not authorised"),
         "{body}"
     );
+    let (status, body) = superintendent
+        .api_post("/api/deployments/match-day/authorise", None)
+        .await;
+    assert_eq!(status, 409, "no governance record yet: {body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("governance"),
+        "{body}"
+    );
     let (status, body) = api
-        .post("/api/deployments/match-day/authorise", Body::None)
+        .call(
+            reqwest::Method::PUT,
+            "/api/deployments/match-day/governance",
+            Some(TOKEN),
+            Body::Json(json!({
+                "gold": "ACC Smith", "silver": "Supt Jones", "bronze": "Insp Patel",
+                "objectives": "Locate wanted offenders", "intelligence_case": "INT/2026/0042",
+                "signage": "Signs at every gate",
+            })),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["authorisation"]["officer"], "api-token");
+    let (status, body) = superintendent
+        .api_post("/api/deployments/match-day/authorise", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["authorisation"]["officer"], "supt-17");
+    assert_eq!(body["authorisation"]["rank"], "superintendent");
+    assert_eq!(body["authorisation"]["digest"], digest.as_str());
     let (status, body) = api
         .post("/api/deployments/match-day/activate", Body::None)
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = superintendent
+        .api_post("/api/deployments/match-day/activate", None)
         .await;
     assert_eq!(status, 409, "{body}");
     assert!(
@@ -276,10 +354,10 @@ async fn the_console_api_takes_a_deployment_through_its_gates_with_a_token() {
             .contains("not been reviewed"),
         "{body}"
     );
-    let (status, body) = api
-        .post(
+    let (status, body) = inspector
+        .api_post(
             "/api/deployments/match-day/review",
-            Body::Json(json!({ "digest": "abc" })),
+            Some(json!({ "digest": "abc" })),
         )
         .await;
     assert_eq!(status, 409, "{body}");
@@ -290,15 +368,15 @@ async fn the_console_api_takes_a_deployment_through_its_gates_with_a_token() {
             .contains("signed off list abc"),
         "{body}"
     );
-    let (status, body) = api
-        .post(
+    let (status, body) = inspector
+        .api_post(
             "/api/deployments/match-day/review",
-            Body::Json(json!({ "digest": digest })),
+            Some(json!({ "digest": digest })),
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = api
-        .post("/api/deployments/match-day/activate", Body::None)
+    let (status, body) = inspector
+        .api_post("/api/deployments/match-day/activate", None)
         .await;
     assert_eq!(status, 200, "{body}");
 
@@ -334,7 +412,9 @@ async fn the_console_api_takes_a_deployment_through_its_gates_with_a_token() {
         let (status, body) = api.get(path).await;
         assert_eq!(status, 404, "{path}: {body}");
     }
-    let (status, body) = api.post("/api/deployments/nope/activate", Body::None).await;
+    let (status, body) = superintendent
+        .api_post("/api/deployments/nope/activate", None)
+        .await;
     assert_eq!(status, 404, "{body}");
     let (status, body) = api
         .put_archive(
@@ -345,10 +425,9 @@ async fn the_console_api_takes_a_deployment_through_its_gates_with_a_token() {
         .await;
     assert_eq!(status, 404, "{body}");
 
-    // Exactly the steps that happened left an audit event: create, two enrolments, authorise,
-    // review, activate, end.
-    let js = nats.admin().await;
-    assert_eq!(stream_messages(&js, "AUDIT").await, 7);
+    // Exactly the steps that happened left an audit event: create, two enrolments, governance,
+    // authorise, review, activate, end, and the two logins.
+    assert_eq!(stream_messages(&js, "AUDIT").await, 10);
 
     shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(15), running.done)

@@ -77,6 +77,9 @@ fn cases() -> Vec<(Identity, Try, bool)> {
         (Embed, Get("lfr-deployments", "day-1"), true),
         (Admin, Put("lfr-deployments", "day-2"), true),
         (Admin, Replay("AUDIT"), true),
+        // Signed audit anchors: the verifier writes them, the administrator reads them.
+        (Purge, Put("lfr-audit-anchors", "latest"), true),
+        (Admin, Get("lfr-audit-anchors", "head"), true),
         (Loadtest, Publish("lfr.frames.loadtest-01"), true),
         (Loadtest, Subscribe("lfr.faces.loadtest-01"), true),
         // A faulty or compromised detect.
@@ -130,6 +133,18 @@ fn cases() -> Vec<(Identity, Try, bool)> {
         (Admin, Subscribe("lfr.faces.>"), false),
         (Admin, Publish("lfr.alerts.day-1.decision"), false),
         (Admin, Publish("lfr.alerts.day-1.candidate"), false),
+        // Nobody but the verifier may write an anchor, and nobody may remove one.
+        (Admin, Put("lfr-audit-anchors", "latest"), false),
+        (Admin, Delete("lfr-audit-anchors", "latest"), false),
+        (Admin, PurgeStream("KV_lfr-audit-anchors"), false),
+        (Admin, DeleteMessage("KV_lfr-audit-anchors"), false),
+        (Admin, DeleteStream("KV_lfr-audit-anchors"), false),
+        (Dispatch, Put("lfr-audit-anchors", "latest"), false),
+        (Dispatch, Get("lfr-audit-anchors", "latest"), false),
+        (Match, Put("lfr-audit-anchors", "latest"), false),
+        (Purge, PurgeStream("KV_lfr-audit-anchors"), false),
+        (Purge, DeleteMessage("KV_lfr-audit-anchors"), false),
+        (Purge, DeleteStream("KV_lfr-audit-anchors"), false),
         // The load test, outside its own cameras and deployments.
         (Loadtest, Publish("lfr.frames.gate-1"), false),
         (Loadtest, Subscribe("lfr.faces.gate-1"), false),

@@ -31,9 +31,13 @@
 //!
 //! **Everything recorded against the request.** Each search appends to the request's record what
 //! was searched (the photo's sha256, threshold, embedder, how many alerts in scope, skipped and
-//! outside it) and every alert found with its similarity; on AUDIT, one consultation (search) or
+//! outside it) and every alert found with its similarity; on AUDIT, first a **combination** for
+//! the request (the photo compared with the stored alerts in scope; nothing found is shown or
+//! written if it cannot be recorded), then one consultation (search) or
 //! disclosure (export) for the request (`access-request/<REF>`, with the photo's or the manifest's
-//! sha256) and one per alert found (`alert/<ID>`, on its deployment's audit subject).
+//! sha256) and one per alert found (`alert/<ID>`, on its deployment's audit subject). Results are
+//! printed only once these are recorded; a bundle is written into a new private directory and
+//! removed if its disclosure cannot be recorded, so nothing unrecorded is shown or handed over.
 //!
 //! An export makes the same search and writes a bundle ([`bundle`]) for the subject: per alert
 //! found, the probe chip, the context image with **every other face blurred**
@@ -47,7 +51,9 @@ mod request;
 use crate::connect::NatsArgs;
 use lfr_alerts::{feed, holds, Entry};
 use lfr_common::audit::Audit;
-use lfr_schemas::{AuditAction, Decision, HoldReason, Outcome, Timestamp, WatchlistCategory};
+use lfr_schemas::{
+    AuditAction, AuditObject, Decision, HoldReason, Outcome, Timestamp, WatchlistCategory,
+};
 use lfr_vault::{AlertImage, MasterKey, Vault, VaultError};
 use lfr_vision::config::ModelsConfig;
 use lfr_vision::embedder::{cosine, Embedder};
@@ -223,8 +229,8 @@ pub async fn run(args: AccessArgs) -> anyhow::Result<()> {
     }
 }
 
-fn object(reference: &str) -> String {
-    format!("access-request/{reference}")
+fn object(reference: &str) -> AuditObject {
+    AuditObject::AccessRequest(reference.into())
 }
 
 async fn register(nats: &NatsArgs, args: RegisterArgs) -> anyhow::Result<()> {
@@ -271,19 +277,14 @@ async fn register(nats: &NatsArgs, args: RegisterArgs) -> anyhow::Result<()> {
         actor: &registration.identity_verified_by,
         role: "supervisor",
     }
-    .record(
-        js,
-        AuditAction::Collection,
-        None,
-        object(&registration.reference),
-        &format!(
-            "right of access request registered; requester's identity verified by {}; scope: {}",
-            registration.identity_verified_by,
-            scope_brief(&registration.scope)
-        ),
-        vec![],
-        Some(sha256_hex(&stored)),
-    )
+    .event(AuditAction::Collection, object(&registration.reference))
+    .why(format!(
+        "right of access request registered; requester's identity verified by {}; scope: {}",
+        registration.identity_verified_by,
+        scope_brief(&registration.scope)
+    ))
+    .digest(sha256_hex(&stored))
+    .record(js)
     .await
     .map_err(|e| {
         e.context(format!(
@@ -298,7 +299,7 @@ async fn register(nats: &NatsArgs, args: RegisterArgs) -> anyhow::Result<()> {
         registration.identity_evidence,
         registration.scope.describe()
     );
-    println!("recorded on AUDIT: event {}", event.event_id);
+    println!("recorded on AUDIT: event {}", event.event.event_id);
     Ok(())
 }
 
@@ -404,19 +405,14 @@ async fn close(nats: &NatsArgs, reference: &str, by: &str, reason: &str) -> anyh
         actor: &closure.by,
         role: "supervisor",
     }
-    .record(
-        js,
-        AuditAction::Alteration,
-        None,
-        object(reference),
-        &format!(
-            "right of access request closed after {} searches: {}",
-            closed.searches.len(),
-            closure.reason
-        ),
-        vec![],
-        Some(sha256_hex(&serde_json::to_vec(&closed)?)),
-    )
+    .event(AuditAction::Alteration, object(reference))
+    .why(format!(
+        "right of access request closed after {} searches: {}",
+        closed.searches.len(),
+        closure.reason
+    ))
+    .digest(sha256_hex(&serde_json::to_vec(&closed)?))
+    .record(js)
     .await?;
     // Answered or withdrawn: what it found follows ordinary retention again.
     let released = release_holds(&bus, &closed, &closure.by).await?;
@@ -501,6 +497,10 @@ async fn search_or_export(
     let vault = Vault::open(js, master).await?;
     // The retained alerts as ALERTS holds them now: searched, then held for the request.
     let book = feed::snapshot(js).await?;
+    let audit = Audit {
+        actor: &request.by,
+        role: "supervisor",
+    };
     let search = search(
         &book,
         &vault,
@@ -510,28 +510,36 @@ async fn search_or_export(
         &registration.scope,
     )
     .await?;
-    let audit = Audit {
-        actor: &request.by,
-        role: "supervisor",
-    };
+    // Comparing the requester's photo with the stored alerts combined the two: on the record
+    // before anything found is shown or written, and nothing is if it cannot be recorded.
+    audit
+        .event(AuditAction::Combination, object(&request.request))
+        .why(format!(
+            "right of access {}: the requester's photo compared with {} retained alerts in the \
+             request's scope ({}; {} outside it not searched)",
+            if out.is_some() { "export" } else { "search" },
+            search.searched,
+            scope_brief(&registration.scope),
+            search.out_of_scope
+        ))
+        .digest(&photo_sha256)
+        .record(js)
+        .await
+        .map_err(|e| e.context("recording the comparison on AUDIT failed; nothing is shown"))?;
     let reference = request.request.as_str();
     let (kind, event, manifest_sha256) = match out {
         None => {
             let event = audit
-                .record(
-                    js,
-                    AuditAction::Consultation,
-                    None,
-                    object(reference),
-                    &format!(
-                        "right of access search: {} alerts found{}",
-                        search.found.len(),
-                        search.details(request.threshold, &registration.scope)
-                    ),
-                    vec![],
-                    Some(photo_sha256.clone()),
-                )
-                .await?;
+                .event(AuditAction::Consultation, object(reference))
+                .why(format!(
+                    "right of access search: {} alerts found{}",
+                    search.found.len(),
+                    search.details(request.threshold, &registration.scope)
+                ))
+                .digest(&photo_sha256)
+                .record(js)
+                .await?
+                .event;
             audit_each(
                 js,
                 &audit,
@@ -571,20 +579,17 @@ async fn search_or_export(
             };
             let recorded = async {
                 let event = audit
-                    .record(
-                        js,
-                        AuditAction::Disclosure,
-                        None,
-                        object(reference),
-                        &format!(
-                            "right of access export: {} alerts disclosed{}",
-                            search.found.len(),
-                            search.details(request.threshold, &registration.scope)
-                        ),
-                        vec![format!("data-subject:{reference}")],
-                        Some(manifest_sha256.clone()),
-                    )
-                    .await?;
+                    .event(AuditAction::Disclosure, object(reference))
+                    .why(format!(
+                        "right of access export: {} alerts disclosed{}",
+                        search.found.len(),
+                        search.details(request.threshold, &registration.scope)
+                    ))
+                    .recipient(format!("data-subject:{reference}"))
+                    .digest(&manifest_sha256)
+                    .record(js)
+                    .await?
+                    .event;
                 audit_each(
                     js,
                     &audit,
@@ -807,19 +812,16 @@ async fn audit_each(
             _ => ("search: the alert's probe face consulted", vec![]),
         };
         audit
-            .record(
-                js,
-                action,
-                Some(&alert.deployment),
-                format!("alert/{}", alert.alert_id),
-                &format!(
-                    "right of access {what} for access-request/{reference} (similarity {:.3} \
-                     to the requester's photo, threshold {:.2})",
-                    m.similarity, request.threshold
-                ),
-                recipients,
-                Some(digest.to_string()),
-            )
+            .event(action, AuditObject::Alert(alert.alert_id.clone()))
+            .deployment(&alert.deployment)
+            .why(format!(
+                "right of access {what} for access-request/{reference} (similarity {:.3} to the \
+                 requester's photo, threshold {:.2})",
+                m.similarity, request.threshold
+            ))
+            .recipients(recipients)
+            .digest(digest)
+            .record(js)
             .await?;
     }
     Ok(())

@@ -1,11 +1,12 @@
 //! `lfr account`: console accounts from the terminal.
 //!
 //! ```text
-//! lfr account create   --id supt-17 --role supervisor                  # prompts twice, no echo
+//! lfr account create   --id supt-17 --role supervisor --rank superintendent   # prompts twice, no echo
 //! lfr account create   --id op-3 --role operator --deployments match-day,fair --password-stdin < pw
 //! lfr account list
 //! lfr account assign   --id op-3 --deployments match-day
 //! lfr account password --id op-3 --password-stdin < pw
+//! lfr account rank     --id supt-17 --rank chief-superintendent     # promotions; --rank none clears
 //! lfr account disable  --id op-3
 //! lfr account enable   --id op-3
 //! ```
@@ -19,6 +20,7 @@
 
 use lfr_dispatch::auth::accounts::{audit_change, check_password};
 use lfr_dispatch::auth::{Accounts, Role};
+use lfr_watchlist::deployment::Rank;
 use std::io::Read;
 
 #[derive(clap::Args)]
@@ -47,6 +49,16 @@ enum Command {
         /// Read the password from the first line of stdin instead of prompting.
         #[arg(long)]
         password_stdin: bool,
+        /// The person's police rank (superintendent or above may authorise deployments).
+        #[arg(long)]
+        rank: Option<Rank>,
+    },
+    /// Record a person's rank (`none` clears it).
+    Rank {
+        #[arg(long)]
+        id: String,
+        #[arg(long, value_parser = parse_rank)]
+        rank: OptionalRank,
     },
     /// List accounts (never their password hashes).
     List,
@@ -91,20 +103,25 @@ pub async fn run(args: AccountArgs) -> anyhow::Result<()> {
             role,
             deployments,
             password_stdin,
+            rank,
         } => {
             // Refuse a taken id before asking for a password.
             if accounts.get(&id).await?.is_some() {
                 anyhow::bail!("account {id} already exists");
             }
             let password = read_password(password_stdin)?;
-            let account = accounts.create(&id, role, &password, deployments).await?;
+            let mut account = accounts.create(&id, role, &password, deployments).await?;
+            if rank.is_some() {
+                account = accounts.set_rank(&id, rank).await?;
+            }
             let assigned = list_or_none(&account.deployments);
+            let ranked = rank.map(|r| format!(", rank {r}")).unwrap_or_default();
             audit_change(
                 js,
                 by,
                 ROLE,
                 &id,
-                &format!("account created: role {role}, deployments {assigned}"),
+                &format!("account created: role {role}{ranked}, deployments {assigned}"),
             )
             .await?;
             println!("created {role} account {id} (deployments: {assigned})");
@@ -117,8 +134,8 @@ pub async fn run(args: AccountArgs) -> anyhow::Result<()> {
         Command::List => {
             let all = accounts.list().await?;
             println!(
-                "{:<24} {:<11} {:<9} {:<21} DEPLOYMENTS",
-                "ID", "ROLE", "STATUS", "CREATED"
+                "{:<24} {:<11} {:<21} {:<9} {:<21} DEPLOYMENTS",
+                "ID", "ROLE", "RANK", "STATUS", "CREATED"
             );
             for a in all {
                 let deployments = if a.role.sees_all_deployments() {
@@ -127,9 +144,10 @@ pub async fn run(args: AccountArgs) -> anyhow::Result<()> {
                     list_or_none(&a.deployments)
                 };
                 println!(
-                    "{:<24} {:<11} {:<9} {:<21} {}",
+                    "{:<24} {:<11} {:<21} {:<9} {:<21} {}",
                     a.id,
                     a.role.as_str(),
+                    a.rank.map(|r| r.as_str()).unwrap_or("-"),
                     if a.disabled { "disabled" } else { "active" },
                     lfr_watchlist::time::format_utc(a.created_at),
                     deployments
@@ -158,6 +176,15 @@ pub async fn run(args: AccountArgs) -> anyhow::Result<()> {
             accounts.set_password(&id, &password).await?;
             audit_change(js, by, ROLE, &id, "password changed").await?;
             println!("password of {id} changed");
+        }
+        Command::Rank { id, rank } => {
+            accounts.set_rank(&id, rank.0).await?;
+            let named = rank
+                .0
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "none".into());
+            audit_change(js, by, ROLE, &id, &format!("rank recorded: {named}")).await?;
+            println!("account {id} now has rank {named}");
         }
         Command::Disable { id } => {
             accounts.disable(&id).await?;
@@ -194,6 +221,17 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     let second = rpassword::prompt_password("Again: ").map_err(no_tty)?;
     anyhow::ensure!(first == second, "the two passwords differ; nothing changed");
     Ok(first)
+}
+
+/// A rank, or `none`.
+#[derive(Clone, Copy)]
+struct OptionalRank(Option<Rank>);
+
+fn parse_rank(s: &str) -> Result<OptionalRank, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(OptionalRank(None));
+    }
+    s.parse().map(|r| OptionalRank(Some(r)))
 }
 
 fn list_or_none(items: &[String]) -> String {

@@ -7,6 +7,7 @@ mod bus;
 mod connect;
 mod deployment;
 mod eval;
+mod login;
 mod retention;
 mod up;
 mod vault;
@@ -35,6 +36,10 @@ enum Command {
     /// Measure open-set identification accuracy on labelled photos (one folder per person) and the
     /// threshold for a target false-alert rate; writes report.md, report.json and det.svg.
     Eval(eval::run::EvalArgs),
+    /// Log in as your console account: every command that records who acted acts as it.
+    Login(login::LoginArgs),
+    /// End the command line's session.
+    Logout(login::LogoutArgs),
     /// Create, enrol, authorise, review, activate, show and end deployments.
     Deployment(deployment::DeploymentArgs),
     /// Create, list, assign, disable and set passwords of console accounts (the first
@@ -57,6 +62,8 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up(args) => up::run(args).await,
         Command::Bus(args) => bus::run(args).await,
+        Command::Login(args) => login::login(args).await,
+        Command::Logout(args) => login::logout(args).await,
         Command::Deployment(args) => deployment::run(args).await,
         Command::Account(args) => account::run(args).await,
         Command::Audit(args) => audit::run(args).await,

@@ -16,6 +16,10 @@
 //! docs/encryption.md): the operator's own when it is set, otherwise one generated once for this
 //! box into `<state>/master.key` (mode 0600), so a fresh machine works without anyone inventing a
 //! key. Lose that file and the retained alerts can never be read again.
+//!
+//! The purge service alone gets the key it signs audit anchors with (`<state>/audit-anchor.key`,
+//! mode 0600, made once); its public key goes into `run/admin.env` (`LFR_AUDIT_ANCHOR_KEYS`), so
+//! `lfr audit verify` checks the log against the signed anchors (docs/security.md).
 
 mod demo;
 mod secured;
@@ -98,6 +102,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     ));
     let admin = NatsArgs::from_config(&secured.nats_config(&nats.url(), Identity::Admin));
     let admin_env = secured.write_admin_env(&state, &nats.url())?;
+    let anchor_key = audit_anchor_key(&state, &admin_env)?;
     tracing::info!(file = %admin_env.display(), "for lfr commands against this system: source this file (the administrator's credentials)");
 
     let demo = match (sample_camera && !args.no_demo).then_some(()) {
@@ -128,6 +133,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             config_path.clone(),
             secured.credentials_file(identity),
             master_key.clone(),
+            (name == "purge").then(|| anchor_key.clone()),
             shutdown.clone(),
         )));
     }
@@ -194,6 +200,19 @@ fn entry_table<'a>(config: &'a mut toml::Table, key: &str) -> &'a mut toml::Tabl
         .or_insert_with(|| toml::Value::Table(Default::default()))
         .as_table_mut()
         .expect("section is a table")
+}
+
+/// The purge service's audit anchor key, `<state>/audit-anchor.key` (made once, mode 0600), with
+/// its public key added to `admin_env` for `lfr audit verify`. Returns the key file.
+fn audit_anchor_key(state: &Path, admin_env: &Path) -> anyhow::Result<PathBuf> {
+    let path = state.join("audit-anchor.key");
+    let (key, created) = lfr_common::anchor::AnchorKey::load_or_create(&path)?;
+    if created {
+        tracing::warn!(path = %path.display(), "generated this box's audit anchor key; back it up apart from the store");
+    }
+    let mut env = std::fs::OpenOptions::new().append(true).open(admin_env)?;
+    writeln!(env, "export LFR_AUDIT_ANCHOR_KEYS={}", key.public())?;
+    Ok(path)
 }
 
 /// The environment variable the services read the master key from.
@@ -285,6 +304,7 @@ async fn supervise(
     config: PathBuf,
     credentials: PathBuf,
     master_key: Option<String>,
+    anchor_key: Option<PathBuf>,
     shutdown: Shutdown,
 ) {
     let mut pause = Duration::from_secs(1);
@@ -301,6 +321,9 @@ async fn supervise(
             .kill_on_drop(true);
         if let Some(key) = &master_key {
             command.env(MASTER_KEY_ENV, key);
+        }
+        if let Some(file) = &anchor_key {
+            command.env("LFR_PURGE__ANCHOR_KEY_FILE", file);
         }
         let mut child = match command.spawn() {
             Ok(c) => c,

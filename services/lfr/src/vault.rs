@@ -16,7 +16,7 @@
 //! and how it ended, with both keys' fingerprints. The keys themselves are never printed.
 
 use lfr_common::audit::Audit;
-use lfr_schemas::AuditAction;
+use lfr_schemas::{AuditAction, AuditObject};
 use lfr_vault::{MasterKey, Rotation, Vault, BUCKET};
 
 /// Where `lfr vault rotate` reads the new master key (the current one is in `LFR_MASTER_KEY`).
@@ -102,15 +102,12 @@ async fn record(
         actor: by,
         role: ROLE,
     }
-    .record(
-        js,
+    .event(
         AuditAction::ConfigurationChange,
-        None,
-        format!("vault/{BUCKET}"),
-        &justification,
-        vec![],
-        None,
+        AuditObject::Vault(BUCKET.into()),
     )
+    .why(justification)
+    .record(js)
     .await?;
     Ok(())
 }

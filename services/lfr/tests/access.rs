@@ -776,6 +776,8 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
         .iter()
         .map(|r| (AuditAction::Collection, format!("access-request/{r}")))
         .collect();
+    // Each comparison of a photo with the stored alerts is a combination, recorded before the
+    // consultation or disclosure it led to.
     for (action, r) in [
         (AuditAction::Consultation, "SAR-OBAMA"),
         (AuditAction::Consultation, "SAR-OBAMA"),
@@ -784,6 +786,7 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
         (AuditAction::Disclosure, "SAR-OBAMA"),
         (AuditAction::Disclosure, "SAR-BIDEN"),
     ] {
+        expected.push((AuditAction::Combination, format!("access-request/{r}")));
         expected.push((action, format!("access-request/{r}")));
     }
     let expected: Vec<(AuditAction, &str)> =
@@ -801,8 +804,26 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
     // The requester's name and the evidence are in the request's record, not on the log.
     assert!(!registered.justification.contains("requester of the test"));
     assert!(!registered.justification.contains("passport"));
-    let events = &events[requests.len()..];
+    let (combined, events): (Vec<_>, Vec<_>) = events[requests.len()..]
+        .iter()
+        .partition(|e| e.event.action == AuditAction::Combination);
     let obama3_bytes = std::fs::read(&obama3).unwrap();
+    let first_combination = &combined[0].event;
+    assert!(
+        first_combination.justification.starts_with(
+            "right of access search: the requester's photo compared with 4 retained alerts"
+        ),
+        "{}",
+        first_combination.justification
+    );
+    assert_eq!(
+        first_combination.digest.as_deref(),
+        Some(sha256_hex(&obama3_bytes).as_str())
+    );
+    for e in combined.iter().chain(&events) {
+        let size = e.event.encode().len();
+        assert!(size < 2048, "an audit event of {size} bytes: {:?}", e.event);
+    }
     let first = &events[0].event;
     assert_eq!(first.actor, "sup-1");
     assert_eq!(first.role, "supervisor");

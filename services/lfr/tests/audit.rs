@@ -3,7 +3,7 @@
 
 use lfr_common::audit::Audit;
 use lfr_schemas::streams::{self, TopologyLimits};
-use lfr_schemas::{subjects, AuditAction, AuditEvent, Message, Timestamp};
+use lfr_schemas::{subjects, AuditAction, AuditEvent, AuditObject, Message, Timestamp};
 use lfr_testkit::NatsServer;
 use std::process::{Command, Output};
 
@@ -35,15 +35,11 @@ async fn record(js: &async_nats::jetstream::Context, actor: &str, action: AuditA
         actor,
         role: "operator",
     }
-    .record(
-        js,
-        action,
-        Some("match-day"),
-        format!("alert/{n}"),
-        &format!("reason {n}"),
-        vec!["officer-9".into()],
-        None,
-    )
+    .event(action, AuditObject::Alert(n.to_string()))
+    .deployment("match-day")
+    .why(format!("reason {n}"))
+    .recipient("officer-9")
+    .record(js)
     .await
     .unwrap();
 }

@@ -24,7 +24,7 @@ const SERVICES: [&str; 6] = ["ingest", "detect", "embed", "match", "dispatch", "
 /// Metrics that dashboards or rules use but that no service exports before a rare event: the
 /// `prometheus` crate leaves a labelled family out of `/metrics` until its first labelled child
 /// exists. Each name is still checked to be defined in the services' code.
-const AFTER_RARE_EVENTS: [(&str, &str); 4] = [
+const AFTER_RARE_EVENTS: [(&str, &str); 7] = [
     (
         "lfr_bus_publish_failures_total",
         "labelled by stream and reason: appears at the first publish the server does not acknowledge",
@@ -40,6 +40,18 @@ const AFTER_RARE_EVENTS: [(&str, &str); 4] = [
     (
         "lfr_dispatch_outcomes_total",
         "labelled by outcome: appears at an officer's first outcome (the demo records none)",
+    ),
+    (
+        "lfr_false_alert_rate",
+        "per deployment: appears once its matchers have compared a face in the live window",
+    ),
+    (
+        "lfr_false_alerts_per_alert",
+        "per deployment: appears at its first alert",
+    ),
+    (
+        "lfr_blue_walk_miss_rate",
+        "per deployment: appears once a recorded blue-list walk is alerted or missed (the demo records none)",
     ),
 ];
 

@@ -23,7 +23,8 @@ use lfr_common::audit::Audit;
 use lfr_common::bus::Bus;
 use lfr_common::stage::{HandleError, Handler};
 use lfr_schemas::{
-    streams, subjects, AuditAction, CandidateAlert, Embedding, Sealed, Timestamp, WatchlistCategory,
+    streams, subjects, AuditAction, AuditObject, CandidateAlert, Embedding, Sealed, Timestamp,
+    WatchlistCategory,
 };
 use lfr_vault::{AlertImage, Vault};
 use lfr_watchlist::deployment::Phase;
@@ -33,6 +34,12 @@ use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use tokio::sync::watch;
+
+/// The match service as audit events name it.
+const MATCHER: Audit<'static> = Audit {
+    actor: "lfr-match",
+    role: "service",
+};
 
 /// How many nearest entries a search returns: the best above its own category's threshold wins,
 /// so a higher-threshold category cannot hide a lower-threshold one just behind it.
@@ -99,6 +106,7 @@ impl MatchStage {
             return Ok(());
         };
         let judged = compare(&list.index, &list.entries, &list.tracker, probe, phase)?;
+        list.compared(phase);
         self.metrics.search_seconds.observe(judged.search_seconds);
         if let Some(best) = judged.best {
             self.metrics.best_score.observe(best as f64);
@@ -193,9 +201,33 @@ impl MatchStage {
         Ok(sealed.try_into().expect("three images"))
     }
 
-    /// Store the alert, count it, and record that a probe face was retained (with the sha256 of
-    /// the probe chip as it was before sealing).
+    /// Record the combination, store the alert, count it, and record that a probe face was
+    /// retained (with the sha256 of the probe chip as it was before sealing).
+    ///
+    /// Raising an alert **combines** a probe face with the watch list's data; that is recorded
+    /// first, and an alert whose combination cannot be recorded is not raised (the probe is
+    /// retried). The retention (collection) is recorded after the alert is stored.
     async fn raise(&self, alert: &CandidateAlert, probe_sha256: String) -> anyhow::Result<()> {
+        let object = || AuditObject::Alert(alert.alert_id.clone());
+        let combined = MATCHER
+            .event(AuditAction::Combination, object())
+            .deployment(&alert.deployment)
+            .why(format!(
+                "probe face compared with the deployment's verified watch list: a {} entry \
+                 matched (similarity {:.3}, {} of {} frames)",
+                alert.category.as_str(),
+                alert.score,
+                alert.corroborating_frames,
+                alert.track_frames
+            ))
+            .digest(&probe_sha256)
+            .record(&self.bus.jetstream)
+            .await;
+        if let Err(e) = combined {
+            self.metrics.audit_failures.inc();
+            tracing::error!(alert = %alert.alert_id, error = %e, "alert not raised: its combination cannot be recorded on AUDIT");
+            return Err(e);
+        }
         let subject = if alert.category == WatchlistCategory::Blue {
             subjects::blue_alerts(&alert.deployment)
         } else {
@@ -208,20 +240,13 @@ impl MatchStage {
             .await?;
         self.metrics.alert(alert.category);
         tracing::info!(alert = %alert.alert_id, deployment = %alert.deployment, camera = %alert.probe.frame.camera, "candidate alert raised");
-        let recorded = Audit {
-            actor: "lfr-match",
-            role: "service",
-        }
-        .record(
-            &self.bus.jetstream,
-            AuditAction::Collection,
-            Some(&alert.deployment),
-            format!("alert/{}", alert.alert_id),
-            "probe face matched the deployment's verified watch list; retained for operator review",
-            vec![],
-            Some(probe_sha256),
-        )
-        .await;
+        let recorded = MATCHER
+            .event(AuditAction::Collection, object())
+            .deployment(&alert.deployment)
+            .why("probe face matched the deployment's verified watch list; retained for operator review")
+            .digest(probe_sha256)
+            .record(&self.bus.jetstream)
+            .await;
         if let Err(e) = recorded {
             self.metrics.audit_failures.inc();
             tracing::error!(alert = %alert.alert_id, error = %e, "audit event for a raised alert not recorded");

@@ -8,7 +8,8 @@
 //!   or one of its set-up windows, and whose cameras include at least one camera (a list is
 //!   loaded once per digest);
 //! - **reports** the digest and entry count of what it actually loaded to `lfr-watchlist-loads`,
-//!   and reads back whether every replica's report equals the authorised list: only then is the
+//!   with the faces it compared with the whole list so far (the false-alert rate's denominator,
+//!   kept across reloads of the same deployment), and reads back whether every replica's report equals the authorised list: only then is the
 //!   list **verified**, and only a verified list is compared with probes;
 //! - **drops** the list of a deployment that ended, was wiped, or left its time window: the faiss
 //!   index and every template are freed and the load report withdrawn.
@@ -26,7 +27,7 @@ use lfr_schemas::{FaceRef, Redacted, Timestamp, WatchlistCategory};
 use lfr_watchlist::deployment::{Deployment, Phase};
 use lfr_watchlist::store::{LoadReport, Store, Verification};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -77,11 +78,27 @@ pub struct Loaded {
     /// and for what.
     schedule: Deployment,
     verified: AtomicBool,
+    /// Faces compared with the whole list (live window), shared with the next load of the same
+    /// deployment so a reload does not restart the count.
+    compared: Arc<AtomicU64>,
 }
 
 impl Loaded {
     pub fn verified(&self) -> bool {
         self.verified.load(Ordering::Acquire)
+    }
+
+    /// Count one face compared with the list in `phase`: only the live window's count, where
+    /// the whole list is compared, measures false alerts (set-up windows compare the blue list).
+    pub fn compared(&self, phase: Phase) {
+        if phase == Phase::Live {
+            self.compared.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Faces compared with the whole list since this replica first loaded the deployment.
+    pub fn probes_compared(&self) -> u64 {
+        self.compared.load(Ordering::Relaxed)
     }
 
     /// Live (the whole list), set-up (the blue list only) or neither (no comparison) at `now`.
@@ -207,6 +224,7 @@ impl Loader {
                         digest: loaded.digest.clone(),
                         entries: loaded.entries.len(),
                         at: now,
+                        probes_compared: loaded.probes_compared(),
                     },
                 )
                 .await?;
@@ -265,6 +283,11 @@ impl Loader {
             tracker: Mutex::new(Tracker::new(self.rule.clone())),
             schedule: deployment.clone(),
             verified: AtomicBool::new(false),
+            compared: self
+                .lists
+                .get(&deployment.id)
+                .map(|l| l.compared.clone())
+                .unwrap_or_default(),
         });
         self.lists
             .write()

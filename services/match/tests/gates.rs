@@ -126,6 +126,7 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
                 digest: "0".repeat(64),
                 entries: 1,
                 at: Timestamp::now(),
+                probes_compared: 0,
             },
         )
         .await
@@ -197,6 +198,21 @@ async fn no_alert_from_an_unverified_list_and_none_after_the_end() {
     .await;
     walk_past(&embed, "gate-1", 10, &list.model, &template).await;
     until(at, "lfr_match_alerts_total", &[("category", "wanted")], 1.0).await;
+    // The three probes compared with the verified list (not the unverified ones before) are in
+    // this replica's load report: the denominator of the live false-alert rate.
+    let counted = eventually(Duration::from_secs(15), || async {
+        let reports = store.load_reports("gate-day").await.ok()?;
+        reports
+            .iter()
+            .any(|r| r.replica == "test-replica" && r.probes_compared == 3)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        counted.is_some(),
+        "{:?}",
+        store.load_reports("gate-day").await
+    );
     assert_eq!(
         counter(
             at,
@@ -378,6 +394,69 @@ async fn in_the_set_up_window_only_the_blue_list_is_matched() {
         candidates.is_empty(),
         "an alert for operators and officers in set-up"
     );
+
+    shutdown.trigger();
+    matcher.done.await.unwrap();
+}
+
+/// A review stands for 48 hours, also while the deployment runs: a running deployment whose
+/// review is moved 48 hours into the past (the record's clock travelled, as an administrator can
+/// write it) stops matching at once, and matches again once the same list is reviewed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_deployment_stops_matching_48_hours_after_its_review() {
+    let nats = NatsServer::start().await;
+    let js = nats.admin().await;
+    let embed = nats.jetstream(lfr_testkit::Identity::Embed).await;
+    let store = Store::open(&js).await.unwrap();
+    let obama = [("faces/obama.jpg", "CUST-0001", "wanted")];
+    let list = support::active_deployment(&store, "long-day", &["gate-1"], &obama).await;
+    let template = list.entries[0].template.clone();
+    let shutdown = Shutdown::new();
+    let matcher = lfr_match::start(support::config(&nats), shutdown.clone())
+        .await
+        .unwrap();
+    let at = matcher.metrics_addr;
+    let verified = [("deployment", "long-day")];
+    let wanted = [("category", "wanted")];
+    let not_compared = [("outcome", "no_watchlist")];
+    until(at, "lfr_match_watchlist_verified", &verified, 1.0).await;
+    walk_past(&embed, "gate-1", 0, &list.model, &template).await;
+    until(at, "lfr_match_alerts_total", &wanted, 1.0).await;
+
+    // The clock travels: the review was signed off 48 hours and a second ago.
+    let validity = lfr_watchlist::deployment::REVIEW_VALIDITY.as_nanos() as u64;
+    let lapsed = Timestamp(Timestamp::now().0 - validity - 1_000_000_000);
+    let record = store
+        .update("long-day", |d| {
+            d.review.as_mut().expect("reviewed").at = lapsed;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert!(record.paused(Timestamp::now()).is_some());
+    // The matcher sees the changed record and lets the paused deployment's list go.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = counter(at, "lfr_match_probes_total", &not_compared).await;
+    walk_past(&embed, "gate-1", 10, &list.model, &template).await;
+    until(at, "lfr_match_probes_total", &not_compared, before + 3.0).await;
+    assert_eq!(
+        counter(at, "lfr_match_alerts_total", &wanted).await,
+        1.0,
+        "a deployment whose review lapsed raised an alert"
+    );
+
+    // Reviewed again (the same list): matching resumes.
+    let digest = list.digest();
+    store
+        .update("long-day", |d| {
+            d.review("insp-9", &digest, Timestamp::now())
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    until(at, "lfr_match_watchlist_verified", &verified, 1.0).await;
+    walk_past(&embed, "gate-1", 20, &list.model, &template).await;
+    until(at, "lfr_match_alerts_total", &wanted, 2.0).await;
 
     shutdown.trigger();
     matcher.done.await.unwrap();

@@ -308,16 +308,32 @@ async fn obama_alerts_once_per_pass_and_nobody_else_does() {
     );
     assert!(metric(&m, "lfr_match_search_seconds_count", &[]).unwrap() >= compared);
 
-    // Each alert's retention is on the audit record; nothing else about the probes is.
+    // Each alert's combination (probe with watch list) and retention are on the audit record;
+    // nothing else about the probes is.
     let audit: Vec<(String, AuditEvent)> =
         records(&js, streams::AUDIT, "lfr.audit.match-day").await;
-    let retained: Vec<&AuditEvent> = audit
+    let by_matcher: Vec<&AuditEvent> = audit
         .iter()
         .map(|(_, e)| e)
         .filter(|e| e.actor == "lfr-match")
         .collect();
-    assert_eq!(retained.len(), 3);
-    assert!(retained.iter().all(|e| e.action == AuditAction::Collection));
+    assert_eq!(by_matcher.len(), 6, "{by_matcher:?}");
+    for (i, retained) in by_matcher.iter().enumerate() {
+        if retained.action != AuditAction::Collection {
+            continue;
+        }
+        assert!(retained.object.starts_with("alert/"));
+        assert!(
+            by_matcher[..i]
+                .iter()
+                .any(|e| e.action == AuditAction::Combination && e.object == retained.object),
+            "the combination is recorded before the alert is stored"
+        );
+    }
+    let combined = by_matcher
+        .iter()
+        .filter(|e| e.action == AuditAction::Combination);
+    assert_eq!(combined.count(), 3);
 
     let emptied = eventually(Duration::from_secs(10), || async {
         let left = stream_messages(&js, streams::FRAMES).await

@@ -15,7 +15,7 @@ use async_nats::jetstream::{self, stream::Stream};
 use lfr_alerts::Entry;
 use lfr_common::audit::Audit;
 use lfr_common::bus::Bus;
-use lfr_schemas::{streams, subjects, AlertsErased, AuditAction, Timestamp};
+use lfr_schemas::{streams, subjects, AlertsErased, AuditAction, AuditObject, Timestamp};
 use lfr_watchlist::list::sha256_hex;
 
 /// What was erased of one alert.
@@ -85,38 +85,31 @@ impl Eraser {
             .await?
             .acknowledged()
             .await?;
-        ACTOR
-            .record(
-                &self.bus.jetstream,
+        let mut erasure = ACTOR
+            .event(
                 AuditAction::Erasure,
-                Some(&alert.deployment),
-                format!("alert/{}", alert.alert_id),
-                &format!(
-                    "{why}: {} messages ({bytes} bytes) securely erased from ALERTS",
-                    erased.len()
-                ),
-                vec![],
-                digest.clone(),
+                AuditObject::Alert(alert.alert_id.clone()),
             )
-            .await?;
+            .deployment(&alert.deployment)
+            .why(format!(
+                "{why}: {} messages ({bytes} bytes) securely erased from ALERTS",
+                erased.len()
+            ));
+        if let Some(d) = &digest {
+            erasure = erasure.digest(d);
+        }
+        erasure.clone().record(&self.bus.jetstream).await?;
         let verified = self.verify(&stream, &erased).await;
-        ACTOR
-            .record(
-                &self.bus.jetstream,
-                AuditAction::Erasure,
-                Some(&alert.deployment),
-                format!("alert/{}", alert.alert_id),
-                &if verified {
-                    format!(
-                        "erasure verified: none of the {} messages remains",
-                        erased.len()
-                    )
-                } else {
-                    "erasure verification FAILED: a message remains".to_string()
-                },
-                vec![],
-                digest.clone(),
-            )
+        erasure
+            .why(if verified {
+                format!(
+                    "erasure verified: none of the {} messages remains",
+                    erased.len()
+                )
+            } else {
+                "erasure verification FAILED: a message remains".to_string()
+            })
+            .record(&self.bus.jetstream)
             .await?;
         Ok(Erased {
             alert_id: alert.alert_id.clone(),

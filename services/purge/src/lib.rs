@@ -12,7 +12,10 @@
 //!    end`), ending first any deployment whose authorised time is over but that nobody ended;
 //! 4. destroys the data key of every ended deployment none of whose alerts remains
 //!    (**crypto-shredding**: copies of its alerts in replicas or backups become unreadable);
-//! 5. verifies the audit chain against the anchor of its previous pass (`lfr_audit_chain_intact`);
+//! 5. verifies the audit chain against the latest signed anchor, read back from the anchors bucket
+//!    (so a restart loses nothing), and signs the new head when intact (`lfr_audit_chain_intact`;
+//!    [`lfr_common::anchor`]: with `anchor_key_file` configured, else the anchor of its previous
+//!    pass, in memory);
 //! 6. updates the metrics and the retention [`report`], counting the holds that have stood longer
 //!    than the review period (default 90 days) without review (`lfr_purge_holds_due_review`).
 
@@ -25,12 +28,13 @@ use clock::Clock;
 use eraser::{Eraser, ACTOR};
 use futures::StreamExt;
 use lfr_alerts::{feed, Book};
+use lfr_common::anchor::{AnchorKey, Notary, PublicKey, Verdict};
 use lfr_common::audit::{self as audit_log, Anchor};
 use lfr_common::bus::Bus;
 use lfr_common::config::{secs, Common};
 use lfr_common::service::{self, Running};
 use lfr_common::Shutdown;
-use lfr_schemas::{AuditAction, HoldReason, Timestamp};
+use lfr_schemas::{AuditAction, AuditObject, HoldReason, Timestamp};
 use lfr_vault::Shredder;
 use lfr_watchlist::deployment::State;
 use lfr_watchlist::store::Store;
@@ -38,6 +42,7 @@ use policy::{Fate, Policy};
 use prometheus::{IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::{watch, Mutex};
 
@@ -66,6 +71,12 @@ pub struct PurgeConfig {
     /// How long a hold may stand without review before it is listed for one.
     #[serde(with = "secs")]
     pub hold_review: Duration,
+    /// The private key this verifier signs audit anchors with (64 hex digits; created, mode
+    /// 0600, when missing). No other component may hold it. Unset: the anchor lives in memory
+    /// only and is lost on restart (docs/security.md, "Audit anchors").
+    pub anchor_key_file: Option<PathBuf>,
+    /// Public keys of earlier anchor keys whose anchors are still trusted (after a rotation).
+    pub previous_anchor_keys: Vec<String>,
 }
 
 impl Default for PurgeConfig {
@@ -75,6 +86,8 @@ impl Default for PurgeConfig {
             interval: Duration::from_secs(3600),
             retention: Duration::from_secs(30 * 86_400),
             hold_review: policy::DEFAULT_REVIEW,
+            anchor_key_file: None,
+            previous_anchor_keys: Vec::new(),
         }
     }
 }
@@ -110,6 +123,9 @@ pub struct PassSummary {
     /// The audit chain verified intact (from the first event, and against the last pass's anchor).
     pub audit_chain_intact: bool,
     pub audit_chain_length: u64,
+    /// The chain length covered by the latest signed anchor (0: none).
+    #[serde(default)]
+    pub audit_anchored: u64,
 }
 
 #[derive(Clone)]
@@ -124,6 +140,7 @@ struct PurgeMetrics {
     keys_destroyed: IntCounter,
     chain_length: IntGauge,
     chain_intact: IntGauge,
+    anchored: IntGauge,
     holds: IntGaugeVec,
     holds_due_review: IntGauge,
 }
@@ -174,6 +191,10 @@ impl PurgeMetrics {
                 "audit_chain_intact",
                 "1 when the audit hash chain verified intact at the last pass (0: investigate)",
             )?,
+            anchored: IntGauge::new(
+                "audit_chain_anchored",
+                "Audit events covered by the latest signed anchor (outside AUDIT)",
+            )?,
             holds: IntGaugeVec::new(
                 Opts::new(
                     "purge_holds",
@@ -191,6 +212,7 @@ impl PurgeMetrics {
         registry.register(Box::new(m.keys_destroyed.clone()))?;
         registry.register(Box::new(m.chain_length.clone()))?;
         registry.register(Box::new(m.chain_intact.clone()))?;
+        registry.register(Box::new(m.anchored.clone()))?;
         registry.register(Box::new(m.passes.clone()))?;
         registry.register(Box::new(m.erased.clone()))?;
         registry.register(Box::new(m.unverified.clone()))?;
@@ -212,8 +234,10 @@ pub struct Purger {
     pub shredder: Shredder,
     metrics: PurgeMetrics,
     /// The audit chain's head at the last intact verification: a later pass that finds the chain
-    /// shorter, or different up to it, has found tampering.
+    /// shorter, or different up to it, has found tampering. Without a notary only.
     anchor: Mutex<Option<Anchor>>,
+    /// Signs the chain's head and keeps it in the anchors bucket, with `anchor_key_file`.
+    notary: Option<Notary>,
     /// One pass at a time (schedule and requests).
     running: Mutex<()>,
 }
@@ -341,15 +365,10 @@ impl Purger {
             Ok(true) => {
                 self.metrics.keys_destroyed.inc();
                 let _ = ACTOR
-                    .record(
-                        &self.eraser.bus.jetstream,
-                        AuditAction::Erasure,
-                        Some(deployment),
-                        format!("key/{deployment}"),
-                        "data key destroyed (crypto-shredding): the deployment has ended and none of its alerts remains, so any residual copy is unreadable",
-                        vec![],
-                        None,
-                    )
+                    .event(AuditAction::Erasure, AuditObject::Key(deployment.into()))
+                    .deployment(deployment)
+                    .why("data key destroyed (crypto-shredding): the deployment has ended and none of its alerts remains, so any residual copy is unreadable")
+                    .record(&self.eraser.bus.jetstream)
                     .await;
                 tracing::info!(%deployment, "data key destroyed");
                 1
@@ -362,25 +381,48 @@ impl Purger {
         }
     }
 
-    /// Verify the whole audit chain, and that it still extends the last pass's anchor.
+    /// Verify the whole audit chain, and that it still extends the latest anchor.
     async fn check_audit_chain(&self, summary: &mut PassSummary) {
-        let mut anchor = self.anchor.lock().await;
-        match audit_log::verify_against(&self.eraser.bus.jetstream, anchor.as_ref()).await {
-            Ok(report) => {
-                summary.audit_chain_intact = report.is_intact();
-                summary.audit_chain_length = report.verified_events();
+        match self.verdict().await {
+            Ok(verdict) => {
+                summary.audit_chain_intact = verdict.is_intact();
+                summary.audit_chain_length = verdict.chain.verified_events();
+                summary.audit_anchored = verdict
+                    .signed
+                    .iter()
+                    .chain(&verdict.checked)
+                    .map(|a| a.seq)
+                    .max()
+                    .unwrap_or(0);
                 self.metrics
                     .chain_length
-                    .set(report.verified_events() as i64);
-                self.metrics.chain_intact.set(report.is_intact() as i64);
-                if report.is_intact() {
-                    *anchor = report.anchor();
-                } else {
-                    tracing::error!(%report, "the audit chain is broken");
+                    .set(verdict.chain.verified_events() as i64);
+                self.metrics.chain_intact.set(verdict.is_intact() as i64);
+                self.metrics.anchored.set(summary.audit_anchored as i64);
+                if !verdict.is_intact() {
+                    tracing::error!(report = %verdict, "the audit chain is broken");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "the audit chain could not be checked"),
         }
+    }
+
+    async fn verdict(&self) -> anyhow::Result<Verdict> {
+        let js = &self.eraser.bus.jetstream;
+        if let Some(notary) = &self.notary {
+            return notary.check_and_anchor(js, self.clock.now()).await;
+        }
+        let mut anchor = self.anchor.lock().await;
+        let chain = audit_log::verify_against(js, anchor.as_ref()).await?;
+        if chain.is_intact() {
+            *anchor = chain.anchor();
+        }
+        Ok(Verdict {
+            chain,
+            problems: Vec::new(),
+            checked: Vec::new(),
+            signed: None,
+        })
     }
 
     /// End deployments whose time is over, and wipe the stored lists of every ended deployment
@@ -400,15 +442,10 @@ impl Purger {
                 match self.store.update(&d.id, |d| d.end(now)).await {
                     Ok(_) => {
                         let _ = ACTOR
-                            .record(
-                                &self.eraser.bus.jetstream,
-                                AuditAction::Alteration,
-                                Some(&d.id),
-                                format!("deployment/{}", d.id),
-                                "deployment ended by the purge service: its authorised time is over",
-                                vec![],
-                                None,
-                            )
+                            .event(AuditAction::Alteration, AuditObject::Deployment(d.id.clone()))
+                            .deployment(&d.id)
+                            .why("deployment ended by the purge service: its authorised time is over")
+                            .record(&self.eraser.bus.jetstream)
                             .await;
                     }
                     Err(e) => {
@@ -432,28 +469,44 @@ impl Purger {
                 Ok(record) => {
                     summary.watchlists_wiped += 1;
                     self.metrics.wiped.inc();
-                    let _ = ACTOR
-                        .record(
-                            &self.eraser.bus.jetstream,
-                            AuditAction::Erasure,
-                            Some(&d.id),
-                            format!("watchlist/{}", d.id),
-                            &format!(
-                                "watch list of an ended deployment wiped by the purge service: {} messages ({} bytes), images {}",
-                                record.messages_erased,
-                                record.bytes_erased,
-                                record.image_sha256s.join(",")
-                            ),
-                            vec![],
-                            record.list_digest.clone(),
-                        )
-                        .await;
+                    let mut wiped = ACTOR
+                        .event(AuditAction::Erasure, AuditObject::Watchlist(d.id.clone()))
+                        .deployment(&d.id)
+                        .why(format!(
+                            "watch list of an ended deployment wiped by the purge service: {} messages ({} bytes), images {}",
+                            record.messages_erased,
+                            record.bytes_erased,
+                            record.image_sha256s.join(",")
+                        ));
+                    if let Some(digest) = &record.list_digest {
+                        wiped = wiped.digest(digest);
+                    }
+                    let _ = wiped.record(&self.eraser.bus.jetstream).await;
                 }
                 Err(e) => tracing::error!(deployment = %d.id, error = %e, "watch-list wipe failed"),
             }
         }
         ended
     }
+}
+
+/// The notary of `config`: its key loaded (or made, the first time), with the earlier keys.
+fn notary(config: &PurgeConfig) -> anyhow::Result<Option<Notary>> {
+    let Some(path) = &config.anchor_key_file else {
+        tracing::warn!("no [purge] anchor_key_file: audit anchors are kept in memory only, and a restart forgets them");
+        return Ok(None);
+    };
+    let (key, created) = AnchorKey::load_or_create(path)?;
+    let previous = config
+        .previous_anchor_keys
+        .iter()
+        .map(|k| k.parse::<PublicKey>())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if created {
+        tracing::warn!(path = %path.display(), public_key = %key.public(), "generated the audit anchor key; give verifiers its public key (lfr audit verify --anchor-key)");
+    }
+    tracing::info!(public_key = %key.public(), "audit anchors signed with this key");
+    Ok(Some(Notary::new(key, previous)))
 }
 
 /// A started purge service: its telemetry address, the purger (tests drive passes and the clock
@@ -496,6 +549,7 @@ pub async fn start_with_clock(
         shredder: Shredder::open(&bus.jetstream).await?,
         metrics,
         anchor: Mutex::new(None),
+        notary: notary(&config.purge)?,
         running: Mutex::new(()),
     });
     let mut requests = bus.client.subscribe(RUN_SUBJECT).await?;

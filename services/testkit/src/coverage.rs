@@ -102,12 +102,14 @@ impl NatsServer {
 }
 
 fn record(w: &Window, state: &str, ended_at: Option<Timestamp>) -> serde_json::Value {
-    let at = w.starts_at.0.saturating_sub(3_600_000_000_000);
+    // Signed off a moment ago: a review stands for 48 hours, so the window is not paused.
+    let at = Timestamp::now().0.saturating_sub(1_000_000_000);
     serde_json::json!({
         "id": w.deployment, "name": "Test deployment", "location": "test",
         "cameras": w.cameras, "starts_at": w.starts_at.0, "ends_at": w.ends_at.0,
         "purpose": "integration test", "state": state,
-        "authorisation": {"officer": "supt-test", "at": at},
+        "authorisation": {"officer": "supt-test", "rank": "superintendent", "digest": DIGEST,
+                          "at": at},
         "watchlist": {"digest": DIGEST, "entries": ENTRIES, "subjects": 1, "model": "test",
                       "attached_at": at},
         "review": {"reviewer": "insp-test", "at": at, "digest": DIGEST},

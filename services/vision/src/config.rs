@@ -47,6 +47,23 @@ impl ModelsConfig {
     }
 
     /// Detector plus the embedder's alignment template and quality gate.
+    /// The configured embedder's calibrated 1-in-1,000 threshold from the model manifest (read
+    /// without loading any model); `None` when the manifest records no calibration for it.
+    pub fn calibrated_threshold(&self) -> anyhow::Result<Option<f32>> {
+        let dir = self.dir.clone().unwrap_or_else(ModelStore::default_dir);
+        let path = self
+            .manifest
+            .clone()
+            .unwrap_or_else(|| dir.join("manifest.toml"));
+        let manifest = crate::manifest::Manifest::load(&path)?;
+        let embedder = manifest.artefact(&self.embedder)?;
+        Ok(embedder
+            .embedder
+            .as_ref()
+            .and_then(|e| e.calibration.as_ref())
+            .map(|c| c.fpir_1_in_1000))
+    }
+
     pub fn face_finder(&self, store: &ModelStore) -> anyhow::Result<FaceFinder> {
         let detector = Detector::load(
             store,

@@ -93,6 +93,21 @@ pub struct EmbedderSpec {
     pub metric: String,
     /// The model's published same-person rule; deployments calibrate their own with `lfr eval`.
     pub threshold: f32,
+    /// The operating point measured by `lfr eval` on this pipeline: the default threshold of a
+    /// deployment (absent: none measured yet, a deployment must name its threshold).
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+}
+
+/// `[artefact.embedder.calibration]`, written by `lfr eval --write-calibration`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Calibration {
+    /// The similarity at which 1 in 1,000 searches of a non-enrolled face raises a false alert
+    /// (FPIR 1e-3), the DPIA's ceiling.
+    pub fpir_1_in_1000: f32,
+    /// What it was measured on, and when.
+    #[serde(default)]
+    pub measured_on: String,
 }
 
 impl Manifest {

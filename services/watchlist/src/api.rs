@@ -10,6 +10,7 @@
 //! | `GET /api/deployments/{id}` | | the deployment, its verification, the matchers' load reports |
 //! | `POST /api/deployments` | [`CreateRequest`] | 201, the draft deployment |
 //! | `PUT /api/deployments/{id}/watchlist` | tar or tar.gz of images + `manifest.toml` | the attached list and every refused entry with its reason |
+//! | `PUT /api/deployments/{id}/governance` | [`Governance`] | the deployment (voids an authorisation) |
 //! | `POST /api/deployments/{id}/authorise` | | the deployment |
 //! | `POST /api/deployments/{id}/review` | `{"digest": "..."}` | the deployment |
 //! | `POST /api/deployments/{id}/activate` | | the deployment |
@@ -23,7 +24,9 @@
 //!
 //! ## Errors
 //!
-//! Every error is JSON, `{"error": "..."}`: 401 no actor, 404 unknown deployment, 409 a gate
+//! Every error is JSON, `{"error": "..."}`: 401 no actor, 403 the actor may not take the step
+//! (enrolled the list it would authorise or review, lacks the rank, or is the shared token
+//! authorising, reviewing or activating), 404 unknown deployment, 409 a gate
 //! refused (or the id exists), 400 invalid input (unparsable JSON, a malformed time, deployment,
 //! manifest or archive), 413 body too large, 415 wrong content type, 422 JSON of the wrong shape or
 //! nothing in the list could be enrolled (with `"refused"`), 500 anything else. A 500 is logged with the deployment id; its answer says
@@ -31,7 +34,7 @@
 //!
 //! Nothing here logs face data or subject references: logs name deployments, actors and counts.
 
-use crate::deployment::NewDeployment;
+use crate::deployment::{GateError, Governance, NewDeployment, ThresholdOverride};
 use crate::lifecycle::{Actor, Error, Lifecycle, RefusedEntry};
 use crate::time::parse_utc;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
@@ -67,6 +70,7 @@ pub fn router(lifecycle: Lifecycle) -> Router {
             "/api/deployments/{id}/watchlist",
             put(enrol).layer(DefaultBodyLimit::max(ARCHIVE_BODY_LIMIT)),
         )
+        .route("/api/deployments/{id}/governance", put(govern))
         .route("/api/deployments/{id}/authorise", post(authorise))
         .route("/api/deployments/{id}/review", post(review))
         .route("/api/deployments/{id}/activate", post(activate))
@@ -87,9 +91,18 @@ pub struct CreateRequest {
     pub start: String,
     pub end: String,
     pub purpose: String,
-    /// Similarity at or above which a probe matches; 0.6 when absent.
-    #[serde(default = "default_threshold")]
-    pub threshold: f32,
+    /// Similarity at or above which a probe matches; the embedder's calibrated 1-in-1,000 point
+    /// when absent.
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    /// Why a threshold below the calibrated point is used: required for one, recorded with the
+    /// deployment and on the audit trail.
+    #[serde(default)]
+    pub threshold_override: Option<String>,
+    /// Command structure, objectives, intelligence case, signage (or later, with `PUT
+    /// .../governance`): required before authorisation.
+    #[serde(default)]
+    pub governance: Option<Governance>,
     /// Thresholds for some categories (`{"risk": 0.7}`), where they differ from `threshold`.
     #[serde(default)]
     pub category_thresholds: std::collections::BTreeMap<String, f32>,
@@ -97,10 +110,6 @@ pub struct CreateRequest {
     /// absent.
     #[serde(default)]
     pub setup_minutes: u64,
-}
-
-fn default_threshold() -> f32 {
-    0.6
 }
 
 /// `POST /api/deployments/{id}/review`.
@@ -132,6 +141,7 @@ impl ApiError {
     fn lifecycle(id: &str, e: Error) -> ApiError {
         let status = match &e {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Gate(GateError::Forbidden(_)) => StatusCode::FORBIDDEN,
             Error::Exists(_) | Error::Gate(_) => StatusCode::CONFLICT,
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::NothingEnrolled { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -221,6 +231,12 @@ async fn create(
     let Json(req) = body?;
     let time =
         |s: &str| parse_utc(s).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()));
+    let default_threshold = match req.threshold {
+        Some(t) => t,
+        None => lifecycle
+            .calibrated_threshold()
+            .map_err(|e| ApiError::lifecycle(&req.id, e))?,
+    };
     let new = NewDeployment {
         starts_at: time(&req.start)?,
         ends_at: time(&req.end)?,
@@ -229,7 +245,13 @@ async fn create(
         location: req.location,
         cameras: req.cameras,
         purpose: req.purpose,
-        default_threshold: req.threshold,
+        default_threshold,
+        threshold_override: req.threshold_override.map(|reason| ThresholdOverride {
+            calibrated: 0.0,
+            reason,
+            by: String::new(),
+        }),
+        governance: req.governance,
         thresholds: crate::deployment::category_thresholds(req.category_thresholds)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?,
         setup_window_secs: req.setup_minutes.saturating_mul(60),
@@ -274,6 +296,21 @@ async fn enrol(
         "watch list enrolled"
     );
     Ok(Json(enrolled))
+}
+
+async fn govern(
+    actor: Actor,
+    State(lifecycle): State<Lifecycle>,
+    Path(id): Path<String>,
+    body: Result<Json<Governance>, JsonRejection>,
+) -> Answer<crate::deployment::Deployment> {
+    let Json(governance) = body?;
+    let deployment = lifecycle
+        .govern(&id, governance, &actor)
+        .await
+        .map_err(|e| ApiError::lifecycle(&id, e))?;
+    tracing::info!(deployment = %id, actor = %actor.id, "governance recorded");
+    Ok(Json(deployment))
 }
 
 async fn authorise(

@@ -253,17 +253,28 @@ mod tests {
             default_threshold: 0.6,
             thresholds: Default::default(),
             setup_window_secs: 100,
+            governance: Some(crate::deployment::Governance {
+                gold: "ACC Gold".into(),
+                silver: "Supt Silver".into(),
+                bronze: "Insp Bronze".into(),
+                objectives: "Locate wanted offenders".into(),
+                intelligence_case: "INT/TEST/1".into(),
+                signage: "Signs at every entrance".into(),
+            }),
+            threshold_override: None,
         })
         .unwrap();
-        d.authorise("supt-1", at(0)).unwrap();
         d.attach(AttachedList {
             digest: "abc".into(),
             entries: 2,
             subjects: 2,
             model: "m".into(),
             attached_at: at(0),
+            enrolled_by: "sgt-1".into(),
         })
         .unwrap();
+        d.authorise("supt-1", crate::deployment::Rank::Superintendent, at(0))
+            .unwrap();
         d.review("insp-1", "abc", at(1)).unwrap();
         d.activate(at(2)).unwrap();
         d
@@ -277,6 +288,7 @@ mod tests {
                 digest: digest.into(),
                 entries: 2,
                 at: at(3),
+                probes_compared: 0,
             },
         )
     }

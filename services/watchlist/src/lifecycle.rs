@@ -4,10 +4,15 @@
 //! (`lfr deployment ...`) or the web console (the JSON API in [`crate::api`]):
 //!
 //! ```text
-//!   create ──> enrol ──> authorise ──> review(digest) ──> activate ──> end (wipe)
-//!     │          │           │              │                 │            │
-//!     └──── each step: check the gate, change the record, record an audit event ─┘
+//!   create ──> govern ──> enrol ──> authorise ──> review(digest) ──> activate ──> end (wipe)
+//!     │          │          │           │              │                 │            │
+//!     └──────── each step: check the gate, change the record, record an audit event ───┘
 //! ```
+//!
+//! Duties are separated by account: whoever enrols a list may neither authorise nor review it,
+//! only an account with a rank of [`AUTHORISING_RANK`] or above authorises, and the shared API
+//! token ([`Credential::SharedToken`]) may prepare a deployment (create, govern, enrol, end) but
+//! never authorise, review or activate one.
 //!
 //! [`Lifecycle`] is that sequence as one async method per step. Each method does three things, in
 //! this order, and nothing else:
@@ -31,6 +36,7 @@
 //! use lfr_watchlist::lifecycle::{Actor, Lifecycle};
 //!
 //! let lifecycle = Lifecycle::open(&js, Default::default()).await?;
+//! use lfr_watchlist::deployment::Rank;
 //! let supervisor = Actor::new("sgt-12", "supervisor");
 //! // A folder of custody images with their manifest.toml; `enrol_archive` takes a tar instead.
 //! let enrolled = lifecycle
@@ -40,7 +46,10 @@
 //!     println!("{} refused: {}", refused.image, refused.reason);
 //! }
 //! lifecycle
-//!     .authorise("match-day", &Actor::new("supt-17", "authorising-officer"))
+//!     .authorise(
+//!         "match-day",
+//!         &Actor::new("supt-17", "supervisor").with_rank(Some(Rank::Superintendent)),
+//!     )
 //!     .await?;
 //! lifecycle
 //!     .review("match-day", &Actor::new("insp-4", "supervisor"), &enrolled.attached.digest)
@@ -60,31 +69,78 @@
 //! removed as soon as enrolment is done: only files and folders, nothing outside the folder.
 
 use crate::archive::{self, Limits};
-use crate::deployment::{AttachedList, Deployment, GateError, NewDeployment, State};
+use crate::deployment::{
+    AttachedList, Deployment, GateError, Governance, NewDeployment, Rank, State, AUTHORISING_RANK,
+};
 use crate::enrol::{Enroller, Enrolment, InvalidManifest};
 use crate::list::{sha256_hex, WatchList};
 use crate::store::{self, LoadReport, Store, WipeRecord};
 use async_nats::jetstream;
 use lfr_common::audit::Audit;
-use lfr_schemas::{subjects, AuditAction, Timestamp};
+use lfr_schemas::{subjects, AuditAction, AuditObject, Timestamp};
 use lfr_vision::config::ModelsConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Who acts: an account id and the role it acted in, as recorded on every audit event.
+/// Who acts: an account id and the role it acted in, as recorded on every audit event, with the
+/// account's rank and how it proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     pub id: String,
     pub role: String,
+    /// The account's rank, where one is recorded: authorising needs [`AUTHORISING_RANK`].
+    #[serde(default)]
+    pub rank: Option<Rank>,
+    #[serde(default)]
+    pub credential: Credential,
+}
+
+/// How an actor proved who it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Credential {
+    /// A person's own account (a console or CLI login): accountable for what it signs.
+    #[default]
+    Account,
+    /// The API's shared bearer token: no one person. It may prepare a deployment (create,
+    /// record governance, enrol) but never authorise, review or activate one.
+    SharedToken,
 }
 
 impl Actor {
+    /// A person acting through their own account.
     pub fn new(id: impl Into<String>, role: impl Into<String>) -> Actor {
         Actor {
             id: id.into(),
             role: role.into(),
+            rank: None,
+            credential: Credential::Account,
+        }
+    }
+
+    /// The same actor with their rank.
+    pub fn with_rank(mut self, rank: Option<Rank>) -> Actor {
+        self.rank = rank;
+        self
+    }
+
+    /// The shared API token, acting under `id`.
+    pub fn shared_token(id: impl Into<String>, role: impl Into<String>) -> Actor {
+        Actor {
+            credential: Credential::SharedToken,
+            ..Actor::new(id, role)
+        }
+    }
+
+    /// Refuse `step` unless a person's own account is taking it.
+    fn accountable(&self, step: &str) -> Result<(), Error> {
+        match self.credential {
+            Credential::Account => Ok(()),
+            Credential::SharedToken => Err(Error::Gate(GateError::Forbidden(format!(
+                "the shared API token may not {step} a deployment: log in with your own account"
+            )))),
         }
     }
 
@@ -196,8 +252,53 @@ impl Lifecycle {
         &self.store
     }
 
-    /// Create a draft deployment.
-    pub async fn create(&self, new: NewDeployment, actor: &Actor) -> Result<Deployment, Error> {
+    /// The embedder's calibrated 1-in-1,000 threshold ([`ModelsConfig::calibrated_threshold`]):
+    /// what a deployment matches at unless it says otherwise.
+    pub fn calibrated_threshold(&self) -> Result<f32, Error> {
+        match self.models.calibrated_threshold() {
+            Ok(Some(t)) => Ok(t),
+            Ok(None) => Err(Error::Invalid(format!(
+                "the model manifest records no calibrated threshold for {}: run `lfr eval \
+                 --write-calibration`, or give the deployment a threshold",
+                self.models.embedder
+            ))),
+            Err(e) => Err(Error::Internal(e)),
+        }
+    }
+
+    /// Create a draft deployment. A threshold looser than the calibrated point needs an override
+    /// with its reason ([`NewDeployment::threshold_override`]); it is recorded as given by `actor`.
+    pub async fn create(&self, mut new: NewDeployment, actor: &Actor) -> Result<Deployment, Error> {
+        let lowest = new
+            .thresholds
+            .values()
+            .copied()
+            .fold(new.default_threshold, f32::min);
+        match new.threshold_override.as_mut() {
+            Some(o) => {
+                if o.reason.trim().is_empty() {
+                    return Err(Error::Invalid(
+                        "a threshold override needs its reason".into(),
+                    ));
+                }
+                o.calibrated = self.calibrated_threshold()?;
+                o.by = actor.id.clone();
+                if lowest >= o.calibrated {
+                    // Nothing is overridden: keep no record that says otherwise.
+                    new.threshold_override = None;
+                }
+            }
+            None => {
+                let calibrated = self.calibrated_threshold()?;
+                if lowest < calibrated {
+                    return Err(Error::Invalid(format!(
+                        "threshold {lowest} is looser than the embedder's calibrated 1-in-1,000 \
+                         point {calibrated}: give an override with its reason to use it"
+                    )));
+                }
+            }
+        }
+        let overridden = new.threshold_override.clone();
         let deployment = Deployment::create(new).map_err(|e| match e {
             GateError::Invalid(_) => Error::Invalid(e.to_string()),
             other => Error::Gate(other),
@@ -211,15 +312,56 @@ impl Lifecycle {
         }
         actor
             .audit()
-            .record(
-                &self.js,
+            .event(
                 AuditAction::ConfigurationChange,
-                Some(&id),
-                format!("deployment/{id}"),
-                "deployment created",
-                vec![],
-                None,
+                AuditObject::Deployment(id.to_string()),
             )
+            .deployment(&id)
+            .why(match &overridden {
+                None => "deployment created".to_string(),
+                Some(o) => format!(
+                    "deployment created; threshold {} below the calibrated {} by override: {}",
+                    deployment.lowest_threshold(),
+                    o.calibrated,
+                    o.reason
+                ),
+            })
+            .record(&self.js)
+            .await?;
+        Ok(deployment)
+    }
+
+    /// Record (or replace) the deployment's governance: command structure, objectives,
+    /// intelligence case, signage. Replacing it voids an authorisation given under the old one.
+    pub async fn govern(
+        &self,
+        id: &str,
+        governance: Governance,
+        actor: &Actor,
+    ) -> Result<Deployment, Error> {
+        let summary = format!(
+            "governance recorded: gold {}; silver {}; bronze {}; objectives: {}; intelligence \
+             case {}; signage: {}",
+            governance.gold,
+            governance.silver,
+            governance.bronze,
+            governance.objectives,
+            governance.intelligence_case,
+            governance.signage
+        );
+        let digest =
+            sha256_hex(&serde_json::to_vec(&governance).map_err(|e| Error::Internal(e.into()))?);
+        let deployment = self.update(id, |d| d.govern(governance)).await?;
+        actor
+            .audit()
+            .event(
+                AuditAction::Alteration,
+                AuditObject::Deployment(id.to_string()),
+            )
+            .deployment(id)
+            .why(summary)
+            .digest(digest)
+            .record(&self.js)
             .await?;
         Ok(deployment)
     }
@@ -254,19 +396,19 @@ impl Lifecycle {
         if enrolment.list.entries.is_empty() {
             return Err(Error::NothingEnrolled { refused });
         }
-        let attached = self.store.put_watchlist(&enrolment.list, &images).await?;
+        let mut attached = self.store.put_watchlist(&enrolment.list, &images).await?;
+        attached.enrolled_by = actor.id.clone();
         self.update(id, |d| d.attach(attached.clone())).await?;
         actor
             .audit()
-            .record(
-                &self.js,
+            .event(
                 AuditAction::Collection,
-                Some(id),
-                format!("watchlist/{id}"),
-                "watch list enrolled for the deployment",
-                vec![],
-                Some(attached.digest.clone()),
+                AuditObject::Watchlist(id.to_string()),
             )
+            .deployment(id)
+            .why("watch list enrolled for the deployment")
+            .digest(attached.digest.clone())
+            .record(&self.js)
             .await?;
         Ok(Enrolled { attached, refused })
     }
@@ -309,22 +451,36 @@ impl Lifecycle {
         enrolled
     }
 
-    /// Record the authorising officer's authorisation.
+    /// Record the authorising officer's authorisation of the attached list (by its digest), under
+    /// the governance record as it stands. The officer's account must carry a rank of
+    /// [`AUTHORISING_RANK`] or above, and may not be whoever enrolled the list.
     pub async fn authorise(&self, id: &str, officer: &Actor) -> Result<Deployment, Error> {
+        officer.accountable("authorise")?;
+        let rank = officer.rank.ok_or_else(|| {
+            Error::Gate(GateError::Forbidden(format!(
+                "account {} has no rank on record; a deployment is authorised by a \
+                 {AUTHORISING_RANK} or above",
+                officer.id
+            )))
+        })?;
         let deployment = self
-            .update(id, |d| d.authorise(&officer.id, Timestamp::now()))
+            .update(id, |d| d.authorise(&officer.id, rank, Timestamp::now()))
             .await?;
+        let digest = deployment
+            .authorisation
+            .as_ref()
+            .map(|a| a.digest.clone())
+            .unwrap_or_default();
         officer
             .audit()
-            .record(
-                &self.js,
+            .event(
                 AuditAction::Alteration,
-                Some(id),
-                format!("deployment/{id}"),
-                "deployment authorised",
-                vec![],
-                None,
+                AuditObject::Deployment(id.to_string()),
             )
+            .deployment(id)
+            .why(format!("deployment authorised by a {rank}"))
+            .digest(digest)
+            .record(&self.js)
             .await?;
         Ok(deployment)
     }
@@ -336,38 +492,41 @@ impl Lifecycle {
         reviewer: &Actor,
         digest: &str,
     ) -> Result<Deployment, Error> {
+        reviewer.accountable("review")?;
         let deployment = self
             .update(id, |d| d.review(&reviewer.id, digest, Timestamp::now()))
             .await?;
         reviewer
             .audit()
-            .record(
-                &self.js,
+            .event(
                 AuditAction::Consultation,
-                Some(id),
-                format!("watchlist/{id}"),
-                "watch list reviewed before deployment",
-                vec![],
-                Some(digest.to_string()),
+                AuditObject::Watchlist(id.to_string()),
             )
+            .deployment(id)
+            .why(if deployment.state == State::Active {
+                "watch list reviewed again while deployed"
+            } else {
+                "watch list reviewed before deployment"
+            })
+            .digest(digest.to_string())
+            .record(&self.js)
             .await?;
         Ok(deployment)
     }
 
     /// Go live, if every gate is met.
     pub async fn activate(&self, id: &str, actor: &Actor) -> Result<Deployment, Error> {
+        actor.accountable("activate")?;
         let deployment = self.update(id, |d| d.activate(Timestamp::now())).await?;
         actor
             .audit()
-            .record(
-                &self.js,
+            .event(
                 AuditAction::Alteration,
-                Some(id),
-                format!("deployment/{id}"),
-                "deployment activated",
-                vec![],
-                None,
+                AuditObject::Deployment(id.to_string()),
             )
+            .deployment(id)
+            .why("deployment activated")
+            .record(&self.js)
             .await?;
         Ok(deployment)
     }
@@ -376,23 +535,20 @@ impl Lifecycle {
     pub async fn end(&self, id: &str, actor: &Actor) -> Result<WipeRecord, Error> {
         self.update(id, |d| d.end(Timestamp::now())).await?;
         let wiped = self.store.wipe(id).await?;
-        actor
+        let mut event = actor
             .audit()
-            .record(
-                &self.js,
-                AuditAction::Erasure,
-                Some(id),
-                format!("watchlist/{id}"),
-                &format!(
-                    "deployment ended: {} messages ({} bytes) securely erased, images {}",
-                    wiped.messages_erased,
-                    wiped.bytes_erased,
-                    wiped.image_sha256s.join(",")
-                ),
-                vec![],
-                wiped.list_digest.clone(),
-            )
-            .await?;
+            .event(AuditAction::Erasure, AuditObject::Watchlist(id.to_string()))
+            .deployment(id)
+            .why(format!(
+                "deployment ended: {} messages ({} bytes) securely erased, images {}",
+                wiped.messages_erased,
+                wiped.bytes_erased,
+                wiped.image_sha256s.join(",")
+            ));
+        if let Some(digest) = &wiped.list_digest {
+            event = event.digest(digest.clone());
+        }
+        event.record(&self.js).await?;
         Ok(wiped)
     }
 

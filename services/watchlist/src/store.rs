@@ -38,6 +38,11 @@ pub struct LoadReport {
     pub digest: String,
     pub entries: usize,
     pub at: Timestamp,
+    /// Faces this replica compared with the whole list (live window) since it loaded the
+    /// deployment: summed over replicas, the denominator of the live false-alert rate. Absent
+    /// from reports of older matchers (0).
+    #[serde(default)]
+    pub probes_compared: u64,
 }
 
 /// Whether what the matchers hold is what was authorised.
@@ -165,6 +170,8 @@ impl Store {
             subjects: list.subjects(),
             model: list.model.clone(),
             attached_at: Timestamp::now(),
+            // The lifecycle names who enrolled it.
+            enrolled_by: String::new(),
         })
     }
 

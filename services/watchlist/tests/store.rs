@@ -44,6 +44,15 @@ fn match_day() -> Deployment {
         default_threshold: 0.6,
         thresholds: Default::default(),
         setup_window_secs: 0,
+        governance: Some(lfr_watchlist::deployment::Governance {
+            gold: "ACC Gold".into(),
+            silver: "Supt Silver".into(),
+            bronze: "Insp Bronze".into(),
+            objectives: "Locate wanted offenders".into(),
+            intelligence_case: "INT/TEST/1".into(),
+            signage: "Signs at every entrance".into(),
+        }),
+        threshold_override: None,
     })
     .unwrap()
 }
@@ -87,7 +96,13 @@ async fn a_deployment_goes_live_only_through_its_gates_and_its_wipe_leaves_nothi
         .unwrap_err();
     assert!(err.to_string().contains("not authorised"), "{err}");
     store
-        .update("match-day", |d| d.authorise("supt-17", Timestamp::now()))
+        .update("match-day", |d| {
+            d.authorise(
+                "supt-17",
+                lfr_watchlist::deployment::Rank::Superintendent,
+                Timestamp::now(),
+            )
+        })
         .await
         .unwrap();
     let err = store
@@ -128,6 +143,7 @@ async fn a_deployment_goes_live_only_through_its_gates_and_its_wipe_leaves_nothi
         digest: digest.into(),
         entries: 2,
         at: Timestamp::now(),
+        probes_compared: 0,
     };
     store
         .report_load("match-day", &report("m-1", &attached.digest))

@@ -32,7 +32,7 @@ use argon2::Argon2;
 use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
 use lfr_common::audit::Audit;
-use lfr_schemas::{AuditAction, Timestamp};
+use lfr_schemas::{AuditAction, AuditObject, Timestamp};
 use lfr_watchlist::list::hex;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -58,6 +58,10 @@ pub struct Account {
     /// password logs out everyone who knew the old one. Records from before it read as 0.
     #[serde(default)]
     pub password_generation: u64,
+    /// The person's police rank, where recorded: authorising a deployment needs a
+    /// superintendent or above ([`lfr_watchlist::deployment::AUTHORISING_RANK`]).
+    #[serde(default)]
+    pub rank: Option<lfr_watchlist::deployment::Rank>,
 }
 
 impl std::fmt::Debug for Account {
@@ -70,6 +74,7 @@ impl std::fmt::Debug for Account {
             .field("created_at", &self.created_at)
             .field("disabled", &self.disabled)
             .field("password_generation", &self.password_generation)
+            .field("rank", &self.rank)
             .finish()
     }
 }
@@ -82,6 +87,8 @@ pub struct AccountSummary {
     pub deployments: Vec<String>,
     pub created_at: Timestamp,
     pub disabled: bool,
+    #[serde(default)]
+    pub rank: Option<lfr_watchlist::deployment::Rank>,
 }
 
 impl Account {
@@ -92,6 +99,7 @@ impl Account {
             deployments: self.deployments.clone(),
             created_at: self.created_at,
             disabled: self.disabled,
+            rank: self.rank,
         }
     }
 }
@@ -243,6 +251,7 @@ impl Accounts {
             created_at: Timestamp::now(),
             disabled: false,
             password_generation: 0,
+            rank: None,
         };
         let record = serde_json::to_vec(&account).map_err(anyhow::Error::from)?;
         match self.kv.create(id, record.into()).await {
@@ -313,6 +322,16 @@ impl Accounts {
     ) -> Result<Account, AccountError> {
         let deployments = check_deployments(deployments)?;
         self.update(id, |a| a.deployments = deployments).await
+    }
+
+    /// Record the person's rank (or clear it). A session picks the new rank up at its next
+    /// request.
+    pub async fn set_rank(
+        &self,
+        id: &str,
+        rank: Option<lfr_watchlist::deployment::Rank>,
+    ) -> Result<Account, AccountError> {
+        self.update(id, |a| a.rank = rank).await
     }
 
     /// Refuse the account's logins from now on; its open sessions stop working at their next
@@ -401,15 +420,12 @@ pub async fn audit_change(
     justification: &str,
 ) -> anyhow::Result<()> {
     Audit { actor, role }
-        .record(
-            js,
+        .event(
             AuditAction::ConfigurationChange,
-            None,
-            format!("account/{account}"),
-            justification,
-            vec![],
-            None,
+            AuditObject::Account(account.into()),
         )
+        .why(justification)
+        .record(js)
         .await?;
     Ok(())
 }
@@ -485,6 +501,7 @@ mod tests {
             created_at: Timestamp(0),
             disabled: false,
             password_generation: 0,
+            rank: None,
         };
         assert!(!format!("{a:?}").contains("secret"));
         assert!(!serde_json::to_string(&a.summary())

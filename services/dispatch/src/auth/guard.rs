@@ -432,6 +432,7 @@ mod tests {
             created_at: lfr_schemas::Timestamp(0),
             expires_at: lfr_schemas::Timestamp(1),
             password_generation: 0,
+            rank: None,
         };
         assert_eq!(
             require_role(&session, &[Role::Operator, Role::Supervisor]),

@@ -32,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use lfr_common::audit::Audit;
-use lfr_schemas::AuditAction;
+use lfr_schemas::{AuditAction, AuditObject};
 use serde::Deserialize;
 
 /// The role recorded on audit events of attempts that did not log anyone in.
@@ -144,15 +144,9 @@ async fn login(
                 actor: &account.id,
                 role: account.role.as_str(),
             }
-            .record(
-                auth.jetstream(),
-                AuditAction::Login,
-                None,
-                format!("account/{}", account.id),
-                "login succeeded",
-                vec![],
-                None,
-            )
+            .event(AuditAction::Login, AuditObject::Account(account.id.clone()))
+            .why("login succeeded")
+            .record(auth.jetstream())
             .await;
             if let Err(e) = recorded {
                 tracing::error!(error = %e, "login refused: its audit event cannot be stored");
@@ -287,15 +281,9 @@ async fn logout(
 /// Record a login-related event; a failure to record is logged (the answer does not change).
 async fn audit(auth: &Auth, actor: &str, role: &str, justification: &str) {
     let recorded = Audit { actor, role }
-        .record(
-            auth.jetstream(),
-            AuditAction::Login,
-            None,
-            format!("account/{actor}"),
-            justification,
-            vec![],
-            None,
-        )
+        .event(AuditAction::Login, AuditObject::Account(actor.into()))
+        .why(justification)
+        .record(auth.jetstream())
         .await;
     if let Err(e) = recorded {
         tracing::error!(error = %e, justification, "audit event not stored");

@@ -49,6 +49,9 @@ pub struct Session {
     /// the account's moves on. Records from before it read as 0.
     #[serde(default)]
     pub password_generation: u64,
+    /// The account's rank, as it is now (refreshed like the role).
+    #[serde(default)]
+    pub rank: Option<lfr_watchlist::deployment::Rank>,
 }
 
 impl std::fmt::Debug for Session {
@@ -87,7 +90,7 @@ impl Session {
 
     /// The account as the deployments lifecycle and audit events name it.
     pub fn actor(&self) -> lfr_watchlist::lifecycle::Actor {
-        lfr_watchlist::lifecycle::Actor::new(&self.account, self.role.as_str())
+        lfr_watchlist::lifecycle::Actor::new(&self.account, self.role.as_str()).with_rank(self.rank)
     }
 
     /// For recording the console's own audit events as this person.
@@ -165,6 +168,7 @@ impl Sessions {
             created_at: now,
             expires_at: Timestamp(now.0.saturating_add(self.ttl.as_nanos() as u64)),
             password_generation: account.password_generation,
+            rank: account.rank,
         };
         self.kv
             .create(&key, serde_json::to_vec(&session)?.into())
@@ -200,6 +204,7 @@ impl Sessions {
             {
                 session.role = account.role;
                 session.deployments = account.deployments;
+                session.rank = account.rank;
                 Ok(Some(session))
             }
             _ => {
@@ -241,6 +246,7 @@ mod tests {
             created_at: Timestamp(0),
             expires_at: Timestamp(10),
             password_generation: 0,
+            rank: None,
         }
     }
 

@@ -5,7 +5,9 @@
 //! the person (a false alert), or not located.
 //!
 //! Showing an alert here is a **disclosure** to that officer, recorded on AUDIT once per officer and
-//! alert. An outcome is appended to ALERTS (`lfr.alerts.<deployment>.outcome`), where retention
+//! alert (each image fetched is one more, see `images`); an alert whose disclosure cannot be
+//! recorded is not shown. An outcome is recorded on AUDIT first (refused, 503, if it cannot be)
+//! and then appended to ALERTS (`lfr.alerts.<deployment>.outcome`), where retention
 //! (an arrest puts the alert under legal hold) and the accuracy figures read it.
 //!
 //! **Corrections.** The latest outcome counts. The officer who recorded an alert's current
@@ -23,7 +25,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use lfr_alerts::book::Entry;
-use lfr_schemas::{streams, subjects, AlertOutcome, AuditAction, Outcome, Timestamp};
+use lfr_schemas::{streams, subjects, AlertOutcome, AuditAction, AuditObject, Outcome, Timestamp};
 use serde::Deserialize;
 
 pub async fn page(State(console): State<Console>, session: CurrentSession) -> Response {
@@ -60,8 +62,11 @@ async fn render_feed(console: &Console, session: &Session) -> String {
         return r#"<p class="empty">No confirmed alerts.</p>"#.into();
     }
     let mut out = String::new();
-    for entry in &alerts {
-        console.shown(session, entry, AuditAction::Disclosure).await;
+    for (shown, entry) in alerts.iter().enumerate() {
+        if let Err(e) = console.shown(session, entry, AuditAction::Disclosure).await {
+            out.push_str(&console.unaudited_list(alerts.len() - shown, &e));
+            break;
+        }
         out.push_str(&card(session, entry));
     }
     out
@@ -179,6 +184,30 @@ pub async fn record_outcome(
             return Redirect::to("/handheld").into_response();
         }
     }
+    // On the record before it is stored: an outcome that cannot be audited is not taken.
+    let why = match &previous {
+        None => format!("outcome recorded: {}", outcome.as_str()),
+        Some(p) if p.outcome == Outcome::EngagedArrested => format!(
+            "outcome corrected: {} -> {} (the arrest hold is lifted)",
+            p.outcome.as_str(),
+            outcome.as_str()
+        ),
+        Some(p) => format!(
+            "outcome corrected: {} -> {}",
+            p.outcome.as_str(),
+            outcome.as_str()
+        ),
+    };
+    let audited = session
+        .audit()
+        .event(AuditAction::Alteration, AuditObject::Alert(id.clone()))
+        .deployment(&entry.alert.deployment)
+        .why(why)
+        .record(&console.bus.jetstream)
+        .await;
+    if let Err(e) = audited {
+        return console.unaudited("outcome", &id, &e);
+    }
     let note = form.note.trim();
     let record = AlertOutcome {
         alert_id: id.clone(),
@@ -218,33 +247,6 @@ pub async fn record_outcome(
         );
     }
     console.metrics.outcome(outcome);
-    let audited = session
-        .audit()
-        .record(
-            &console.bus.jetstream,
-            AuditAction::Alteration,
-            Some(&record.deployment),
-            format!("alert/{id}"),
-            &match &previous {
-                None => format!("outcome recorded: {}", outcome.as_str()),
-                Some(p) if p.outcome == Outcome::EngagedArrested => format!(
-                    "outcome corrected: {} -> {} (the arrest hold is lifted)",
-                    p.outcome.as_str(),
-                    outcome.as_str()
-                ),
-                Some(p) => format!(
-                    "outcome corrected: {} -> {}",
-                    p.outcome.as_str(),
-                    outcome.as_str()
-                ),
-            },
-            vec![],
-            None,
-        )
-        .await;
-    if let Err(e) = audited {
-        tracing::error!(alert = %id, error = %e, "audit event for an outcome not stored");
-    }
     tracing::info!(
         alert = %id,
         outcome = outcome.as_str(),

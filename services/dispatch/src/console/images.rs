@@ -6,12 +6,19 @@
 //! Who may fetch them follows who may see the alert: operators (not blue-list alerts), officers
 //! (confirmed alerts of live deployments only), supervisors (all, blue included). Auditors see
 //! records, not faces.
+//!
+//! **Every fetch is on the record, or refused.** An image is the moment a face is actually shown,
+//! so each fetch (not each person) is recorded on AUDIT once the image has opened and before its
+//! bytes are sent: a consultation naming the account, role, image and `alert/<id>`; for an
+//! officer, a disclosure to them. If the event cannot be stored the image is refused (503) and
+//! the opened bytes are dropped.
 
 use super::{html, visible, Console};
 use crate::auth::{CurrentSession, Role};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use lfr_schemas::AuditAction;
 use lfr_vault::{AlertImage, VaultError};
 
 pub async fn image(
@@ -37,13 +44,6 @@ pub async fn image(
     };
     if !allowed {
         return not_found();
-    }
-    if session.role == Role::Supervisor {
-        // Supervisors reach any alert, ended deployments' included: each one they open is a
-        // consultation on the record.
-        console
-            .shown(&session, &entry, lfr_schemas::AuditAction::Consultation)
-            .await;
     }
     let alert = &entry.alert;
     let (which, sealed) = match image.as_str() {
@@ -74,5 +74,24 @@ pub async fn image(
             return html::refusal(StatusCode::INTERNAL_SERVER_ERROR, "Image unavailable.");
         }
     };
+    // On the record before a byte leaves: one event per fetch, or no image.
+    let (action, why) = match session.role {
+        Role::Officer => (
+            AuditAction::Disclosure,
+            format!("{image} of a confirmed alert delivered to the officer's handheld device"),
+        ),
+        Role::Supervisor => (
+            AuditAction::Consultation,
+            format!("{image} of the alert opened for oversight"),
+        ),
+        _ => (
+            AuditAction::Consultation,
+            format!("{image} of the alert shown for review"),
+        ),
+    };
+    if let Err(e) = console.record_view(&session, &entry, action, why).await {
+        drop(bytes);
+        return console.unaudited("image", &id, &e);
+    }
     html::secure(([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response())
 }

@@ -8,6 +8,7 @@
 //! | `/handheld` | officer | confirmed alerts of their deployments (phone-sized) | record the outcome |
 //! | `/supervisor` | supervisor | deployments and their verification, blue-list alerts | (deployments API) |
 //! | `/auditor` | auditor | the latest audit events | none |
+//! | `/deployments/{id}` | supervisor, auditor | the deployment's governance, authorisation and review; to supervisors its watch list's entries ([`review`]) | sign off the list |
 //!
 //! The state of every alert comes from the [`Book`] (ALERTS folded in order); actions append
 //! decisions and outcomes to ALERTS and the book folds them back, so every replica agrees.
@@ -19,9 +20,21 @@
 //!   are closed to them; supervisors keep access, through audited views;
 //! - blue-list alerts never reach an operator's queue or an officer, only the supervisor's
 //!   (technical team's) view;
-//! - the first time a person is shown an alert it is recorded on AUDIT: a **consultation** for
-//!   operators and supervisors, a **disclosure** (recipient: the officer) for the handheld feed;
-//! - every decision and outcome is recorded on AUDIT too, with who and why.
+//! - the first time a person is shown an alert in a list it is recorded on AUDIT: a
+//!   **consultation** for operators and supervisors, a **disclosure** (recipient: the officer)
+//!   for the handheld feed;
+//! - **every** fetch of a face image is recorded, one event per fetch, before the bytes are sent
+//!   (a consultation; for an officer, a disclosure to them), naming the account, role, image and
+//!   `alert/<id>`;
+//! - every decision and outcome is recorded on AUDIT, with who and why, **before** it is
+//!   appended to ALERTS.
+//!
+//! **Fail closed.** What cannot be put on the record does not happen: an image whose fetch
+//! cannot be recorded is refused (503, no bytes); a decision or outcome whose event cannot be
+//! stored is refused (503, nothing on ALERTS); a list stops at the first alert whose showing
+//! cannot be recorded and renders, for it and the rest, only how many cannot be shown (no
+//! reference, category, image or camera). Each refusal counts in
+//! `lfr_dispatch_audit_refusals_total{action}` and is logged without face data.
 
 // Handlers answer a refusal with the refusal page itself: boxing the `Err` buys nothing.
 #![allow(clippy::result_large_err)]
@@ -32,6 +45,8 @@ mod images;
 mod live;
 mod operator;
 mod oversight;
+pub mod review;
+mod walks;
 
 use crate::auth::{guard, Auth, CurrentSession, Role};
 use crate::metrics::DispatchMetrics;
@@ -41,7 +56,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use lfr_alerts::book::{Book, Entry};
 use lfr_common::bus::Bus;
-use lfr_schemas::AuditAction;
+use lfr_schemas::{AuditAction, AuditObject};
 use lfr_vault::Vault;
 use lfr_watchlist::deployment::{Deployment, Phase, State as DeploymentState};
 use lfr_watchlist::lifecycle::Lifecycle;
@@ -79,56 +94,84 @@ impl Console {
         }
     }
 
-    /// Record once that `session`'s person was shown `entry` (a consultation, or a disclosure to
-    /// an officer's device).
-    pub async fn shown(&self, session: &crate::auth::Session, entry: &Entry, action: AuditAction) {
+    /// Record that `session`'s person was shown `entry` (or part of it, said in `why`): every
+    /// time, as each fetch of a face image is. `Err`: not on the record, so not to be shown.
+    pub async fn record_view(
+        &self,
+        session: &crate::auth::Session,
+        entry: &Entry,
+        action: AuditAction,
+        why: String,
+    ) -> anyhow::Result<()> {
+        let mut event = session
+            .audit()
+            .event(action, AuditObject::Alert(entry.alert.alert_id.clone()))
+            .deployment(&entry.alert.deployment)
+            .why(why);
+        if action == AuditAction::Disclosure {
+            event = event.recipient(&session.account);
+        }
+        event.record(&self.bus.jetstream).await.map(|_| ())
+    }
+
+    /// Record once per person, alert and action (from this replica) that `session`'s person
+    /// was shown `entry` in a list: a consultation, or a disclosure to an officer's device.
+    /// `Err`: not on the record, so the alert is not to be rendered; the next showing tries
+    /// again.
+    pub async fn shown(
+        &self,
+        session: &crate::auth::Session,
+        entry: &Entry,
+        action: AuditAction,
+    ) -> anyhow::Result<()> {
         let key = (
             session.account.clone(),
             entry.alert.alert_id.clone(),
             action,
         );
-        if !self
+        if self
             .recorded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key.clone())
+            .contains(&key)
         {
-            return;
+            return Ok(());
         }
-        let (why, recipients) = match action {
-            AuditAction::Disclosure => (
-                "confirmed alert delivered to the officer's handheld device",
-                vec![session.account.clone()],
-            ),
-            _ => ("alert shown for review", vec![]),
+        let why = match action {
+            AuditAction::Disclosure => "confirmed alert delivered to the officer's handheld device",
+            _ => "alert shown for review",
         };
-        let recorded = session
-            .audit()
-            .record(
-                &self.bus.jetstream,
-                action,
-                Some(&entry.alert.deployment),
-                format!("alert/{}", entry.alert.alert_id),
-                why,
-                recipients,
-                None,
-            )
-            .await;
-        match recorded {
-            Ok(_) => {
-                if action == AuditAction::Disclosure {
-                    self.metrics.disclosures.inc();
-                }
-            }
-            Err(e) => {
-                // Not recorded: forget it, so the next showing tries again.
-                self.recorded
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&key);
-                tracing::error!(alert = %entry.alert.alert_id, error = %e, "audit event for a view not stored");
-            }
+        self.record_view(session, entry, action, why.into()).await?;
+        if action == AuditAction::Disclosure {
+            self.metrics.disclosures.inc();
         }
+        self.recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+        Ok(())
+    }
+
+    /// The answer to an `action` on `alert` refused because its audit event could not be stored:
+    /// counted, logged (without face data), and a 503 page that shows nothing of the alert.
+    pub fn unaudited(&self, action: &'static str, alert: &str, error: &anyhow::Error) -> Response {
+        self.metrics.audit_refused(action);
+        tracing::error!(action, %alert, %error, "refused: its audit event cannot be stored");
+        html::refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This cannot be done now: the audit record is unavailable, and nothing is shown or \
+             decided that is not on it. Try again shortly.",
+        )
+    }
+
+    /// In place of the alerts of a list that cannot be shown because viewing them could not be
+    /// recorded: counted, logged, and a notice without any alert content.
+    pub fn unaudited_list(&self, alerts: usize, error: &anyhow::Error) -> String {
+        self.metrics.audit_refused("view");
+        tracing::error!(%error, alerts, "alerts not shown: viewing them cannot be recorded on AUDIT");
+        format!(
+            r#"<p class="empty unaudited">{alerts} alerts cannot be shown now: the audit record is unavailable, and no alert is shown that is not on it.</p>"#
+        )
     }
 
     /// Deployments inside their live window now: officers see the alerts of these only. Fails
@@ -170,7 +213,11 @@ pub fn router(console: Console, auth: Auth) -> Router {
         .route("/alerts/{id}/{image}", get(images::image))
         .route("/supervisor", get(oversight::supervisor))
         .route("/supervisor/blue", get(oversight::blue))
+        .route("/supervisor/walks", post(walks::record))
         .route("/auditor", get(oversight::auditor))
+        .route("/deployments/{id}", get(review::page))
+        .route("/deployments/{id}/review", post(review::sign_off))
+        .route("/deployments/{id}/entries/{sha256}", get(review::image))
         .with_state(console.clone())
         .merge(
             Router::new()

@@ -5,6 +5,11 @@
 //! A decision is appended to ALERTS (`lfr.alerts.<deployment>.decision`, message id
 //! `<alert>.decision`, so a double submit is stored once) and takes effect when the book folds it:
 //! the first decision wins. Deciding again the same way is a no-op; the other way is refused.
+//!
+//! The decision is recorded on AUDIT (an alteration of `alert/<id>`, by the operator) **before**
+//! it is appended: if the event cannot be stored the decision is refused (503) and nothing
+//! reaches ALERTS. The queue records each alert it shows once per operator (a consultation) and
+//! shows no alert whose showing cannot be recorded.
 
 use super::{allow, html, visible, Console};
 use crate::auth::{guard, CurrentSession, Role, Session};
@@ -13,7 +18,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use lfr_alerts::book::Entry;
-use lfr_schemas::{streams, subjects, AlertDecision, AuditAction, Decision, Timestamp};
+use lfr_schemas::{
+    streams, subjects, AlertDecision, AuditAction, AuditObject, Decision, Timestamp,
+};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -52,10 +59,14 @@ async fn render_queue(console: &Console, session: &Session) -> String {
         return r#"<p class="empty">No alerts waiting for review.</p>"#.into();
     }
     let mut out = String::new();
-    for entry in &alerts {
-        console
+    for (shown, entry) in alerts.iter().enumerate() {
+        if let Err(e) = console
             .shown(session, entry, AuditAction::Consultation)
-            .await;
+            .await
+        {
+            out.push_str(&console.unaudited_list(alerts.len() - shown, &e));
+            break;
+        }
         out.push_str(&card(session, entry));
     }
     out
@@ -184,6 +195,21 @@ pub async fn decide(
             "This deployment has ended: its alerts can no longer be sent to officers.",
         );
     }
+    // On the record before it is stored: a decision that cannot be audited is not taken.
+    let why = match decision {
+        Decision::Confirmed => "operator confirmed the alert: released to officers",
+        Decision::RejectedFalseAlert => "operator rejected the alert as a false alert",
+    };
+    let audited = session
+        .audit()
+        .event(AuditAction::Alteration, AuditObject::Alert(id.clone()))
+        .deployment(&entry.alert.deployment)
+        .why(why)
+        .record(&console.bus.jetstream)
+        .await;
+    if let Err(e) = audited {
+        return console.unaudited("decision", &id, &e);
+    }
     let reason = form.reason.trim();
     let record = AlertDecision {
         alert_id: id.clone(),
@@ -209,25 +235,6 @@ pub async fn decide(
                 .metrics
                 .review_seconds
                 .observe(entry.alert.raised_at.until(d.decided_at).as_secs_f64());
-            let why = match decision {
-                Decision::Confirmed => "operator confirmed the alert: released to officers",
-                Decision::RejectedFalseAlert => "operator rejected the alert as a false alert",
-            };
-            let audited = session
-                .audit()
-                .record(
-                    &console.bus.jetstream,
-                    AuditAction::Alteration,
-                    Some(&entry.alert.deployment),
-                    format!("alert/{id}"),
-                    why,
-                    vec![],
-                    None,
-                )
-                .await;
-            if let Err(e) = audited {
-                tracing::error!(alert = %id, error = %e, "audit event for a decision not stored");
-            }
             tracing::info!(alert = %id, decision = decision.as_str(), "alert decided");
             Redirect::to("/operator").into_response()
         }

@@ -1,18 +1,23 @@
 //! Oversight pages. **Supervisors** (the technical team among them) see every deployment with its
-//! load verification, and the blue-list alerts: staff volunteers walking past, which measure how
-//! many people on the watch list the system misses, and are never sent to officers. **Auditors**
+//! load verification and its **live accuracy** (faces compared, alerts, rejected as false, the
+//! false-alert rate per alert and per face compared), and the blue-list alerts: staff volunteers
+//! walking past, which measure how many people on the watch list the system misses, and are
+//! never sent to officers. The technical team records each **walk test** here ([`super::walks`]);
+//! every walk is shown scored (alerted or missed, before, during or after the live window) with
+//! the deployment's live miss rate. **Auditors**
 //! see the latest audit events, read-only. Both see every standing **hold** (complaint, access
 //! request, investigation, on an alert or a whole deployment, and arrests' legal holds) with its
 //! reason, case reference, age and last review, those unreviewed for 90 days flagged for review
 //! (placed and released with `lfr retention hold` / `release`; ids and cases only, no images).
 
 use super::operator::{facts, images};
-use super::{allow, html, Console};
+use super::{allow, html, walks, Console};
 use crate::auth::{CurrentSession, Role, Session};
 use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
 use axum::extract::State;
 use axum::response::Response;
 use futures::StreamExt;
+use lfr_alerts::accuracy::{one_in, thousands};
 use lfr_alerts::holds::DEFAULT_REVIEW;
 use lfr_schemas::{streams, subjects, AuditAction, AuditEvent, Message, Timestamp};
 use lfr_watchlist::lifecycle::Verification;
@@ -26,13 +31,24 @@ pub async fn supervisor(State(console): State<Console>, session: CurrentSession)
         return refused;
     }
     let mut rows = String::new();
+    let mut accuracy = String::new();
+    let mut paused = String::new();
+    let now = Timestamp::now();
     for d in console.lifecycle.list().await.unwrap_or_default() {
-        let verification = match console
-            .lifecycle
-            .view(d.clone())
-            .await
-            .map(|v| v.verification)
-        {
+        paused.push_str(&super::review::banner(&d, Timestamp::now()));
+        let view = console.lifecycle.view(d.clone()).await;
+        let reports = view
+            .as_ref()
+            .map(|v| v.load_reports.clone())
+            .unwrap_or_default();
+        accuracy.push_str(&accuracy_row(
+            &d.id,
+            &console
+                .metrics
+                .accuracy
+                .rates(&console.book, &d, &reports, now),
+        ));
+        let verification = match view.map(|v| v.verification) {
             Ok(Verification::Verified { replicas }) => format!("verified ({replicas} replicas)"),
             Ok(Verification::Unverified { reason }) => format!("NOT verified: {reason}"),
             Err(_) => "unknown".into(),
@@ -53,7 +69,7 @@ pub async fn supervisor(State(console): State<Console>, session: CurrentSession)
             .select(|e| e.is_blue() && e.alert.deployment == d.id)
             .len();
         rows.push_str(&format!(
-            "<tr><td>{id}</td><td>{name}</td><td>{state:?}</td><td>{cameras}</td><td>{list}</td>\
+            "<tr><td><a href=\"/deployments/{id}\">{id}</a></td><td>{name}</td><td>{state:?}</td><td>{cameras}</td><td>{list}</td>\
              <td>{verification}</td><td>{blue}</td></tr>",
             id = html::escape(&d.id),
             name = html::escape(&d.name),
@@ -63,15 +79,21 @@ pub async fn supervisor(State(console): State<Console>, session: CurrentSession)
             verification = html::escape(&verification),
         ));
     }
-    let blue = render_blue(&console, &session).await;
+    let blue = blue_section(&console, &session).await;
     let holds = render_holds(&console);
+    let walk_form = walks::form(&session);
     let body = format!(
-        r#"<h2>Deployments</h2>
+        r#"{paused}<h2>Deployments</h2>
 <table><thead><tr><th>Id</th><th>Name</th><th>State</th><th>Cameras</th><th>Watch list</th><th>Load verification</th><th>Blue-list alerts</th></tr></thead>
 <tbody>{rows}</tbody></table>
+<h2>Live accuracy</h2>
+<p>False alerts are alerts operators rejected (blue-list alerts are staff and not counted); the DPIA holds them under 1 in 1,000 faces compared.</p>
+<table id="accuracy"><thead><tr><th>Deployment</th><th>Faces compared</th><th>Alerts</th><th>Rejected as false</th><th>False alerts per alert</th><th>False alerts per face compared</th><th>Blue walks</th><th>Missed</th><th>Miss rate</th></tr></thead>
+<tbody>{accuracy}</tbody></table>
 {holds}
 <h2>Blue watch list: staff volunteers recognised</h2>
-<p>These measure the system; they never reach officers.</p>
+<p>These measure the system; they never reach officers. Record each walk test past a camera:</p>
+{walk_form}
 <section id="blue" data-live="/supervisor/blue">{blue}</section>"#
     );
     html::page(
@@ -87,7 +109,46 @@ pub async fn blue(State(console): State<Console>, session: CurrentSession) -> Re
     if let Err(refused) = allow(&session, &[Role::Supervisor]) {
         return refused;
     }
-    html::fragment(render_blue(&console, &session).await)
+    html::fragment(blue_section(&console, &session).await)
+}
+
+/// The walk tests of every deployment that has any, then the blue-list alerts.
+async fn blue_section(console: &Console, session: &Session) -> String {
+    let now = Timestamp::now();
+    let mut out = String::new();
+    for d in console.lifecycle.list().await.unwrap_or_default() {
+        if console.book.walks(&d.id).is_empty() {
+            continue;
+        }
+        let rates = console.metrics.accuracy.rates(&console.book, &d, &[], now);
+        out.push_str(&walks::table(&d.id, &rates));
+    }
+    out.push_str(&render_blue(console, session).await);
+    out
+}
+
+/// One deployment's line of the live accuracy table.
+fn accuracy_row(deployment: &str, rates: &crate::accuracy::Rates) -> String {
+    let fa = &rates.false_alerts;
+    let per_alert = fa
+        .per_alert()
+        .map(|r| format!("{:.1}%", r * 100.0))
+        .unwrap_or_else(|| "-".into());
+    let miss_rate = rates
+        .misses
+        .miss_rate()
+        .map(|r| format!("{:.1}%", r * 100.0))
+        .unwrap_or_else(|| "-".into());
+    format!(
+        r#"<tr data-deployment="{id}"><td>{id}</td><td class="compared">{compared}</td><td>{alerts}</td><td class="rejected">{rejected}</td><td class="per-alert">{per_alert}</td><td class="per-compared">{per_compared}</td><td>{walks}</td><td>{missed}</td><td class="miss-rate">{miss_rate}</td></tr>"#,
+        id = html::escape(deployment),
+        compared = thousands(rates.compared),
+        alerts = fa.alerts,
+        rejected = fa.rejected,
+        per_compared = one_in(fa.per_compared(rates.compared)),
+        walks = rates.misses.walks,
+        missed = rates.misses.missed,
+    )
 }
 
 async fn render_blue(console: &Console, session: &Session) -> String {
@@ -96,10 +157,14 @@ async fn render_blue(console: &Console, session: &Session) -> String {
         return r#"<p class="empty">No blue-list alerts.</p>"#.into();
     }
     let mut out = String::new();
-    for entry in alerts.iter().take(50) {
-        console
+    for (shown, entry) in alerts.iter().take(50).enumerate() {
+        if let Err(e) = console
             .shown(session, entry, AuditAction::Consultation)
-            .await;
+            .await
+        {
+            out.push_str(&console.unaudited_list(alerts.len().min(50) - shown, &e));
+            break;
+        }
         out.push_str(&format!(
             r#"<article class="alert" data-alert="{id}"><span class="flag blue">BLUE LIST</span>{images}{facts}</article>"#,
             id = html::escape(&entry.alert.alert_id),

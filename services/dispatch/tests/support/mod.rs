@@ -42,6 +42,15 @@ pub async fn deployment(store: &Store, id: &str, reference_image: &[u8]) {
         default_threshold: 0.6,
         thresholds: Default::default(),
         setup_window_secs: 0,
+        governance: Some(lfr_watchlist::deployment::Governance {
+            gold: "ACC Gold".into(),
+            silver: "Supt Silver".into(),
+            bronze: "Insp Bronze".into(),
+            objectives: "Locate wanted offenders".into(),
+            intelligence_case: "INT/TEST/1".into(),
+            signage: "Signs at every entrance".into(),
+        }),
+        threshold_override: None,
     })
     .unwrap();
     store.create(&d).await.unwrap();
@@ -64,8 +73,12 @@ pub async fn deployment(store: &Store, id: &str, reference_image: &[u8]) {
     // Through every gate: officers see alerts of a live deployment only.
     store
         .update(id, |d| {
-            d.authorise("supt-1", now)?;
             d.attach(attached.clone())?;
+            d.authorise(
+                "supt-1",
+                lfr_watchlist::deployment::Rank::Superintendent,
+                now,
+            )?;
             d.review("insp-1", &attached.digest, now)?;
             d.activate(now)
         })
@@ -131,6 +144,30 @@ impl Person {
             .await
             .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// `POST` JSON (or nothing) to the deployments API as this person; the status and the answer.
+    pub async fn api_post(
+        &self,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie);
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> u16 {

@@ -9,6 +9,7 @@
 //! (labelled sets centre the labelled person). A photo in which no face passes the quality gate is
 //! a failure to acquire, counted and reported, not silently dropped.
 
+use super::calibration;
 use super::det_plot::render_svg;
 use super::metrics::{EvalReport, Identification, Search, Verification, DET_POINTS};
 use lfr_vision::config::ModelsConfig;
@@ -39,6 +40,11 @@ pub struct EvalArgs {
     /// ONNX Runtime threads per model.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Write the measured 1-in-1,000 threshold into this model manifest as the embedder's
+    /// calibration (every deployment's default threshold); refused unless the photos hold enough
+    /// non-mated searches to measure it (1,000 or more).
+    #[arg(long = "write-calibration")]
+    pub write_calibration: Option<PathBuf>,
 }
 
 /// One person's photos, in name order.
@@ -188,6 +194,34 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     std::fs::write(args.out.join("det.svg"), svg)?;
     println!("{markdown}");
     println!("written: {}", args.out.join("report.md").display());
+    if let Some(manifest) = &args.write_calibration {
+        let point = identification
+            .operating_point(calibration::TARGET_FPIR)
+            .filter(|p| p.resolvable)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "not calibrated: 1 in 1,000 cannot be measured on {} non-mated searches",
+                    searches
+                        .iter()
+                        .filter(|s| matches!(s, Search::NonMated { .. }))
+                        .count()
+                )
+            })?;
+        let measured_on = format!(
+            "lfr eval on {} ({} enrolled, {} non-mated searches), {}",
+            args.photos.display(),
+            enrolled_templates.len(),
+            point.nonmated,
+            lfr_watchlist::time::format_utc(lfr_schemas::Timestamp::now())
+        );
+        calibration::write(manifest, &args.embedder, point.threshold, &measured_on)?;
+        println!(
+            "calibrated {} in {}: 1 in 1,000 at {:.3}",
+            args.embedder,
+            manifest.display(),
+            point.threshold
+        );
+    }
     Ok(())
 }
 

@@ -26,6 +26,26 @@ fn actor() -> Actor {
     Actor::new("lfr-up-demo", "supervisor")
 }
 
+/// Who authorises and reviews it: not the enroller (duties are separated even here), a system
+/// account of authorising rank, named so no one mistakes it for a person.
+fn authoriser() -> Actor {
+    Actor::new("lfr-up-demo-authoriser", "supervisor")
+        .with_rank(Some(lfr_watchlist::deployment::Rank::Superintendent))
+}
+
+/// The governance record of a deployment that watches no real place.
+fn governance() -> lfr_watchlist::deployment::Governance {
+    let none = || "none: demonstration on the sample photos, no real camera".to_string();
+    lfr_watchlist::deployment::Governance {
+        gold: none(),
+        silver: none(),
+        bronze: none(),
+        objectives: "demonstration on the sample photos, no real camera".into(),
+        intelligence_case: none(),
+        signage: none(),
+    }
+}
+
 pub struct Demo {
     lifecycle: Lifecycle,
     pub id: String,
@@ -64,6 +84,12 @@ pub async fn start(
                 default_threshold: 0.6,
                 thresholds: Default::default(),
                 setup_window_secs: 0,
+                governance: Some(governance()),
+                threshold_override: Some(lfr_watchlist::deployment::ThresholdOverride {
+                    calibrated: 0.0,
+                    reason: "demonstration on the sample photos, no real camera".into(),
+                    by: String::new(),
+                }),
             },
             &actor(),
         )
@@ -78,9 +104,9 @@ pub async fn start(
     }
     std::fs::write(folder.path().join("manifest.toml"), manifest)?;
     let enrolled = lifecycle.enrol(&id, folder.path(), &actor()).await?;
-    lifecycle.authorise(&id, &actor()).await?;
+    lifecycle.authorise(&id, &authoriser()).await?;
     lifecycle
-        .review(&id, &actor(), &enrolled.attached.digest)
+        .review(&id, &authoriser(), &enrolled.attached.digest)
         .await?;
     lifecycle.activate(&id, &actor()).await?;
     tracing::info!(deployment = %id, entries = enrolled.attached.entries, "demonstration deployment active on the sample camera");

@@ -95,6 +95,15 @@ pub async fn scheduled_deployment(
         )
         .unwrap(),
         setup_window_secs: schedule.setup_window_secs,
+        governance: Some(lfr_watchlist::deployment::Governance {
+            gold: "ACC Gold".into(),
+            silver: "Supt Silver".into(),
+            bronze: "Insp Bronze".into(),
+            objectives: "Locate wanted offenders".into(),
+            intelligence_case: "INT/TEST/1".into(),
+            signage: "Signs at every entrance".into(),
+        }),
+        threshold_override: None,
     })
     .unwrap();
     store.create(&deployment).await.unwrap();
@@ -103,7 +112,11 @@ pub async fn scheduled_deployment(
     store
         .update(id, |d| {
             d.attach(attached)?;
-            d.authorise("supt-17", now)?;
+            d.authorise(
+                "supt-17",
+                lfr_watchlist::deployment::Rank::Superintendent,
+                now,
+            )?;
             d.review("insp-4", &digest, now)?;
             d.activate(now)
         })
