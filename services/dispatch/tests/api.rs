@@ -193,7 +193,7 @@ async fn the_console_api_takes_a_deployment_through_its_gates_with_a_token() {
         body["default_threshold"]
             .as_f64()
             .map(|t| (t * 1000.0).round()),
-        Some(677.0)
+        Some(678.0)
     );
     let (status, body) = api
         .post("/api/deployments", Body::Json(create.clone()))

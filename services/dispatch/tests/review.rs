@@ -98,7 +98,13 @@ async fn a_reviewer_sees_what_they_sign_off_and_a_lapsed_review_pauses_the_deplo
         .await;
     assert_eq!(status, 404);
 
-    // The auditor sees the record, not the faces.
+    // The auditor sees the record, not the faces, and finds it from the audit page.
+    let (_, audit_page) = auditor.get("/auditor").await;
+    assert!(
+        audit_page.contains(r#"href="/deployments/match-day""#)
+            && audit_page.contains("supt-1 (superintendent)"),
+        "{audit_page}"
+    );
     let (status, page) = auditor.get("/deployments/match-day").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("INT/TEST/1"), "{page}");

@@ -125,14 +125,7 @@ async fn alerts_are_erased_after_thirty_days_unless_held_and_the_erasure_is_prov
         default_threshold: 0.6,
         thresholds: Default::default(),
         setup_window_secs: 0,
-        governance: Some(lfr_watchlist::deployment::Governance {
-            gold: "ACC Gold".into(),
-            silver: "Supt Silver".into(),
-            bronze: "Insp Bronze".into(),
-            objectives: "Locate wanted offenders".into(),
-            intelligence_case: "INT/TEST/1".into(),
-            signage: "Signs at every entrance".into(),
-        }),
+        governance: Some(lfr_testkit::deployments::governance()),
         threshold_override: None,
     })
     .unwrap();

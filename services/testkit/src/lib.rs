@@ -10,6 +10,7 @@
 
 pub mod browser;
 pub mod coverage;
+pub mod deployments;
 pub mod media;
 
 use lfr_common::config::NatsConfig;

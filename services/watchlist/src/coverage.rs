@@ -336,6 +336,18 @@ mod tests {
     }
 
     #[test]
+    fn no_camera_is_captured_once_the_review_has_lapsed() {
+        // Reviewed at 1 s: the review stands until 48 h later, then capture stops.
+        let mut long = active("d1");
+        long.ends_at = at(200_000);
+        let lapses = 1 + crate::deployment::REVIEW_VALIDITY.as_secs();
+        let c = Coverage::from_records(&[long], &[report("d1", "abc")]);
+        assert!(c.covers("gate-1", at(lapses - 1)));
+        assert!(!c.covers("gate-1", at(lapses)), "paused: review lapsed");
+        assert!(c.live_deployments(at(lapses)).is_empty());
+    }
+
+    #[test]
     fn an_empty_coverage_covers_nothing() {
         assert!(!Coverage::default().covers("gate-1", at(1500)));
         assert!(CoverageView::fixed(Coverage::default())

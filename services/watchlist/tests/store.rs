@@ -44,14 +44,7 @@ fn match_day() -> Deployment {
         default_threshold: 0.6,
         thresholds: Default::default(),
         setup_window_secs: 0,
-        governance: Some(lfr_watchlist::deployment::Governance {
-            gold: "ACC Gold".into(),
-            silver: "Supt Silver".into(),
-            bronze: "Insp Bronze".into(),
-            objectives: "Locate wanted offenders".into(),
-            intelligence_case: "INT/TEST/1".into(),
-            signage: "Signs at every entrance".into(),
-        }),
+        governance: Some(lfr_testkit::deployments::governance()),
         threshold_override: None,
     })
     .unwrap()

@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | `/operator` | operator | pending candidate alerts of their deployments, oldest waiting flagged | confirm, reject as false alert |
 //! | `/handheld` | officer | confirmed alerts of their deployments (phone-sized) | record the outcome |
-//! | `/supervisor` | supervisor | deployments and their verification, blue-list alerts | (deployments API) |
+//! | `/supervisor` | supervisor | paused deployments, deployments and their verification, live accuracy, blue-list walks and alerts | record a blue-list walk (`walks`); (deployments API) |
 //! | `/auditor` | auditor | the latest audit events | none |
 //! | `/deployments/{id}` | supervisor, auditor | the deployment's governance, authorisation and review; to supervisors its watch list's entries ([`review`]) | sign off the list |
 //!

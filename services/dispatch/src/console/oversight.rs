@@ -204,13 +204,57 @@ pub async fn auditor(State(console): State<Console>, session: CurrentSession) ->
         }
     };
     let holds = render_holds(&console);
+    let deployments = deployment_records(&console).await;
     let body = format!(
-        r#"{holds}
+        r#"{deployments}{holds}
 <h2>Latest audit events</h2>
 <table><thead><tr><th>When</th><th>Action</th><th>Who</th><th>Deployment</th><th>Object</th><th>Why</th><th>Disclosed to</th></tr></thead>
 <tbody>{rows}</tbody></table>"#
     );
     html::page(&session, "Audit", "auditor", None, &body)
+}
+
+/// Every deployment with its authorisation and review, each linking to its full record
+/// (governance, authorising officer and rank, review): what an auditor checks a deployment by.
+async fn deployment_records(console: &Console) -> String {
+    let mut rows = String::new();
+    for d in console.lifecycle.list().await.unwrap_or_default() {
+        let authorised = d
+            .authorisation
+            .as_ref()
+            .map(|a| {
+                format!(
+                    "{} ({})",
+                    a.officer,
+                    a.rank.map(|r| r.as_str()).unwrap_or("rank not recorded")
+                )
+            })
+            .unwrap_or_else(|| "no".into());
+        let reviewed = d
+            .review
+            .as_ref()
+            .map(|r| {
+                format!(
+                    "{} at {}",
+                    r.reviewer,
+                    lfr_watchlist::time::format_utc(r.at)
+                )
+            })
+            .unwrap_or_else(|| "no".into());
+        rows.push_str(&format!(
+            "<tr><td><a href=\"/deployments/{id}\">{id}</a></td><td>{state:?}</td><td>{authorised}</td><td>{reviewed}</td><td>{governed}</td></tr>",
+            id = html::escape(&d.id),
+            state = d.state,
+            authorised = html::escape(&authorised),
+            reviewed = html::escape(&reviewed),
+            governed = if d.governance.is_some() { "recorded" } else { "missing" },
+        ));
+    }
+    format!(
+        r#"<h2>Deployments</h2>
+<table><thead><tr><th>Id</th><th>State</th><th>Authorised by</th><th>Reviewed by</th><th>Governance</th></tr></thead>
+<tbody>{rows}</tbody></table>"#
+    )
 }
 
 /// One standing hold, for the table.

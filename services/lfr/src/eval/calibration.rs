@@ -36,6 +36,8 @@ pub fn set_calibration(
         .iter()
         .position(|l| l.trim() == "[artefact.embedder.calibration]")
         .map(|i| start + i);
+    // Shortened upwards, never down: a lower threshold would let more false alerts through.
+    let threshold = (threshold * 1000.0).ceil() / 1000.0;
     let value = format!("fpir_1_in_1000 = {threshold:.3}");
     let measured = format!("measured_on = {}", toml_string(measured_on));
     let mut out: Vec<String> = Vec::with_capacity(lines.len() + 4);
@@ -160,7 +162,11 @@ threshold = 0.5
     #[test]
     fn a_calibration_is_added_then_replaced_in_its_own_artefact_only() {
         let once = set_calibration(MANIFEST, "a", 0.6771, "LFW dev").unwrap();
-        assert_eq!(calibrated(&once, "a"), Some(0.677));
+        assert_eq!(
+            calibrated(&once, "a"),
+            Some(0.678),
+            "rounded up, never down"
+        );
         assert_eq!(calibrated(&once, "b"), None);
         assert!(once.contains("# the next model"), "comments are kept");
         let twice = set_calibration(&once, "a", 0.7, "LFW dev, again").unwrap();

@@ -95,14 +95,7 @@ pub async fn scheduled_deployment(
         )
         .unwrap(),
         setup_window_secs: schedule.setup_window_secs,
-        governance: Some(lfr_watchlist::deployment::Governance {
-            gold: "ACC Gold".into(),
-            silver: "Supt Silver".into(),
-            bronze: "Insp Bronze".into(),
-            objectives: "Locate wanted offenders".into(),
-            intelligence_case: "INT/TEST/1".into(),
-            signage: "Signs at every entrance".into(),
-        }),
+        governance: Some(lfr_testkit::deployments::governance()),
         threshold_override: None,
     })
     .unwrap();
