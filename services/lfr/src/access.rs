@@ -2,13 +2,19 @@
 //! retrospective search.
 //!
 //! ```text
-//! lfr access register --request SAR-2026-0042 --requester "J. Doe" --verified-by sup-1 \
+//! lfr login --account sup-1            # every step but `show` acts as a supervisor's account
+//! lfr access register --request SAR-2026-0042 --requester "J. Doe" --verified-by sup-2 \
 //!     --identity-evidence "passport seen" [--deployment D ...] [--from T] [--to T]
-//! lfr access search --request SAR-2026-0042 --photo subject.jpg --by sup-1 [--threshold 0.6] [--json] [--keep-photo]
-//! lfr access export --request SAR-2026-0042 --photo subject.jpg --by sup-1 --out DIR [--keep-photo]
+//! lfr access search --request SAR-2026-0042 --photo subject.jpg [--threshold 0.6] [--json] [--keep-photo]
+//! lfr access export --request SAR-2026-0042 --photo subject.jpg --out DIR [--keep-photo]
 //! lfr access show   --request SAR-2026-0042 [--json]
-//! lfr access close  --request SAR-2026-0042 --by sup-1 --reason "answered by letter"
+//! lfr access close  --request SAR-2026-0042 --reason "answered by letter"
 //! ```
+//!
+//! **Who acts is the account logged in** ([`crate::login::supervisor`]): registering, searching,
+//! exporting and closing are refused without a supervisor's session, and the request's record
+//! and every audit event name that account. `--verified-by` is data about the request (who
+//! checked the requester's identity, maybe someone else), never who acts.
 //!
 //! **A registered request first.** A face is searched for only for a request registered in the
 //! `lfr-access-requests` bucket ([`request`]): who asked, who verified their identity, on what
@@ -60,6 +66,7 @@ use lfr_vision::embedder::{cosine, Embedder};
 use lfr_vision::faces::FaceFinder;
 use lfr_vision::image::encode_jpeg;
 use lfr_vision::redact;
+use lfr_watchlist::lifecycle::Actor;
 use lfr_watchlist::list::sha256_hex;
 use lfr_watchlist::time::{format_utc, parse_utc};
 use opencv::core::{Mat, Vector};
@@ -135,9 +142,6 @@ enum Command {
     Close {
         #[arg(long)]
         request: String,
-        /// Account id of the supervisor closing it.
-        #[arg(long)]
-        by: String,
         /// Why, in one line (e.g. "answered: bundle sent 2026-12-02").
         #[arg(long)]
         reason: String,
@@ -152,7 +156,8 @@ struct RegisterArgs {
     /// The requester, as the force's SAR file names them.
     #[arg(long)]
     requester: String,
-    /// Account id of the supervisor who verified the requester's identity (recorded on AUDIT).
+    /// Account id of the supervisor who verified the requester's identity (recorded with the
+    /// request and on AUDIT; the one registering it is the account logged in).
     #[arg(long)]
     verified_by: String,
     /// What the identity was verified on, e.g. "passport seen".
@@ -185,9 +190,6 @@ struct SearchArgs {
     /// Cosine similarity from which an alert's probe face is taken to be the data subject.
     #[arg(long, default_value_t = 0.6)]
     threshold: f32,
-    /// Account id of the supervisor handling the request (recorded on AUDIT).
-    #[arg(long)]
-    by: String,
     /// The embedder the services run (`[models] embedder`): probe chips are aligned for it.
     #[arg(long, default_value = "mobilefacenet")]
     embedder: String,
@@ -196,10 +198,6 @@ struct SearchArgs {
 impl SearchArgs {
     fn check(&self) -> anyhow::Result<()> {
         check_reference(&self.request)?;
-        anyhow::ensure!(
-            !self.by.trim().is_empty(),
-            "--by must name the supervisor's account"
-        );
         anyhow::ensure!(
             self.threshold > 0.0 && self.threshold <= 1.0,
             "--threshold must be a cosine similarity in (0, 1]"
@@ -221,11 +219,15 @@ pub async fn run(args: AccessArgs) -> anyhow::Result<()> {
             search_or_export(&nats, &request, Some(&out), false).await
         }
         Command::Show { request, json } => show(&nats, &request, json).await,
-        Command::Close {
-            request,
-            by,
-            reason,
-        } => close(&nats, &request, &by, &reason).await,
+        Command::Close { request, reason } => close(&nats, &request, &reason).await,
+    }
+}
+
+/// The logged-in account, as the audit events and holds name it.
+fn audit(me: &Actor) -> Audit<'_> {
+    Audit {
+        actor: &me.id,
+        role: &me.role,
     }
 }
 
@@ -259,6 +261,7 @@ async fn register(nats: &NatsArgs, args: RegisterArgs) -> anyhow::Result<()> {
         identity_verified_by: args.verified_by.trim().into(),
         identity_evidence: args.identity_evidence.trim().into(),
         registered_at: Timestamp::now(),
+        registered_by: String::new(),
         scope: Scope {
             deployments,
             from,
@@ -269,29 +272,31 @@ async fn register(nats: &NatsArgs, args: RegisterArgs) -> anyhow::Result<()> {
     };
     let bus = nats.bus().await?;
     let js = &bus.jetstream;
+    let me = crate::login::supervisor(js, "lfr access register").await?;
+    let registration = Registration {
+        registered_by: me.id.clone(),
+        ..registration
+    };
     let requests = Requests::open(js).await?;
     let stored = requests.register(&registration).await?;
     // The requester's name and the evidence stay in the request's record: the log names the
     // request by reference and the record by digest.
-    let event = Audit {
-        actor: &registration.identity_verified_by,
-        role: "supervisor",
-    }
-    .event(AuditAction::Collection, object(&registration.reference))
-    .why(format!(
-        "right of access request registered; requester's identity verified by {}; scope: {}",
-        registration.identity_verified_by,
-        scope_brief(&registration.scope)
-    ))
-    .digest(sha256_hex(&stored))
-    .record(js)
-    .await
-    .map_err(|e| {
-        e.context(format!(
-            "access request {} is registered, but recording it on AUDIT failed",
-            registration.reference
+    let event = audit(&me)
+        .event(AuditAction::Collection, object(&registration.reference))
+        .why(format!(
+            "right of access request registered; requester's identity verified by {}; scope: {}",
+            registration.identity_verified_by,
+            scope_brief(&registration.scope)
         ))
-    })?;
+        .digest(sha256_hex(&stored))
+        .record(js)
+        .await
+        .map_err(|e| {
+            e.context(format!(
+                "access request {} is registered, but recording it on AUDIT failed",
+                registration.reference
+            ))
+        })?;
     println!(
         "access request {} registered: requester's identity verified by {} ({}); scope: {}",
         registration.reference,
@@ -336,7 +341,15 @@ async fn show(nats: &NatsArgs, reference: &str, json: bool) -> anyhow::Result<()
         "  identity verified:  by {} ({})",
         r.identity_verified_by, r.identity_evidence
     );
-    println!("  registered:         {}", format_utc(r.registered_at));
+    println!(
+        "  registered:         {}{}",
+        format_utc(r.registered_at),
+        if r.registered_by.is_empty() {
+            String::new()
+        } else {
+            format!(" by {}", r.registered_by)
+        }
+    );
     println!("  scope:              {}", r.scope.describe());
     println!("  searches:           {}", r.searches.len());
     for s in &r.searches {
@@ -373,18 +386,15 @@ async fn show(nats: &NatsArgs, reference: &str, json: bool) -> anyhow::Result<()
     Ok(())
 }
 
-async fn close(nats: &NatsArgs, reference: &str, by: &str, reason: &str) -> anyhow::Result<()> {
+async fn close(nats: &NatsArgs, reference: &str, reason: &str) -> anyhow::Result<()> {
     check_reference(reference)?;
     check_text("--reason", reason)?;
-    anyhow::ensure!(
-        !by.trim().is_empty(),
-        "--by must name the supervisor's account"
-    );
     let bus = nats.bus().await?;
     let js = &bus.jetstream;
+    let me = crate::login::supervisor(js, "lfr access close").await?;
     let requests = Requests::open(js).await?;
     let closure = Closure {
-        by: by.trim().into(),
+        by: me.id.clone(),
         at: Timestamp::now(),
         reason: reason.trim().into(),
     };
@@ -401,21 +411,18 @@ async fn close(nats: &NatsArgs, reference: &str, by: &str, reason: &str) -> anyh
             Ok(())
         })
         .await?;
-    Audit {
-        actor: &closure.by,
-        role: "supervisor",
-    }
-    .event(AuditAction::Alteration, object(reference))
-    .why(format!(
-        "right of access request closed after {} searches: {}",
-        closed.searches.len(),
-        closure.reason
-    ))
-    .digest(sha256_hex(&serde_json::to_vec(&closed)?))
-    .record(js)
-    .await?;
+    audit(&me)
+        .event(AuditAction::Alteration, object(reference))
+        .why(format!(
+            "right of access request closed after {} searches: {}",
+            closed.searches.len(),
+            closure.reason
+        ))
+        .digest(sha256_hex(&serde_json::to_vec(&closed)?))
+        .record(js)
+        .await?;
     // Answered or withdrawn: what it found follows ordinary retention again.
-    let released = release_holds(&bus, &closed, &closure.by).await?;
+    let released = release_holds(&bus, &closed, &me).await?;
     println!(
         "access request {reference} closed ({} searches recorded against it; {released} \
          access-request holds released)",
@@ -482,6 +489,16 @@ async fn search_or_export(
     let master = MasterKey::from_env()?;
     let bus = nats.bus().await?;
     let js = &bus.jetstream;
+    // Refused before anything is read: only a supervisor's own account searches.
+    let me = crate::login::supervisor(
+        js,
+        if out.is_some() {
+            "lfr access export"
+        } else {
+            "lfr access search"
+        },
+    )
+    .await?;
     let requests = Requests::open(js).await?;
     // Refused before the photo is read: no face is searched for outside a registered request.
     let registration = requests.open_request(&request.request).await?;
@@ -497,10 +514,7 @@ async fn search_or_export(
     let vault = Vault::open(js, master).await?;
     // The retained alerts as ALERTS holds them now: searched, then held for the request.
     let book = feed::snapshot(js).await?;
-    let audit = Audit {
-        actor: &request.by,
-        role: "supervisor",
-    };
+    let audit = audit(&me);
     let search = search(
         &book,
         &vault,
@@ -619,7 +633,7 @@ async fn search_or_export(
     let record = SearchRecord {
         kind,
         at: event.at,
-        by: request.by.clone(),
+        by: me.id.clone(),
         photo_sha256: photo_sha256.clone(),
         photo_file,
         threshold: request.threshold,
@@ -664,7 +678,7 @@ async fn search_or_export(
         )));
     }
 
-    let held = hold_found(&bus, &book, &search, reference, &request.by).await?;
+    let held = hold_found(&bus, &book, &search, reference, &me).await?;
 
     match out {
         None if json => {
@@ -719,7 +733,7 @@ async fn hold_found(
     book: &lfr_alerts::Book,
     search: &Search,
     reference: &str,
-    by: &str,
+    by: &Actor,
 ) -> anyhow::Result<usize> {
     for m in &search.found {
         let placed = holds::place(
@@ -729,10 +743,7 @@ async fn hold_found(
                 target: holds::Target::Alert(m.entry.alert.alert_id.clone()),
                 reason: HoldReason::AccessRequest,
                 case_reference: reference,
-                by: Audit {
-                    actor: by,
-                    role: "supervisor",
-                },
+                by: audit(by),
                 at: Timestamp::now(),
             },
         )
@@ -754,7 +765,7 @@ async fn hold_found(
 async fn release_holds(
     bus: &lfr_common::bus::Bus,
     request: &Registration,
-    by: &str,
+    by: &Actor,
 ) -> anyhow::Result<usize> {
     let book = feed::snapshot(&bus.jetstream).await?;
     let mut alerts: Vec<&str> = request
@@ -779,10 +790,7 @@ async fn release_holds(
             &book,
             &holds::Target::Alert(alert.into()),
             &request.reference,
-            Audit {
-                actor: by,
-                role: "supervisor",
-            },
+            audit(by),
             Timestamp::now(),
         )
         .await?;

@@ -15,7 +15,8 @@
 //! `$LFR_SESSION_FILE`, default `~/.config/lfr/session`), or may be handed over in
 //! `LFR_SESSION` (scripts, CI); the bucket holds only its sha256. Every login is on AUDIT.
 //!
-//! Steps that record who did them ([`signed_in`]) refuse to run without a live session.
+//! Steps that record who did them ([`signed_in`]; [`supervisor`] for a supervisor's steps) refuse
+//! to run without a live session; reads that change and record nothing need none.
 
 use lfr_dispatch::auth::{Accounts, AuthConfig, Sessions};
 use lfr_schemas::{AuditAction, AuditObject};
@@ -131,6 +132,23 @@ pub async fn signed_in(js: &async_nats::jetstream::Context) -> anyhow::Result<Ac
         )
     })?;
     Ok(session.actor())
+}
+
+/// [`signed_in`], refused unless the account is a supervisor's: holds, access requests, the
+/// master key and accounts are theirs to change. `step` names the command, for the refusal.
+pub async fn supervisor(js: &async_nats::jetstream::Context, step: &str) -> anyhow::Result<Actor> {
+    only_supervisor(signed_in(js).await?, step)
+}
+
+/// `me`, refused unless a supervisor (see [`supervisor`]).
+pub fn only_supervisor(me: Actor, step: &str) -> anyhow::Result<Actor> {
+    anyhow::ensure!(
+        me.role == lfr_dispatch::auth::Role::Supervisor.as_str(),
+        "`{step}` is a supervisor's step: you are logged in as {} ({})",
+        me.id,
+        me.role
+    );
+    Ok(me)
 }
 
 fn read_token() -> anyhow::Result<Option<String>> {

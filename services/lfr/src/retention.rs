@@ -4,9 +4,10 @@
 //! ```text
 //! lfr retention report [--json]          # per deployment: held, holds, next erasure, overdue; every hold
 //! lfr retention purge                    # ask the purge service for a pass now
-//! lfr retention hold (--alert ID | --deployment D) --reason complaint|access-request|investigation --case REF --by sup-1
+//! lfr login --account sup-1                                # holds and releases act as an account
+//! lfr retention hold (--alert ID | --deployment D) --reason complaint|access-request|investigation --case REF
 //! lfr retention holds [--due-review] [--json]   # standing holds, with reason, case and age
-//! lfr retention release (--alert ID | --deployment D) --case REF --by sup-1
+//! lfr retention release (--alert ID | --deployment D) --case REF
 //! ```
 //!
 //! A hold keeps an alert, or every alert of a deployment (present and future), whatever its age,
@@ -16,12 +17,18 @@
 //! with no hold of that case it releases the legal hold of an arrest. Each is recorded on ALERTS
 //! and AUDIT (through [`lfr_alerts::holds`]); the alert's ordinary retention then applies (if it
 //! is already older, the next pass erases it) unless another hold does.
+//!
+//! Placing and releasing are a supervisor's steps, taken as the logged-in account
+//! ([`crate::login::supervisor`]): the hold and its audit event name that account, never a name
+//! typed on the command line. `report` and `holds` only read, and `purge` only asks for the pass
+//! the service would make anyway: they need no login.
 
 use lfr_alerts::feed;
 use lfr_alerts::holds::{self, HoldRequest, Released, Target};
 use lfr_common::audit::Audit;
 use lfr_purge::report;
 use lfr_schemas::{HoldReason, Timestamp};
+use lfr_watchlist::lifecycle::Actor;
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -98,9 +105,6 @@ enum Command {
         /// The force's case reference.
         #[arg(long = "case")]
         case_reference: String,
-        /// Account id of the person placing it.
-        #[arg(long)]
-        by: String,
     },
     /// Standing holds: reason, case reference, age, last review.
     Holds {
@@ -120,9 +124,6 @@ enum Command {
         /// The case reference of the hold (for an arrest: the case the data was held for).
         #[arg(long = "case")]
         case_reference: String,
-        /// Account id of the supervisor releasing it.
-        #[arg(long)]
-        by: String,
     },
 }
 
@@ -133,13 +134,12 @@ fn parse_reason(s: &str) -> Result<HoldReason, String> {
     })
 }
 
-/// Who acts, as the audit record names them.
-fn supervisor(by: &str) -> anyhow::Result<Audit<'_>> {
-    anyhow::ensure!(!by.trim().is_empty(), "--by names who acts (an account id)");
-    Ok(Audit {
-        actor: by,
-        role: "supervisor",
-    })
+/// The logged-in account, as the hold and its audit event name it.
+fn audit(me: &Actor) -> Audit<'_> {
+    Audit {
+        actor: &me.id,
+        role: &me.role,
+    }
 }
 
 pub async fn run(args: RetentionArgs) -> anyhow::Result<()> {
@@ -170,8 +170,8 @@ pub async fn run(args: RetentionArgs) -> anyhow::Result<()> {
             target,
             reason,
             case_reference,
-            by,
         } => {
+            let me = crate::login::supervisor(js, "lfr retention hold").await?;
             let target = target.target();
             let book = feed::snapshot(js).await?;
             if let Target::Deployment(id) = &target {
@@ -189,7 +189,7 @@ pub async fn run(args: RetentionArgs) -> anyhow::Result<()> {
                     target: target.clone(),
                     reason,
                     case_reference: &case_reference,
-                    by: supervisor(&by)?,
+                    by: audit(&me),
                     at: Timestamp::now(),
                 },
             )
@@ -225,8 +225,8 @@ pub async fn run(args: RetentionArgs) -> anyhow::Result<()> {
         Command::Release {
             target,
             case_reference,
-            by,
         } => {
+            let me = crate::login::supervisor(js, "lfr retention release").await?;
             let target = target.target();
             let book = feed::snapshot(js).await?;
             let released = holds::release(
@@ -234,7 +234,7 @@ pub async fn run(args: RetentionArgs) -> anyhow::Result<()> {
                 &book,
                 &target,
                 &case_reference,
-                supervisor(&by)?,
+                audit(&me),
                 Timestamp::now(),
             )
             .await?;

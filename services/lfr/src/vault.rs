@@ -3,7 +3,8 @@
 //! ```text
 //! export LFR_MASTER_KEY=...        # the current master key (base64 of 32 bytes)
 //! export LFR_NEW_MASTER_KEY=...    # the new one: head -c 32 /dev/urandom | base64
-//! lfr vault rotate --by admin-1
+//! lfr login --account sup-1       # the rotation acts as a supervisor's account
+//! lfr vault rotate
 //! ```
 //!
 //! Every deployment's data key is re-wrapped under the new master key and every copy wrapped under
@@ -12,27 +13,22 @@
 //! purge first, restart them with the new key as `LFR_MASTER_KEY` afterwards. An interrupted run
 //! is finished by running it again with the same two keys.
 //!
-//! Recorded on AUDIT (`ConfigurationChange`, object `vault/lfr-keys`, actor `--by`): the start,
-//! and how it ended, with both keys' fingerprints. The keys themselves are never printed.
+//! Recorded on AUDIT (`ConfigurationChange`, object `vault/lfr-keys`, actor the logged-in
+//! supervisor, [`crate::login::supervisor`]): the start, and how it ended, with both keys'
+//! fingerprints. Without a login nothing is rotated. The keys themselves are never printed.
 
 use lfr_common::audit::Audit;
 use lfr_schemas::{AuditAction, AuditObject};
 use lfr_vault::{MasterKey, Rotation, Vault, BUCKET};
+use lfr_watchlist::lifecycle::Actor;
 
 /// Where `lfr vault rotate` reads the new master key (the current one is in `LFR_MASTER_KEY`).
 pub const NEW_MASTER_KEY_ENV: &str = "LFR_NEW_MASTER_KEY";
-
-/// The audit role of whoever runs it: key administration, as account administration, is a
-/// supervisor's job.
-const ROLE: &str = "supervisor";
 
 #[derive(clap::Args)]
 pub struct VaultArgs {
     #[command(flatten)]
     nats: crate::connect::NatsArgs,
-    /// Who is rotating, as recorded on the audit events.
-    #[arg(long, default_value = "cli", global = true)]
-    by: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,11 +43,11 @@ enum Command {
 
 pub async fn run(args: VaultArgs) -> anyhow::Result<()> {
     match args.command {
-        Command::Rotate => rotate(&args.nats, &args.by).await,
+        Command::Rotate => rotate(&args.nats).await,
     }
 }
 
-async fn rotate(nats: &crate::connect::NatsArgs, by: &str) -> anyhow::Result<()> {
+async fn rotate(nats: &crate::connect::NatsArgs) -> anyhow::Result<()> {
     let old = MasterKey::from_env()?;
     let new = MasterKey::from_env_var(NEW_MASTER_KEY_ENV)?;
     anyhow::ensure!(
@@ -62,6 +58,8 @@ async fn rotate(nats: &crate::connect::NatsArgs, by: &str) -> anyhow::Result<()>
     );
     let bus = nats.bus().await?;
     let js = &bus.jetstream;
+    // Key administration is a supervisor's: refused before the key store is touched.
+    let by = &crate::login::supervisor(js, "lfr vault rotate").await?;
     let vault = Vault::open(js, old.clone()).await?;
     let from_to = format!(
         "from master key {} to {}",
@@ -92,15 +90,15 @@ async fn rotate(nats: &crate::connect::NatsArgs, by: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-/// One audit event about the key store (`vault/lfr-keys`), by `by`.
+/// One audit event about the key store (`vault/lfr-keys`), by the logged-in account.
 async fn record(
     js: &async_nats::jetstream::Context,
-    by: &str,
+    by: &Actor,
     justification: String,
 ) -> anyhow::Result<()> {
     Audit {
-        actor: by,
-        role: ROLE,
+        actor: &by.id,
+        role: &by.role,
     }
     .event(
         AuditAction::ConfigurationChange,

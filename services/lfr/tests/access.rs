@@ -26,11 +26,13 @@ use lfr_watchlist::list::sha256_hex;
 use opencv::core::{Mat, Rect, Scalar, Size, Vector, CV_8UC3};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Instant;
+use support::Person;
+
+mod support;
 
 const THRESHOLD: f32 = 0.6;
 
@@ -202,30 +204,32 @@ async fn publish(nats: &NatsServer, subject: String, payload: Vec<u8>) {
         .unwrap();
 }
 
-fn lfr(nats: &NatsServer, master: &MasterKey, args: &[&str]) -> Output {
-    lfr_with_stdin(nats, master, args, &[])
+/// `lfr access ARGS` as `who`, logged in.
+fn lfr(who: &Person, master: &MasterKey, args: &[&str]) -> Output {
+    lfr_with_stdin(who, master, args, &[])
 }
 
-/// `lfr access ARGS` with `stdin` on its standard input (`--photo -`).
-fn lfr_with_stdin(nats: &NatsServer, master: &MasterKey, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lfr"))
-        .arg("access")
-        .envs(nats.admin_env())
-        .args(args)
-        .env("LFR_MASTER_KEY", master.to_base64().as_str())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
+/// `lfr access ARGS` as `who` with `stdin` on its standard input (`--photo -`).
+fn lfr_with_stdin(who: &Person, master: &MasterKey, args: &[&str], stdin: &[u8]) -> Output {
+    let mut all = vec!["access"];
+    all.extend(args);
+    let mut command = who.command(&all);
+    command.env("LFR_MASTER_KEY", master.to_base64().as_str());
+    support::run(command, stdin)
 }
 
-/// Register a request as a supervisor does once the requester's identity is verified.
-fn register(nats: &NatsServer, master: &MasterKey, reference: &str, scope: &[&str]) {
+/// `lfr access ARGS` with nobody logged in.
+fn nobody(nats: &NatsServer, master: &MasterKey, args: &[&str]) -> Output {
+    let mut all = vec!["access"];
+    all.extend(args);
+    let mut command = support::lfr(nats, None, &all);
+    command.env("LFR_MASTER_KEY", master.to_base64().as_str());
+    support::run(command, b"")
+}
+
+/// Register a request as a supervisor does once the requester's identity is verified (by
+/// another supervisor, sup-2).
+fn register(who: &Person, master: &MasterKey, reference: &str, scope: &[&str]) {
     let mut args = vec![
         "register",
         "--request",
@@ -238,7 +242,7 @@ fn register(nats: &NatsServer, master: &MasterKey, reference: &str, scope: &[&st
         "passport seen",
     ];
     args.extend(scope);
-    let out = lfr(nats, master, &args);
+    let out = lfr(who, master, &args);
     assert!(out.status.success(), "{}", text(&out));
 }
 
@@ -293,16 +297,14 @@ fn text(out: &Output) -> String {
 }
 
 /// `search --json` for `photo`: the ids found, and the whole report.
-fn search(nats: &NatsServer, master: &MasterKey, photo: &Path, request: &str) -> serde_json::Value {
+fn search(who: &Person, master: &MasterKey, photo: &Path, request: &str) -> serde_json::Value {
     let out = lfr(
-        nats,
+        who,
         master,
         &[
             "search",
             "--photo",
             photo.to_str().unwrap(),
-            "--by",
-            "sup-1",
             "--request",
             request,
             "--json",
@@ -470,6 +472,8 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
         crowd,
         obama_probe,
     } = world().await;
+    // The supervisor handling the requests, logged in (sup-2 verifies requesters' identities).
+    let sup1 = Person::bootstrap(&nats, "sup-1", None);
     // Each request registered once the requester's identity was verified; all deployments.
     let requests = [
         "SAR-OBAMA",
@@ -480,13 +484,13 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
         "SAR-WRONG-KEY",
     ];
     for reference in requests {
-        register(&nats, &master, reference, &[]);
+        register(&sup1, &master, reference, &[]);
     }
 
     let dir = tempfile::tempdir().unwrap();
     // Another photo of Obama finds his alert, and not Biden's; the shredded one is counted.
     let obama3 = sample_photo("faces/obama3.jpg");
-    let report = search(&nats, &master, &obama3, "SAR-OBAMA");
+    let report = search(&sup1, &master, &obama3, "SAR-OBAMA");
     assert_eq!(found(&report), ["a-obama"], "{report:#}");
     assert_eq!(report["searched"], 4);
     assert_eq!(report["skipped"]["crypto_shredded"], 1);
@@ -499,14 +503,12 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
     assert_eq!(hit["outcome"], "arrested");
     // The table names the same alert.
     let out = lfr(
-        &nats,
+        &sup1,
         &master,
         &[
             "search",
             "--photo",
             obama3.to_str().unwrap(),
-            "--by",
-            "sup-1",
             "--keep-photo",
             "--request",
             "SAR-OBAMA",
@@ -523,7 +525,7 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
 
     // Biden finds his alerts only, the blue-list one included.
     let biden_path = sample_photo("faces/biden.jpg");
-    let report = search(&nats, &master, &biden_path, "SAR-BIDEN");
+    let report = search(&sup1, &master, &biden_path, "SAR-BIDEN");
     assert_eq!(found(&report), ["a-biden", "a-biden-false"], "{report:#}");
     assert_eq!(report["found"][0]["review"], "blue list (not reviewed)");
     assert_eq!(report["found"][1]["review"], "rejected");
@@ -545,19 +547,17 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
         jpeg(&Mat::roi(&group, rect).unwrap().try_clone().unwrap()),
     )
     .unwrap();
-    let report = search(&nats, &master, &stranger_path, "SAR-STRANGER");
+    let report = search(&sup1, &master, &stranger_path, "SAR-STRANGER");
     assert_eq!(found(&report), Vec::<String>::new(), "{report:#}");
 
     // A group photo does not say whose data is asked for: refused, and nothing recorded.
     let out = lfr(
-        &nats,
+        &sup1,
         &master,
         &[
             "search",
             "--photo",
             sample_photo("group/sample1.jpg").to_str().unwrap(),
-            "--by",
-            "sup-1",
             "--keep-photo",
             "--request",
             "SAR-GROUP",
@@ -577,14 +577,12 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
     )
     .unwrap();
     let out = lfr(
-        &nats,
+        &sup1,
         &master,
         &[
             "search",
             "--photo",
             blank.to_str().unwrap(),
-            "--by",
-            "sup-1",
             "--keep-photo",
             "--request",
             "SAR-BLANK",
@@ -596,14 +594,12 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
     // With another master key than the services', nothing opens: the search stops rather than
     // answer "nothing found".
     let out = lfr(
-        &nats,
+        &sup1,
         &MasterKey::generate(),
         &[
             "search",
             "--photo",
             obama3.to_str().unwrap(),
-            "--by",
-            "sup-1",
             "--keep-photo",
             "--request",
             "SAR-WRONG-KEY",
@@ -618,15 +614,13 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
         "export",
         "--photo",
         obama3.to_str().unwrap(),
-        "--by",
-        "sup-1",
         "--keep-photo",
         "--request",
         "SAR-OBAMA",
         "--out",
         bundle.to_str().unwrap(),
     ];
-    let out = lfr(&nats, &master, &export);
+    let out = lfr(&sup1, &master, &export);
     assert!(out.status.success(), "{}", text(&out));
     let manifest_bytes = std::fs::read(bundle.join("manifest.json")).unwrap();
     let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
@@ -712,7 +706,7 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
     }
 
     // An existing directory is never written into.
-    let out = lfr(&nats, &master, &export);
+    let out = lfr(&sup1, &master, &export);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("already exists"), "{}", text(&out));
     assert_eq!(
@@ -724,14 +718,12 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
     // raised against.
     let biden_bundle = dir.path().join("biden");
     let out = lfr(
-        &nats,
+        &sup1,
         &master,
         &[
             "export",
             "--photo",
             biden_path.to_str().unwrap(),
-            "--by",
-            "sup-1",
             "--keep-photo",
             "--request",
             "SAR-BIDEN",
@@ -792,8 +784,9 @@ async fn access_export_finds_the_subjects_alerts_with_everyone_else_blurred() {
     let expected: Vec<(AuditAction, &str)> =
         expected.iter().map(|(a, o)| (*a, o.as_str())).collect();
     assert_eq!(summary, expected);
+    // Registered by the account logged in; sup-2, typed as the verifier, is only named.
     let registered = &events[0].event;
-    assert_eq!(registered.actor, "sup-2");
+    assert_eq!(registered.actor, "sup-1");
     assert!(
         registered
             .justification
@@ -908,18 +901,17 @@ async fn access_search_without_a_registered_and_open_request_is_refused() {
     let nats = NatsServer::start().await;
     let js = nats.admin().await;
     let master = MasterKey::generate();
+    let sup1 = Person::bootstrap(&nats, "sup-1", None);
     let dir = tempfile::tempdir().unwrap();
     let photo = copy_photo(dir.path(), "faces/obama3.jpg");
     let search_for = |reference: &str| {
         lfr(
-            &nats,
+            &sup1,
             &master,
             &[
                 "search",
                 "--photo",
                 photo.to_str().unwrap(),
-                "--by",
-                "sup-1",
                 "--request",
                 reference,
             ],
@@ -937,14 +929,12 @@ async fn access_search_without_a_registered_and_open_request_is_refused() {
     assert!(text(&out).contains("lfr access register"), "{}", text(&out));
     let export = dir.path().join("bundle");
     let out = lfr(
-        &nats,
+        &sup1,
         &master,
         &[
             "export",
             "--photo",
             photo.to_str().unwrap(),
-            "--by",
-            "sup-1",
             "--request",
             "SAR-UNKNOWN",
             "--out",
@@ -959,9 +949,27 @@ async fn access_search_without_a_registered_and_open_request_is_refused() {
         .await
         .is_empty());
 
+    // Nobody logged in: not registered, nothing recorded.
+    let registering = [
+        "register",
+        "--request",
+        "SAR-1",
+        "--requester",
+        "J. Doe",
+        "--verified-by",
+        "sup-2",
+        "--identity-evidence",
+        "passport seen",
+    ];
+    support::refused(nobody(&nats, &master, &registering), support::NOT_LOGGED_IN);
+    assert!(registration(&js, "SAR-1").await.is_none());
+    assert!(audit_of(&js, ObjectMatch::Prefix("access-request/".into()))
+        .await
+        .is_empty());
+
     // A registration needs who verified the requester's identity, and on what.
     let out = lfr(
-        &nats,
+        &sup1,
         &master,
         &[
             "register",
@@ -982,7 +990,7 @@ async fn access_search_without_a_registered_and_open_request_is_refused() {
     // Registered: recorded with who asked, who verified, on what evidence and when.
     let before = lfr_schemas::Timestamp::now();
     register(
-        &nats,
+        &sup1,
         &master,
         "SAR-1",
         &[
@@ -1008,10 +1016,14 @@ async fn access_search_without_a_registered_and_open_request_is_refused() {
     let events = audit_of(&js, ObjectMatch::Exact("access-request/SAR-1".into())).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].action, AuditAction::Collection);
-    assert_eq!(events[0].actor, "sup-2");
+    assert_eq!(
+        events[0].actor, "sup-1",
+        "the account logged in, not the verifier"
+    );
+    assert_eq!(record["registered_by"], "sup-1");
     // Registered once: a second registration is refused and changes nothing.
     let out = lfr(
-        &nats,
+        &sup1,
         &master,
         &[
             "register",
@@ -1029,24 +1041,55 @@ async fn access_search_without_a_registered_and_open_request_is_refused() {
     assert!(text(&out).contains("already registered"), "{}", text(&out));
     assert_eq!(registration(&js, "SAR-1").await.unwrap(), record);
 
-    // `show` prints it.
-    let out = lfr(&nats, &master, &["show", "--request", "SAR-1"]);
+    // Nobody logged in: no search, export or closing, nothing recorded, the photo untouched.
+    let export = dir.path().join("bundle-nobody");
+    for args in [
+        &[
+            "search",
+            "--photo",
+            photo.to_str().unwrap(),
+            "--request",
+            "SAR-1",
+        ][..],
+        &[
+            "export",
+            "--photo",
+            photo.to_str().unwrap(),
+            "--request",
+            "SAR-1",
+            "--out",
+            export.to_str().unwrap(),
+        ][..],
+        &["close", "--request", "SAR-1", "--reason", "answered"][..],
+    ] {
+        support::refused(nobody(&nats, &master, args), support::NOT_LOGGED_IN);
+    }
+    assert!(photo.exists() && !export.exists());
+    assert_eq!(registration(&js, "SAR-1").await.unwrap(), record);
+    assert_eq!(
+        audit_of(&js, ObjectMatch::Prefix("access-request/".into()))
+            .await
+            .len(),
+        1
+    );
+
+    // `show` prints it, to anyone (it changes and records nothing).
+    let out = nobody(&nats, &master, &["show", "--request", "SAR-1"]);
     assert!(out.status.success(), "{}", text(&out));
     let shown = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(shown.contains("SAR-1: open"), "{shown}");
     assert!(shown.contains("by sup-2 (passport seen)"), "{shown}");
+    assert!(shown.contains("Z by sup-1"), "registered by: {shown}");
     assert!(shown.contains("deployments match-day"), "{shown}");
 
     // Closed: no further search is made for it.
     let out = lfr(
-        &nats,
+        &sup1,
         &master,
         &[
             "close",
             "--request",
             "SAR-1",
-            "--by",
-            "sup-1",
             "--reason",
             "withdrawn by the requester",
         ],
@@ -1075,22 +1118,21 @@ async fn access_search_covers_the_request_only_records_every_match_and_keeps_no_
     let World {
         nats, js, master, ..
     } = world().await;
+    let sup1 = Person::bootstrap(&nats, "sup-1", None);
     let dir = tempfile::tempdir().unwrap();
 
     // Biden asks about one deployment only: his match-day alert is outside the request.
-    register(&nats, &master, "SAR-AWAY", &["--deployment", "away-day"]);
+    register(&sup1, &master, "SAR-AWAY", &["--deployment", "away-day"]);
     let photo = copy_photo(dir.path(), "faces/biden.jpg");
     let photo_bytes = std::fs::read(&photo).unwrap();
     let started = Instant::now();
     let out = lfr(
-        &nats,
+        &sup1,
         &master,
         &[
             "search",
             "--photo",
             photo.to_str().unwrap(),
-            "--by",
-            "sup-1",
             "--request",
             "SAR-AWAY",
             "--json",
@@ -1152,14 +1194,12 @@ async fn access_search_covers_the_request_only_records_every_match_and_keeps_no_
     // only, and is recorded against the request too.
     let bundle = dir.path().join("bundle");
     let out = lfr_with_stdin(
-        &nats,
+        &sup1,
         &master,
         &[
             "export",
             "--photo",
             "-",
-            "--by",
-            "sup-1",
             "--request",
             "SAR-AWAY",
             "--out",
@@ -1203,17 +1243,9 @@ async fn access_search_covers_the_request_only_records_every_match_and_keeps_no_
         .unwrap()
         .is_held());
     let out = lfr(
-        &nats,
+        &sup1,
         &master,
-        &[
-            "close",
-            "--request",
-            "SAR-AWAY",
-            "--by",
-            "sup-1",
-            "--reason",
-            "answered",
-        ],
+        &["close", "--request", "SAR-AWAY", "--reason", "answered"],
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -1230,24 +1262,15 @@ async fn access_search_covers_the_request_only_records_every_match_and_keeps_no_
 
     // A request for a period when nothing was raised searches nothing at all.
     register(
-        &nats,
+        &sup1,
         &master,
         "SAR-LATER",
         &["--from", "2099-01-01T00:00:00Z"],
     );
     let out = lfr_with_stdin(
-        &nats,
+        &sup1,
         &master,
-        &[
-            "search",
-            "--photo",
-            "-",
-            "--by",
-            "sup-1",
-            "--request",
-            "SAR-LATER",
-            "--json",
-        ],
+        &["search", "--photo", "-", "--request", "SAR-LATER", "--json"],
         &photo_bytes,
     );
     assert!(out.status.success(), "{}", text(&out));

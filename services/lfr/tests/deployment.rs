@@ -3,10 +3,11 @@
 //! reviews), only a superintendent authorises, the gates refuse activation until governance,
 //! authorisation and review, and ending wipes the list.
 
+mod support;
+
 use lfr_testkit::{sample_photo, NatsServer};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+use support::{ok, refused, Person};
 
 fn utc(offset: &str) -> String {
     let out = Command::new("date")
@@ -18,90 +19,9 @@ fn utc(offset: &str) -> String {
 
 /// `lfr deployment <args>` with nobody logged in.
 fn lfr(nats: &NatsServer, args: &[&str]) -> Output {
-    as_person(nats, None, &["deployment"], args)
-}
-
-/// `lfr <command> <args>` with `session` as the session file (`None`: nobody logged in).
-fn as_person(nats: &NatsServer, session: Option<&Path>, command: &[&str], args: &[&str]) -> Output {
-    let nobody = std::env::temp_dir().join("lfr-test-nobody-logged-in");
-    Command::new(env!("CARGO_BIN_EXE_lfr"))
-        .args(command)
-        .envs(nats.admin_env())
-        .env("LFR_SESSION_FILE", session.unwrap_or(&nobody))
-        .env_remove("LFR_SESSION")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// `lfr <args>` with `input` on stdin and `session` as the session file.
-fn with_stdin(nats: &NatsServer, session: &Path, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lfr"))
-        .args(args)
-        .envs(nats.admin_env())
-        .env("LFR_SESSION_FILE", session)
-        .env_remove("LFR_SESSION")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{input}\n").as_bytes()).unwrap();
-    drop(stdin);
-    child.wait_with_output().unwrap()
-}
-
-const PASSWORD: &str = "a long passphrase";
-
-/// A person of the test: a supervisor account (with `rank`), logged in with its own session file.
-struct Person<'a> {
-    nats: &'a NatsServer,
-    session: PathBuf,
-}
-
-impl<'a> Person<'a> {
-    fn new(nats: &'a NatsServer, dir: &Path, id: &str, rank: &str) -> Person<'a> {
-        let session = dir.join(format!("{id}.session"));
-        let create = [
-            "account",
-            "create",
-            "--id",
-            id,
-            "--role",
-            "supervisor",
-            "--password-stdin",
-            "--rank",
-            rank,
-        ];
-        ok(with_stdin(nats, &session, &create, PASSWORD));
-        let login = ["login", "--account", id, "--password-stdin"];
-        let said = ok(with_stdin(nats, &session, &login, PASSWORD));
-        assert!(said.contains(&format!("logged in as {id}")), "{said}");
-        Person { nats, session }
-    }
-
-    fn deployment(&self, args: &[&str]) -> Output {
-        as_person(self.nats, Some(&self.session), &["deployment"], args)
-    }
-}
-
-fn ok(out: Output) -> String {
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "failed: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
-fn refused(out: Output, why: &str) {
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        !out.status.success() && err.contains(why),
-        "expected refusal '{why}', got: {err}"
-    );
+    let mut all = vec!["deployment"];
+    all.extend(args);
+    support::nobody(nats, &all)
 }
 
 #[tokio::test]
@@ -120,11 +40,10 @@ async fn separated_accounts_take_a_deployment_through_its_gates_and_end_it() {
          [[entry]]\nreference = \"CUST-G\"\ncategory = \"risk\"\nimage = \"group.jpg\"\n",
     )
     .unwrap();
-    let people = tempfile::tempdir().unwrap();
     // The enroller has authorising rank too: duties, not rank, keep them from authorising.
-    let enroller = Person::new(&nats, people.path(), "supt-9", "superintendent");
-    let inspector = Person::new(&nats, people.path(), "insp-4", "inspector");
-    let superintendent = Person::new(&nats, people.path(), "supt-17", "superintendent");
+    let enroller = Person::bootstrap(&nats, "supt-9", Some("superintendent"));
+    let inspector = enroller.create("insp-4", "supervisor", Some("inspector"));
+    let superintendent = enroller.create("supt-17", "supervisor", Some("superintendent"));
 
     let (start, end) = (utc("+1 hour"), utc("+6 hours"));
     let create = [
@@ -155,7 +74,7 @@ async fn separated_accounts_take_a_deployment_through_its_gates_and_end_it() {
     );
     let created = ok(enroller.deployment(&create));
     assert!(
-        created.contains("threshold 0.677"),
+        created.contains("threshold 0.678"),
         "the calibrated default: {created}"
     );
 
@@ -284,8 +203,7 @@ async fn enrol_takes_a_tar_archive_as_the_console_api_does() {
         .status()
         .unwrap();
     assert!(tarred.success());
-    let people = tempfile::tempdir().unwrap();
-    let sergeant = Person::new(&nats, people.path(), "sgt-12", "sergeant");
+    let sergeant = Person::bootstrap(&nats, "sgt-12", Some("sergeant"));
     let (start, end) = (utc("+1 hour"), utc("+6 hours"));
     ok(sergeant.deployment(&[
         "create",

@@ -3,7 +3,8 @@
 //! and AUDIT, and turns the alert back to ordinary retention. Holds for a complaint or an
 //! investigation, on an alert or a whole deployment, are placed, listed (with those due for
 //! review), renewed by a review, and released naming their case, each recorded on ALERTS and
-//! AUDIT.
+//! AUDIT. Placing and releasing act as the supervisor logged in: without a session nothing is
+//! held or released and nothing is recorded, and the records name the account, never a name typed.
 
 use lfr_schemas::streams::{self, TopologyLimits};
 use lfr_schemas::{
@@ -11,15 +12,23 @@ use lfr_schemas::{
     HoldLifted, HoldPlaced, HoldReason, HoldReleased, Message, Outcome, Timestamp,
 };
 use lfr_testkit::{records, NatsServer};
-use std::process::{Command, Output};
+use std::process::Output;
+use support::Person;
 
+mod support;
+
+/// `lfr retention <args>` with nobody logged in (reads need no login).
 fn lfr(nats: &NatsServer, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lfr"))
-        .arg("retention")
-        .envs(nats.admin_env())
-        .args(args)
-        .output()
-        .unwrap()
+    let mut all = vec!["retention"];
+    all.extend(args);
+    support::nobody(nats, &all)
+}
+
+/// `lfr retention <args>` as `person`.
+fn retention(person: &Person, args: &[&str]) -> Output {
+    let mut all = vec!["retention"];
+    all.extend(args);
+    person.lfr(&all)
 }
 
 fn alert(id: &str, raised_at: Timestamp) -> CandidateAlert {
@@ -111,28 +120,29 @@ async fn the_report_shows_holds_and_a_release_needs_a_case() {
     assert!(String::from_utf8_lossy(&text.stdout).contains("1 under hold"));
 
     // Only an alert under hold can be released, and only naming a case.
-    let not_held = lfr(
-        &nats,
-        &["release", "--alert", "a2", "--case", "C-1", "--by", "sup-1"],
-    );
+    let sup = Person::bootstrap(&nats, "sup-1", None);
+    let not_held = retention(&sup, &["release", "--alert", "a2", "--case", "C-1"]);
     assert!(!not_held.status.success());
-    let no_case = lfr(
-        &nats,
-        &["release", "--alert", "a1", "--case", " ", "--by", "sup-1"],
-    );
+    let no_case = retention(&sup, &["release", "--alert", "a1", "--case", " "]);
     assert!(!no_case.status.success());
-    let released = lfr(
-        &nats,
-        &[
-            "release",
-            "--alert",
-            "a1",
-            "--case",
-            "CASE-2026-0042",
-            "--by",
-            "sup-1",
-        ],
+    let release = ["release", "--alert", "a1", "--case", "CASE-2026-0042"];
+    // Nobody logged in: refused, the arrest's hold stands, nothing on ALERTS or AUDIT.
+    let audited = lfr_testkit::stream_messages(&js, streams::AUDIT).await;
+    support::refused(lfr(&nats, &release), support::NOT_LOGGED_IN);
+    assert_eq!(
+        lfr_testkit::stream_messages(&js, streams::AUDIT).await,
+        audited
     );
+    assert!(
+        records::<HoldReleased>(&js, streams::ALERTS, "lfr.alerts.*.release")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        report(&nats)["deployments"][0]["legal_holds"].as_u64(),
+        Some(1)
+    );
+    let released = retention(&sup, &release);
     assert!(
         released.status.success(),
         "{}",
@@ -168,13 +178,13 @@ async fn holds_on_an_alert_or_a_deployment_are_placed_reviewed_and_released_nami
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    let sup1 = Person::bootstrap(&nats, "sup-1", None);
+    let sup2 = sup1.create("sup-2", "supervisor", None);
     let hold =
         |target: &'static str, id: &'static str, reason: &'static str, case: &'static str| {
-            lfr(
-                &nats,
-                &[
-                    "hold", target, id, "--reason", reason, "--case", case, "--by", "sup-1",
-                ],
+            retention(
+                &sup1,
+                &["hold", target, id, "--reason", reason, "--case", case],
             )
         };
 
@@ -188,19 +198,35 @@ async fn holds_on_an_alert_or_a_deployment_are_placed_reviewed_and_released_nami
         .success());
     assert!(!hold("--alert", "a1", "arrest", "COMP-1").status.success());
     assert!(!hold("--alert", "a1", "complaint", " ").status.success());
-    let no_target = lfr(
-        &nats,
-        &[
-            "hold",
-            "--reason",
-            "complaint",
-            "--case",
-            "C",
-            "--by",
-            "sup-1",
-        ],
-    );
+    let no_target = retention(&sup1, &["hold", "--reason", "complaint", "--case", "C"]);
     assert!(!no_target.status.success());
+    // Nobody logged in, a session whose account was since disabled, an operator: refused,
+    // nothing held, nothing recorded.
+    let disabled = sup1.create("sup-9", "supervisor", None);
+    support::ok(sup1.lfr(&["account", "disable", "--id", "sup-9"]));
+    let operator = sup1.create("op-1", "operator", None);
+    let placing = [
+        "hold",
+        "--alert",
+        "a1",
+        "--reason",
+        "complaint",
+        "--case",
+        "COMP-2026-0101",
+    ];
+    let audited = lfr_testkit::stream_messages(&js, streams::AUDIT).await;
+    support::refused(lfr(&nats, &placing), support::NOT_LOGGED_IN);
+    support::refused(retention(&disabled, &placing), "your session has ended");
+    support::refused(retention(&operator, &placing), "is a supervisor's step");
+    assert_eq!(
+        lfr_testkit::stream_messages(&js, streams::AUDIT).await,
+        audited
+    );
+    assert!(
+        records::<HoldPlaced>(&js, streams::ALERTS, "lfr.alerts.*.hold")
+            .await
+            .is_empty()
+    );
 
     let placed = ok(hold("--alert", "a1", "complaint", "COMP-2026-0101"));
     assert!(
@@ -293,10 +319,7 @@ async fn holds_on_an_alert_or_a_deployment_are_placed_reviewed_and_released_nami
 
     // Released only naming the case; then ordinary retention applies.
     let release = |target: &'static str, id: &'static str, case: &'static str| {
-        lfr(
-            &nats,
-            &["release", target, id, "--case", case, "--by", "sup-2"],
-        )
+        retention(&sup2, &["release", target, id, "--case", case])
     };
     assert!(!release("--alert", "a1", "COMP-WRONG").status.success());
     assert!(!release("--deployment", "match-day", "COMP-2026-0101")

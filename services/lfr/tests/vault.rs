@@ -1,20 +1,32 @@
 //! `lfr vault rotate` as an administrator runs it against a real nats-server: the current key in
 //! `LFR_MASTER_KEY`, the new one in `LFR_NEW_MASTER_KEY`. Alerts sealed before open with the new
 //! key, the old key opens nothing, the rotation is on AUDIT, and a missing, weak or unchanged new
-//! key is refused, with neither key ever printed.
+//! key is refused, with neither key ever printed. The rotation acts as the supervisor logged in:
+//! with nobody logged in nothing is rotated and nothing recorded.
 
 use lfr_schemas::{streams, subjects, AuditAction, AuditEvent};
 use lfr_testkit::{records, NatsServer};
 use lfr_vault::{AlertImage, MasterKey, Vault, VaultError};
-use std::process::{Command, Output};
+use std::process::Output;
+use support::Person;
+
+mod support;
 
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0 sealed before the rotation";
 
-fn rotate(nats: &NatsServer, old: Option<&MasterKey>, new: Option<&str>) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lfr"));
-    c.args(["vault", "rotate", "--by", "admin-7"])
-        .envs(nats.admin_env())
-        .env_remove("LFR_MASTER_KEY")
+/// `lfr vault rotate` as `who` (`None`: nobody logged in).
+fn rotate(
+    nats: &NatsServer,
+    who: Option<&Person>,
+    old: Option<&MasterKey>,
+    new: Option<&str>,
+) -> Output {
+    let args = ["vault", "rotate"];
+    let mut c = match who {
+        Some(person) => person.command(&args),
+        None => support::lfr(nats, None, &args),
+    };
+    c.env_remove("LFR_MASTER_KEY")
         .env_remove("LFR_NEW_MASTER_KEY");
     if let Some(old) = old {
         c.env("LFR_MASTER_KEY", old.to_base64().as_str());
@@ -22,7 +34,7 @@ fn rotate(nats: &NatsServer, old: Option<&MasterKey>, new: Option<&str>) -> Outp
     if let Some(new) = new {
         c.env("LFR_NEW_MASTER_KEY", new);
     }
-    c.output().unwrap()
+    support::run(c, b"")
 }
 
 /// Everything the command wrote, after checking that neither key is in it.
@@ -38,10 +50,21 @@ fn printed(out: &Output, keys: &[&MasterKey]) -> String {
     text
 }
 
+/// The AUDIT events about the key store.
+async fn vault_events(js: &async_nats::jetstream::Context) -> Vec<AuditEvent> {
+    records(js, streams::AUDIT, subjects::AUDIT_ALL)
+        .await
+        .into_iter()
+        .map(|(_, e): (_, AuditEvent)| e)
+        .filter(|e| e.object == "vault/lfr-keys")
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_rewraps_every_key_is_audited_and_refuses_bad_new_keys() {
     let nats = NatsServer::start().await;
     let js = nats.admin().await;
+    let admin = Person::bootstrap(&nats, "sup-7", None);
     let old = MasterKey::generate();
     let new = MasterKey::generate();
     let sealer = Vault::open(&js, old.clone()).await.unwrap();
@@ -60,15 +83,30 @@ async fn rotation_rewraps_every_key_is_audited_and_refuses_bad_new_keys() {
         (Some("c2hvcnQ="), "LFR_NEW_MASTER_KEY is malformed"),
         (Some(current.as_str()), "holds the current master key"),
     ] {
-        let out = rotate(&nats, Some(&old), new_key);
+        let out = rotate(&nats, Some(&admin), Some(&old), new_key);
         let text = printed(&out, &[&old, &new]);
         assert!(!out.status.success() && text.contains(why), "{why}: {text}");
     }
-    let out = rotate(&nats, None, Some(new.to_base64().as_str()));
+    let out = rotate(&nats, Some(&admin), None, Some(new.to_base64().as_str()));
     assert!(printed(&out, &[&new]).contains("LFR_MASTER_KEY is not set"));
     assert_eq!(sealer.unseal(&sealed[0], &aad).await.unwrap(), JPEG);
 
-    let out = rotate(&nats, Some(&old), Some(new.to_base64().as_str()));
+    // Nobody logged in: refused, nothing rotated, nothing on AUDIT about the key store.
+    let out = rotate(&nats, None, Some(&old), Some(new.to_base64().as_str()));
+    let text = printed(&out, &[&old, &new]);
+    assert!(
+        !out.status.success() && text.contains(support::NOT_LOGGED_IN),
+        "{text}"
+    );
+    assert_eq!(sealer.unseal(&sealed[0], &aad).await.unwrap(), JPEG);
+    assert!(vault_events(&js).await.is_empty());
+
+    let out = rotate(
+        &nats,
+        Some(&admin),
+        Some(&old),
+        Some(new.to_base64().as_str()),
+    );
     let text = printed(&out, &[&old, &new]);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -91,7 +129,12 @@ async fn rotation_rewraps_every_key_is_audited_and_refuses_bad_new_keys() {
     }
 
     // Running it again changes nothing and says so.
-    let out = rotate(&nats, Some(&old), Some(new.to_base64().as_str()));
+    let out = rotate(
+        &nats,
+        Some(&admin),
+        Some(&old),
+        Some(new.to_base64().as_str()),
+    );
     let text = printed(&out, &[&old, &new]);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -100,19 +143,13 @@ async fn rotation_rewraps_every_key_is_audited_and_refuses_bad_new_keys() {
         "{text}"
     );
 
-    // On AUDIT: a start and an end per run, by the actor, naming the keys by fingerprint only.
-    let events: Vec<AuditEvent> = records(&js, streams::AUDIT, subjects::AUDIT_ALL)
-        .await
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
+    // On AUDIT: a start and an end per run, by the account logged in, naming the keys by
+    // fingerprint only.
+    let events = vault_events(&js).await;
     assert_eq!(events.len(), 4, "{events:?}");
     for e in &events {
         assert_eq!(e.action, AuditAction::ConfigurationChange);
-        assert_eq!(
-            (e.actor.as_str(), e.object.as_str()),
-            ("admin-7", "vault/lfr-keys")
-        );
+        assert_eq!((e.actor.as_str(), e.role.as_str()), ("sup-7", "supervisor"));
         assert!(
             e.justification.contains(&format!(
                 "from master key {} to {}",

@@ -117,6 +117,8 @@ pub enum AccountError {
     InvalidDeployment(String),
     #[error("account {0} already exists")]
     Exists(String),
+    #[error("{0:?} names an actor of the audit trail that is not a person: choose another id")]
+    Reserved(String),
     #[error("no account {0}")]
     NotFound(String),
     #[error(transparent)]
@@ -146,8 +148,15 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Names the audit trail gives to actors that are not a person's account: the first-run
+/// account creation (`lfr account create` before any supervisor exists) and the API's shared
+/// token. No account may take one, so no event of theirs can be mistaken for a person's.
+pub const RESERVED_IDS: [&str; 2] = ["bootstrap", "api-token"];
+
 pub fn check_id(id: &str) -> Result<(), AccountError> {
-    if valid_id(id) {
+    if RESERVED_IDS.contains(&id) {
+        Err(AccountError::Reserved(id.into()))
+    } else if valid_id(id) {
         Ok(())
     } else {
         Err(AccountError::InvalidId(id.into()))

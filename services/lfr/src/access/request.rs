@@ -24,12 +24,16 @@ pub struct Registration {
     pub reference: String,
     /// The requester, as the force names them in its SAR file.
     pub requester: String,
-    /// Account id of the supervisor who verified the requester's identity.
+    /// Account id of the supervisor who verified the requester's identity (data about the
+    /// request: not necessarily who registered it).
     pub identity_verified_by: String,
     /// What the identity was verified on (e.g. "passport seen").
     pub identity_evidence: String,
     #[serde(with = "utc")]
     pub registered_at: Timestamp,
+    /// The logged-in account that registered it (empty in records from before logins).
+    #[serde(default)]
+    pub registered_by: String,
     pub scope: Scope,
     /// Every search and export made for the request, oldest first.
     pub searches: Vec<SearchRecord>,
@@ -99,7 +103,7 @@ pub struct SearchRecord {
     pub kind: SearchKind,
     #[serde(with = "utc")]
     pub at: Timestamp,
-    /// Account id of the supervisor who made it.
+    /// The logged-in account of the supervisor who made it.
     pub by: String,
     /// sha256 of the requester's photo. The photo itself is never stored.
     pub photo_sha256: String,
@@ -155,6 +159,7 @@ pub struct Found {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Closure {
+    /// The logged-in account of the supervisor who closed it.
     pub by: String,
     #[serde(with = "utc")]
     pub at: Timestamp,
@@ -350,6 +355,7 @@ mod tests {
             identity_verified_by: "sup-1".into(),
             identity_evidence: "passport seen".into(),
             registered_at: lfr_watchlist::time::parse_utc("2026-11-28T12:00:00Z").unwrap(),
+            registered_by: "sup-2".into(),
             scope: Scope {
                 deployments: vec!["match-day".into()],
                 from: None,
