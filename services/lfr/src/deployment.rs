@@ -310,6 +310,15 @@ async fn show(lifecycle: &Lifecycle, id: Option<String>) -> anyhow::Result<()> {
     for view in views {
         println!("{}", serde_json::to_string_pretty(&view.deployment)?);
         println!("verification: {}", verification_line(&view.verification));
+        if let Some(deployment::Pause::ReviewLapsed { since }) =
+            view.deployment.paused(lfr_schemas::Timestamp::now())
+        {
+            println!(
+                "PAUSED: the review lapsed at {}; nothing is captured or matched until the list \
+                 is reviewed again",
+                lfr_watchlist::time::format_utc(since)
+            );
+        }
     }
     Ok(())
 }
