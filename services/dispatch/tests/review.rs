@@ -36,12 +36,17 @@ async fn a_reviewer_sees_what_they_sign_off_and_a_lapsed_review_pauses_the_deplo
     for (id, role) in [("sup-1", Role::Supervisor), ("aud-1", Role::Auditor)] {
         accounts.create(id, role, PASSWORD, vec![]).await.unwrap();
     }
+    accounts
+        .create("op-1", Role::Operator, PASSWORD, vec!["match-day".into()])
+        .await
+        .unwrap();
     let shutdown = Shutdown::new();
     let config = support::config(&nats, MasterKey::generate());
     let dispatch = lfr_dispatch::start(config, shutdown.clone()).await.unwrap();
     let base = format!("http://{}", dispatch.console_addr);
     let supervisor = Person::log_in(&base, "sup-1").await;
     let auditor = Person::log_in(&base, "aud-1").await;
+    let operator = Person::log_in(&base, "op-1").await;
 
     // The supervisor sees the list's entries, with their images, and the record.
     let (status, page) = supervisor.get("/deployments/match-day").await;
@@ -143,6 +148,11 @@ async fn a_reviewer_sees_what_they_sign_off_and_a_lapsed_review_pauses_the_deplo
     assert!(page.contains("Matching is PAUSED"), "{page}");
     let (_, page) = supervisor.get("/supervisor").await;
     assert!(page.contains("Matching is PAUSED"), "{page}");
+    let (_, page) = operator.get("/operator").await;
+    assert!(
+        page.contains("Matching is PAUSED on match-day") && !page.contains("/deployments/"),
+        "operators are told, without the record: {page}"
+    );
 
     // Reviewed again from the page: the pause ends.
     let status = supervisor

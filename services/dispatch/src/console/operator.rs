@@ -29,7 +29,18 @@ pub async fn page(State(console): State<Console>, session: CurrentSession) -> Re
         return refused;
     }
     let queue = render_queue(&console, &session).await;
-    let body = format!(r#"<section id="queue" data-live="/operator/queue">{queue}</section>"#);
+    let now = lfr_schemas::Timestamp::now();
+    let paused: String = console
+        .lifecycle
+        .list()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|d| session.may_see(&d.id))
+        .map(|d| super::review::staff_banner(d, now))
+        .collect();
+    let body =
+        format!(r#"{paused}<section id="queue" data-live="/operator/queue">{queue}</section>"#);
     html::page(
         &session,
         "Alert review",

@@ -73,6 +73,18 @@ pub fn banner(d: &Deployment, now: Timestamp) -> String {
     }
 }
 
+/// The same notice for the people who work a deployment (operators): no link to the record,
+/// which is not theirs to open, only who can end the pause.
+pub fn staff_banner(d: &Deployment, now: Timestamp) -> String {
+    match d.paused(now) {
+        Some(Pause::ReviewLapsed { .. }) => format!(
+            r#"<p class="notice paused" role="alert">Matching is PAUSED on {id}: the review of its watch list lapsed, so no alert can arrive. A supervisor must review the list again.</p>"#,
+            id = html::escape(&d.id),
+        ),
+        None => String::new(),
+    }
+}
+
 /// The governance record, the authorisation and the review, as text.
 fn record(d: &Deployment) -> String {
     let row = |k: &str, v: &str| {
