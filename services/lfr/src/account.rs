@@ -27,7 +27,6 @@ use lfr_dispatch::auth::accounts::{audit_change, check_password};
 use lfr_dispatch::auth::{Accounts, Role};
 use lfr_watchlist::deployment::Rank;
 use lfr_watchlist::lifecycle::Actor;
-use std::io::Read;
 
 /// The actor of the first supervisor's creation, before anyone can log in.
 const BOOTSTRAP: &str = "bootstrap";
@@ -271,12 +270,7 @@ async fn list(accounts: &Accounts) -> anyhow::Result<()> {
 /// The new password: the first line of stdin, or typed twice at the terminal without echo.
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     if from_stdin {
-        let mut input = String::new();
-        std::io::stdin()
-            .take(64 * 1024)
-            .read_to_string(&mut input)
-            .map_err(|e| anyhow::anyhow!("cannot read the password from stdin: {e}"))?;
-        let line = input.lines().next().unwrap_or("").to_string();
+        let line = crate::login::password_from_stdin()?;
         check_password(&line)?;
         return Ok(line);
     }

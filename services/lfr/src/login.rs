@@ -163,16 +163,21 @@ fn read_token() -> anyhow::Result<Option<String>> {
     }
 }
 
-/// The first line of stdin, or typed at the terminal without echo.
+/// The password: the first line of stdin, or typed at the terminal without echo.
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     if from_stdin {
-        let mut input = String::new();
-        std::io::stdin()
-            .take(64 * 1024)
-            .read_to_string(&mut input)
-            .map_err(|e| anyhow::anyhow!("cannot read the password from stdin: {e}"))?;
-        return Ok(input.lines().next().unwrap_or("").to_string());
+        return password_from_stdin();
     }
     rpassword::prompt_password("Password: ")
         .map_err(|e| anyhow::anyhow!("cannot prompt for a password ({e}): use --password-stdin"))
+}
+
+/// The first line of stdin (at most 64 KiB are read), for `--password-stdin`.
+pub fn password_from_stdin() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut input)
+        .map_err(|e| anyhow::anyhow!("cannot read the password from stdin: {e}"))?;
+    Ok(input.lines().next().unwrap_or("").to_string())
 }
