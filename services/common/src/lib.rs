@@ -23,6 +23,7 @@
 pub mod anchor;
 pub mod audit;
 pub mod bus;
+pub mod calendar;
 pub mod config;
 pub mod http;
 pub mod local_nats;

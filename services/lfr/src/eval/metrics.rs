@@ -601,15 +601,7 @@ fn percent(rate: f64) -> String {
 
 /// 6000 as "6,000".
 fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    lfr_alerts::accuracy::thousands(n as u64)
 }
 
 #[cfg(test)]
