@@ -20,6 +20,7 @@ pub mod baseline;
 pub mod cameras;
 pub mod cli;
 pub mod deployment;
+pub mod faults;
 pub mod live;
 pub mod observe;
 pub mod ramp;

@@ -12,6 +12,27 @@ use std::time::Duration;
 /// the tally. `start_wall` is the wall time of frame 0; `slack` widens each pass's window for the
 /// track's last frames.
 pub fn tally(plan: &Plan, alerts: &[SeenAlert], start_wall: Timestamp) -> AlertTally {
+    let (per_pass, unexpected) = per_pass(plan, alerts, start_wall);
+    for (p, _) in plan.passes.iter().zip(&per_pass).filter(|(_, n)| **n == 0) {
+        tracing::warn!(
+            camera = p.camera,
+            identity = p.identity,
+            variant = p.variant,
+            first_frame = p.first_frame,
+            "a watch-listed pass raised no alert"
+        );
+    }
+    AlertTally {
+        expected: plan.passes.len() as u64,
+        raised: per_pass.iter().filter(|n| **n >= 1).count() as u64,
+        missed: per_pass.iter().filter(|n| **n == 0).count() as u64,
+        duplicate: per_pass.iter().map(|n| n.saturating_sub(1)).sum(),
+        unexpected,
+    }
+}
+
+/// How many alerts each pass of the plan raised, and how many alerts belong to no pass.
+pub fn per_pass(plan: &Plan, alerts: &[SeenAlert], start_wall: Timestamp) -> (Vec<u64>, u64) {
     let frame_time = |frame: u64, c: usize| {
         Timestamp(start_wall.0 + crate::cameras::offset(plan, c, frame).as_nanos() as u64)
     };
@@ -31,22 +52,7 @@ pub fn tally(plan: &Plan, alerts: &[SeenAlert], start_wall: Timestamp) -> AlertT
             None => unexpected += 1,
         }
     }
-    for (p, _) in plan.passes.iter().zip(&per_pass).filter(|(_, n)| **n == 0) {
-        tracing::warn!(
-            camera = p.camera,
-            identity = p.identity,
-            variant = p.variant,
-            first_frame = p.first_frame,
-            "a watch-listed pass raised no alert"
-        );
-    }
-    AlertTally {
-        expected: plan.passes.len() as u64,
-        raised: per_pass.iter().filter(|n| **n >= 1).count() as u64,
-        missed: per_pass.iter().filter(|n| **n == 0).count() as u64,
-        duplicate: per_pass.iter().map(|n| n.saturating_sub(1)).sum(),
-        unexpected,
-    }
+    (per_pass, unexpected)
 }
 
 /// Capture of the alert's frame to the alert on the bus, seconds, for alerts of some pass.

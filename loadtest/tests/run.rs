@@ -147,3 +147,43 @@ fn limits_and_foreign_targets_are_refused_before_anything_starts() {
         );
     }
 }
+
+/// The fault harness's short profile (`lfr-faults`): a three-node NATS cluster, the pipeline
+/// under camera load, and each fault once. Every watch-listed pass made while the pipeline was
+/// up is alerted exactly once, nothing doubles, and the audit chain is intact.
+#[test]
+fn the_pipeline_survives_each_fault_of_the_short_profile() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_lfr-faults"))
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let report = std::fs::read_to_string(out.path().join("faults.md")).unwrap_or_default();
+    assert!(
+        run.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.starts_with("Error"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let outcome: lfr_loadtest::faults::Outcome =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("faults.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        outcome.results.len(),
+        lfr_loadtest::faults::Fault::ALL.len()
+    );
+    for r in &outcome.results {
+        // Each segment must have judged something, or it proves nothing.
+        assert!(r.passes_up >= 3, "{r:?}");
+        assert_eq!(
+            (r.alerted_up, r.duplicates, r.unexpected),
+            (r.passes_up, 0, 0)
+        );
+    }
+    assert!(outcome.audit_intact && outcome.audit_events > 0);
+    println!("{report}");
+}

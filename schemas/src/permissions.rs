@@ -139,6 +139,9 @@ impl Identity {
                 Read(streams::WATCHLISTS.into()),
                 Read(bucket(buckets::LOADS)),
                 write(buckets::LOADS),
+                // The replicas' shared memory of who alerted (opaque digests and times).
+                Read(bucket(buckets::ALERTED)),
+                write(buckets::ALERTED),
                 // Sealing an alert creates its deployment's data key on first use.
                 Read(bucket(buckets::KEYS)),
                 write(buckets::KEYS),

@@ -40,6 +40,10 @@ pub mod buckets {
     /// Registered subject access requests: who asked, who verified their identity, the scope,
     /// and every search and disclosure made for the request (`lfr access`).
     pub const ACCESS_REQUESTS: &str = "lfr-access-requests";
+    /// When each watch-list entry last alerted in each deployment, keyed by an opaque digest of
+    /// both: a matcher that takes over from a lost one does not raise a person's alert twice.
+    /// Memory only, expiring after [`super::ALERTED_TTL`]; holds no face, no name, no reference.
+    pub const ALERTED: &str = "lfr-match-alerted";
     /// The audit chain's head, signed by the verifier (the purge service) after each intact check:
     /// outside AUDIT, written by purge alone, never deleted or purged (`lfr_common::anchor`).
     pub const AUDIT_ANCHORS: &str = "lfr-audit-anchors";
@@ -57,6 +61,10 @@ pub mod buckets {
 
 /// Revisions of the latest audit anchor kept (every anchor ever signed, in practice).
 pub const AUDIT_ANCHOR_HISTORY: i64 = 1_000_000;
+
+/// How long the matchers remember that an entry alerted (at least `match.corroboration.
+/// realert_after`).
+pub const ALERTED_TTL: Duration = Duration::from_secs(600);
 
 /// How long a matcher replica's load report counts.
 pub const LOAD_REPORT_TTL: Duration = Duration::from_secs(60);
@@ -108,6 +116,10 @@ pub struct StreamSpec {
     pub allow_rollup: bool,
     /// Reads of single messages answered by any replica (key-value gets).
     pub allow_direct: bool,
+    /// Copies kept on distinct servers of a cluster: `bus.replicas` for records and buckets, one
+    /// for the transient streams (frames are worth nothing seconds later; copying them would
+    /// triple the bus's traffic for no record).
+    pub replicas: usize,
 }
 
 impl StreamSpec {
@@ -126,7 +138,15 @@ pub struct ConsumerSpec {
     pub max_ack_pending: i64,
     /// How long the server waits for an acknowledgement before redelivering.
     pub ack_wait: Duration,
+    /// One replica at a time: the server pins every message to one pulling replica (a pinned
+    /// client of the priority group [`STANDBY_GROUP`]) and keeps the others on standby; the pin
+    /// moves when the active replica has not pulled for this long. For a stage whose state
+    /// follows a camera's frames in order (match's tracks); `None` shares the work out.
+    pub active_standby: Option<Duration>,
 }
+
+/// The priority group a pinned stage's replicas pull in.
+pub const STANDBY_GROUP: &str = "active";
 
 /// The durable consumers of the pipeline stages.
 pub fn consumers() -> Vec<ConsumerSpec> {
@@ -135,11 +155,20 @@ pub fn consumers() -> Vec<ConsumerSpec> {
         durable,
         max_ack_pending,
         ack_wait: Duration::from_secs(10),
+        active_standby: None,
     };
     vec![
         stage(FRAMES, consumers::DETECT, 64),
         stage(FACES, consumers::EMBED, 256),
-        stage(EMBEDDINGS, consumers::MATCH, 64),
+        // Corroboration follows each camera's tracks, so one matcher sees every template; a
+        // standby takes over within seconds (matching costs microseconds a template, so one
+        // active replica is never the bottleneck). Templates the lost replica held are
+        // redelivered after `ack_wait`, inside the transient TTL.
+        ConsumerSpec {
+            ack_wait: Duration::from_secs(2),
+            active_standby: Some(Duration::from_secs(3)),
+            ..stage(EMBEDDINGS, consumers::MATCH, 64)
+        },
     ]
 }
 
@@ -154,6 +183,9 @@ pub struct TopologyLimits {
     pub alerts_max_age: Duration,
     /// Age limit of the sessions bucket: no console session outlives it.
     pub session_max_age: Duration,
+    /// Copies of every record stream and bucket (1 on one server; 3 on a three-node cluster, so
+    /// losing one node loses no alert, record or account).
+    pub replicas: usize,
 }
 
 impl Default for TopologyLimits {
@@ -163,6 +195,7 @@ impl Default for TopologyLimits {
             transient_max_bytes: 256 * 1024 * 1024,
             alerts_max_age: Duration::ZERO,
             session_max_age: Duration::from_secs(12 * 3600),
+            replicas: 1,
         }
     }
 }
@@ -188,6 +221,7 @@ pub fn topology(limits: &TopologyLimits) -> Vec<StreamSpec> {
         discard_new: false,
         allow_rollup: false,
         allow_direct: false,
+        replicas: 1,
     };
     let record = |name: &str, subject: &str, deny| StreamSpec {
         name: name.to_string(),
@@ -207,6 +241,7 @@ pub fn topology(limits: &TopologyLimits) -> Vec<StreamSpec> {
         discard_new: false,
         allow_rollup: false,
         allow_direct: false,
+        replicas: limits.replicas,
     };
     // As JetStream's key-value layer declares a bucket: one stream per bucket, direct gets,
     // rollups for purges, deletes refused except where secure erasure needs them.
@@ -232,6 +267,7 @@ pub fn topology(limits: &TopologyLimits) -> Vec<StreamSpec> {
         discard_new: true,
         allow_rollup: true,
         allow_direct: true,
+        replicas: limits.replicas,
     };
     vec![
         transient(FRAMES, subjects::FRAMES_ALL),
@@ -262,6 +298,13 @@ pub fn topology(limits: &TopologyLimits) -> Vec<StreamSpec> {
             1,
             Storage::Memory,
             LOAD_REPORT_TTL,
+        ),
+        bucket(
+            buckets::ALERTED,
+            "lfr entries alerted recently, by opaque digest, shared by the matcher replicas",
+            1,
+            Storage::Memory,
+            ALERTED_TTL,
         ),
         bucket(
             buckets::ACCOUNTS,
@@ -350,6 +393,7 @@ mod tests {
         for b in [
             buckets::DEPLOYMENTS,
             buckets::LOADS,
+            buckets::ALERTED,
             buckets::ACCOUNTS,
             buckets::SESSIONS,
             buckets::KEYS,
@@ -368,5 +412,25 @@ mod tests {
         for c in consumers() {
             assert!(spec(&specs, c.stream).is_some(), "{}", c.stream);
         }
+    }
+
+    #[test]
+    fn records_and_buckets_take_the_replicas_and_transient_streams_keep_one() {
+        let specs = topology(&TopologyLimits {
+            replicas: 3,
+            ..Default::default()
+        });
+        for s in &specs {
+            let transient = [FRAMES, FACES, EMBEDDINGS].contains(&s.name.as_str());
+            assert_eq!(s.replicas, if transient { 1 } else { 3 }, "{}", s.name);
+        }
+        let pinned: Vec<_> = consumers()
+            .into_iter()
+            .filter(|c| c.active_standby.is_some())
+            .collect();
+        assert_eq!(pinned.len(), 1);
+        assert_eq!(pinned[0].durable, consumers::MATCH);
+        // A redelivered template must still be alive when it comes back.
+        assert!(pinned[0].ack_wait < TopologyLimits::default().transient_max_age);
     }
 }

@@ -82,6 +82,22 @@ impl BusMetrics {
     }
 }
 
+/// The servers of a `nats.url`: one URL, or several separated by commas (a cluster's nodes, so
+/// a client reconnects to a survivor when its server goes).
+pub fn server_addrs(url: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
+    let addrs = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|e| anyhow::anyhow!("invalid NATS URL {}: {e}", redact::url(u)))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!addrs.is_empty(), "no NATS URL given");
+    Ok(addrs)
+}
+
 impl Bus {
     /// Connect as `component`'s identity, retrying until NATS answers (or the caller gives up).
     pub async fn connect(
@@ -126,7 +142,7 @@ impl Bus {
                 }
             });
         let client = options
-            .connect(common.nats.url.as_str())
+            .connect(server_addrs(&common.nats.url)?)
             .await
             .map_err(|e| {
                 anyhow::anyhow!(
@@ -289,4 +305,19 @@ pub async fn connect_options(
         options = options.require_tls(true);
     }
     Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_list_names_every_server_and_a_bad_one_is_refused() {
+        let addrs =
+            server_addrs("tls://127.0.0.1:4222, tls://127.0.0.1:4223,tls://10.0.0.5:4222").unwrap();
+        assert_eq!(addrs.len(), 3);
+        assert_eq!(addrs[1].port(), 4223);
+        assert!(server_addrs("nats://127.0.0.1:4222,nats://host:notaport").is_err());
+        assert!(server_addrs(" , ").is_err());
+    }
 }

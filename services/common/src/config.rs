@@ -89,6 +89,14 @@ pub struct BusConfig {
     /// session_ttl` must not exceed it).
     #[serde(with = "secs")]
     pub sessions_max_age: Duration,
+    /// Copies of every record stream and bucket on distinct NATS servers: 1 on one server, 3 on
+    /// a three-node cluster (survives one node). Transient streams always keep one.
+    pub replicas: usize,
+    /// How old a frame may be when detect or embed takes it; older ones are dropped unprocessed
+    /// and counted (`lfr_stage_shed_total`), so past capacity latency stays near this instead of
+    /// climbing to `transient_ttl`. At most `transient_ttl`.
+    #[serde(with = "secs")]
+    pub latency_budget: Duration,
 }
 
 impl Default for BusConfig {
@@ -98,6 +106,8 @@ impl Default for BusConfig {
             transient_ttl: limits.transient_max_age,
             transient_max_bytes: limits.transient_max_bytes,
             sessions_max_age: limits.session_max_age,
+            replicas: limits.replicas,
+            latency_budget: Duration::from_secs(2),
         }
     }
 }
@@ -109,8 +119,25 @@ impl BusConfig {
             transient_max_age: self.transient_ttl,
             transient_max_bytes: self.transient_max_bytes,
             session_max_age: self.sessions_max_age,
+            replicas: self.replicas,
             ..Default::default()
         }
+    }
+
+    /// Refuse limits that contradict each other.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.latency_budget <= self.transient_ttl,
+            "bus.latency_budget ({:?}) exceeds bus.transient_ttl ({:?}): frames would expire first",
+            self.latency_budget,
+            self.transient_ttl
+        );
+        anyhow::ensure!(
+            (1..=5).contains(&self.replicas),
+            "bus.replicas must be 1 to 5 (JetStream's limit), not {}",
+            self.replicas
+        );
+        Ok(())
     }
 }
 

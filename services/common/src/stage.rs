@@ -9,7 +9,14 @@
 //!   still bounds how long a frame can wait;
 //! - on shutdown the stage stops pulling, finishes the messages in hand, and returns;
 //! - if the consumer disappears (NATS restarted without its memory streams) the topology and the
-//!   consumer are declared again after a back-off.
+//!   consumer are declared again after a back-off;
+//! - **shed, don't queue**: a stage that [`StageSpec::sheds`] drops a message whose frame is already
+//!   older than `bus.latency_budget` when the stage takes it, and counts it under
+//!   `lfr_stage_shed_total`. Past capacity a backlog then costs one decode per stale frame, not one
+//!   inference, and latency stays near the budget instead of climbing to the TTL;
+//! - a consumer declared active/standby (`ConsumerSpec::active_standby`: match) is pulled as a
+//!   pinned client of its priority group: the server delivers to one replica and moves the pin to
+//!   a standby when that one stops pulling.
 //!
 //! A [`Handler`] takes one message at a time; a [`BatchHandler`] takes up to `max_batch` messages
 //! that arrived within `max_wait` of the first (the embedder batches faces across cameras).
@@ -19,8 +26,10 @@ use crate::config::Common;
 use crate::service::{self, Context, Running};
 use crate::telemetry::{Health, LATENCY_BUCKETS};
 use crate::Shutdown;
-use async_nats::jetstream::{consumer::pull, AckKind};
+use async_nats::jetstream::consumer::{pull, PriorityPolicy};
+use async_nats::jetstream::AckKind;
 use futures::StreamExt;
+use lfr_schemas::streams::STANDBY_GROUP;
 use lfr_schemas::{Message, Timestamp};
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use std::future::Future;
@@ -40,6 +49,9 @@ pub struct StageSpec {
     pub max_batch: usize,
     /// How long to wait for a batch to fill once its first message has arrived.
     pub max_wait: Duration,
+    /// Drop frames older than the latency budget instead of working on them. For the costly
+    /// stages (detect, embed); not for match, where the work is done and dropping loses an alert.
+    pub sheds: bool,
 }
 
 /// Why a handler did not complete a message.
@@ -116,6 +128,7 @@ struct StageMetrics {
     handle_seconds: HistogramVec,
     age_seconds: HistogramVec,
     batch_size: Histogram,
+    shed: IntCounterVec,
 }
 
 impl StageMetrics {
@@ -149,12 +162,20 @@ impl StageMetrics {
                 HistogramOpts::new("stage_batch_size", "Messages handled together")
                     .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
             )?,
+            shed: IntCounterVec::new(
+                Opts::new(
+                    "stage_shed_total",
+                    "Messages dropped unprocessed: their frame was older than the latency budget",
+                ),
+                &["stage"],
+            )?,
         };
         registry.register(Box::new(m.messages.clone()))?;
         registry.register(Box::new(m.rejected.clone()))?;
         registry.register(Box::new(m.handle_seconds.clone()))?;
         registry.register(Box::new(m.age_seconds.clone()))?;
         registry.register(Box::new(m.batch_size.clone()))?;
+        registry.register(Box::new(m.shed.clone()))?;
         Ok(m)
     }
 }
@@ -189,13 +210,16 @@ pub async fn start_batched_service<H: BatchHandler>(
     make_handler: impl FnOnce(&Context) -> anyhow::Result<H>,
     shutdown: Shutdown,
 ) -> anyhow::Result<Running> {
+    common.bus.validate()?;
     let ctx = service::start(name, common, http_addr, shutdown).await?;
     let handler = make_handler(&ctx)?;
     let metrics_addr = ctx.metrics_addr;
+    let budget = common.bus.latency_budget;
     let done = tokio::spawn(async move {
         let ran = run(
             &ctx.bus,
             spec,
+            budget,
             handler,
             &ctx.registry,
             &ctx.health,
@@ -214,15 +238,18 @@ pub async fn start_batched_service<H: BatchHandler>(
 pub async fn run<H: BatchHandler>(
     bus: &Bus,
     spec: StageSpec,
+    budget: Duration,
     handler: H,
     registry: &Registry,
     health: &Health,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let metrics = StageMetrics::new(registry)?;
+    // Present from the start, so a rate over it reads zero rather than nothing.
+    metrics.shed.with_label_values(&[spec.name]);
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_triggered() {
-        match consume(bus, &spec, &handler, &metrics, health, shutdown).await {
+        match consume(bus, &spec, budget, &handler, &metrics, health, shutdown).await {
             Ok(()) => break,
             Err(e) => {
                 health.set_ready(false);
@@ -252,6 +279,7 @@ type Delivery = async_nats::jetstream::Message;
 async fn consume<H: BatchHandler>(
     bus: &Bus,
     spec: &StageSpec,
+    budget: Duration,
     handler: &H,
     metrics: &StageMetrics,
     health: &Health,
@@ -265,13 +293,27 @@ async fn consume<H: BatchHandler>(
             .get_consumer(spec.durable)
             .await
             .map_err(|e| anyhow::anyhow!("consumer {}/{}: {e}", spec.stream, spec.durable))?;
-        anyhow::Ok(Puller {
+        // Small pulls: a replica should not hoard work another replica could be doing.
+        let batch = spec.max_batch.clamp(1, 64);
+        let pinned = consumer.cached_info().config.priority_policy == PriorityPolicy::PinnedClient;
+        if pinned {
+            let stream = consumer
+                .stream()
+                .group(STANDBY_GROUP)
+                .max_messages_per_batch(batch)
+                .expires(PULL_EXPIRES)
+                .heartbeat(PULL_EXPIRES / 2)
+                .messages()
+                .await
+                .map_err(|e| anyhow::anyhow!("pinned pull failed: {e}"))?;
+            return anyhow::Ok(Puller::Pinned(Box::new(stream)));
+        }
+        anyhow::Ok(Puller::Requests(Box::new(Requests {
             consumer,
-            // Small pulls: a replica should not hoard work another replica could be doing.
-            batch: spec.max_batch.clamp(1, 64),
+            batch,
             current: None,
             idle_since: tokio::time::Instant::now(),
-        })
+        })))
     };
     let mut messages = tokio::select! {
         messages = setup => messages?,
@@ -292,7 +334,7 @@ async fn consume<H: BatchHandler>(
                 Ok(None) | Err(_) => break,
             }
         }
-        handle(batch, spec, handler, metrics).await;
+        handle(batch, spec, budget, handler, metrics).await;
     }
 }
 
@@ -302,19 +344,53 @@ const PULL_EXPIRES: Duration = Duration::from_secs(1);
 /// restarted without its memory streams, and a pull to a missing consumer is simply not answered).
 const IDLE_CHECK: Duration = Duration::from_secs(10);
 
+/// How a stage takes its messages.
+enum Puller {
+    /// Shared work: short pull requests (below).
+    Requests(Box<Requests>),
+    /// Active/standby: one long-lived pull stream, the only form that holds a pin (the client
+    /// renews its pin id with every pull it makes). Its heartbeats end it when the server or
+    /// the consumer is gone. Match is never overloaded, where the stall below was seen.
+    Pinned(Box<pull::Stream>),
+}
+
+impl Puller {
+    async fn next(&mut self) -> anyhow::Result<Delivery> {
+        match self {
+            Puller::Requests(r) => r.next().await,
+            Puller::Pinned(stream) => match stream.next().await {
+                Some(Ok(message)) => Ok(message),
+                Some(Err(e)) => Err(anyhow::anyhow!("pinned pull failed: {e}")),
+                None => Err(anyhow::anyhow!("pinned pull ended")),
+            },
+        }
+    }
+
+    async fn next_in_request(&mut self) -> Option<anyhow::Result<Delivery>> {
+        match self {
+            Puller::Requests(r) => r.next_in_request().await,
+            // The caller bounds the wait; the stream has no request boundaries to respect.
+            Puller::Pinned(stream) => stream
+                .next()
+                .await
+                .map(|m| m.map_err(|e| anyhow::anyhow!("pinned pull failed: {e}"))),
+        }
+    }
+}
+
 /// Short pull requests, one after another, instead of one long-lived pull subscription. Under
 /// overload the long-lived form was seen to stall silently: the server held no waiting pull while
 /// the client believed one was outstanding, and frames expired unread (the load test, 7 cameras at
 /// 5 fps on 2 cores: the detect stage idle at 0.0 cores with 165 frames pending). A request that
 /// lives at most [`PULL_EXPIRES`] cannot be lost for longer than that.
-struct Puller {
+struct Requests {
     consumer: async_nats::jetstream::consumer::PullConsumer,
     batch: usize,
     current: Option<pull::Batch>,
     idle_since: tokio::time::Instant,
 }
 
-impl Puller {
+impl Requests {
     /// The next message, pulling again as often as needed; `Err` when the consumer must be
     /// re-created.
     async fn next(&mut self) -> anyhow::Result<Delivery> {
@@ -365,6 +441,7 @@ impl Puller {
 async fn handle<H: BatchHandler>(
     deliveries: Vec<Delivery>,
     spec: &StageSpec,
+    budget: Duration,
     handler: &H,
     metrics: &StageMetrics,
 ) {
@@ -377,11 +454,22 @@ async fn handle<H: BatchHandler>(
     for message in deliveries {
         match H::Input::decode(&message.payload) {
             Ok(input) => {
-                if let Some(at) = H::captured_at(&input) {
+                let age = H::captured_at(&input).map(|at| at.until(Timestamp::now()));
+                if let Some(age) = age {
                     metrics
                         .age_seconds
                         .with_label_values(&[spec.name])
-                        .observe(at.until(Timestamp::now()).as_secs_f64());
+                        .observe(age.as_secs_f64());
+                }
+                if spec.sheds && age.is_some_and(|age| age > budget) {
+                    // Too late to be worth the inference: gone now, counted, never redelivered.
+                    metrics.shed.with_label_values(&[spec.name]).inc();
+                    metrics
+                        .messages
+                        .with_label_values(&[spec.name, "shed"])
+                        .inc();
+                    ack(&message, AckKind::Term, spec.name).await;
+                    continue;
                 }
                 inputs.push(input);
                 accepted.push(message);

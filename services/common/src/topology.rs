@@ -21,12 +21,20 @@ pub async fn declare(js: &jetstream::Context, limits: &TopologyLimits) -> anyhow
     }
     for c in streams::consumers() {
         let stream = js.get_stream(c.stream).await?;
-        stream
-            .create_consumer(consumer_config(&c))
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("cannot declare consumer {}/{}: {e}", c.stream, c.durable)
+        if let Err(e) = stream.create_consumer(consumer_config(&c)).await {
+            // Some settings (a priority policy) cannot change in place. A stage consumer holds no
+            // record, only positions in a transient stream, so it is replaced.
+            tracing::warn!(stream = c.stream, consumer = c.durable, error = %e, "consumer cannot be updated; replacing it");
+            stream.delete_consumer(c.durable).await.map_err(|e| {
+                anyhow::anyhow!("cannot replace consumer {}/{}: {e}", c.stream, c.durable)
             })?;
+            stream
+                .create_consumer(consumer_config(&c))
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot declare consumer {}/{}: {e}", c.stream, c.durable)
+                })?;
+        }
     }
     Ok(())
 }
@@ -73,7 +81,12 @@ pub async fn check(
         match found {
             Ok(info) => {
                 let cfg = &info.config;
-                if cfg.ack_wait != c.ack_wait || cfg.max_ack_pending != c.max_ack_pending {
+                let want = consumer_config(&c);
+                if cfg.ack_wait != want.ack_wait
+                    || cfg.max_ack_pending != want.max_ack_pending
+                    || cfg.priority_policy != want.priority_policy
+                    || cfg.priority_groups != want.priority_groups
+                {
                     problems.push(format!(
                         "consumer {}/{} differs from the contract",
                         c.stream, c.durable
@@ -147,6 +160,7 @@ pub fn differences(spec: &StreamSpec, actual: &stream::Config) -> Vec<String> {
         allow_message_ttl as "allow_msg_ttl",
         deny_delete as "deny_delete",
         deny_purge as "deny_purge",
+        num_replicas as "replicas",
     );
     // The server stores "unlimited" as -1 whether it was given as 0 or -1.
     let limit = |v: i64| {
@@ -194,6 +208,7 @@ pub fn stream_config(spec: &StreamSpec) -> stream::Config {
         allow_rollup: spec.allow_rollup,
         allow_direct: spec.allow_direct,
         duplicate_window: spec.duplicate_window,
+        num_replicas: spec.replicas,
         ..Default::default()
     }
 }
@@ -205,7 +220,15 @@ pub fn consumer_config(c: &ConsumerSpec) -> consumer::pull::Config {
         ack_policy: consumer::AckPolicy::Explicit,
         ack_wait: c.ack_wait,
         max_ack_pending: c.max_ack_pending,
-        ..Default::default()
+        ..match c.active_standby {
+            Some(timeout) => consumer::pull::Config {
+                priority_policy: consumer::PriorityPolicy::PinnedClient,
+                priority_groups: vec![streams::STANDBY_GROUP.to_string()],
+                priority_timeout: timeout,
+                ..Default::default()
+            },
+            None => Default::default(),
+        }
     }
 }
 

@@ -66,6 +66,7 @@ pub fn spec() -> StageSpec {
         durable: streams::consumers::DETECT,
         max_batch: 1,
         max_wait: Duration::ZERO,
+        sheds: true,
     }
 }
 

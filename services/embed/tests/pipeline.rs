@@ -57,14 +57,20 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
         .get_consumer(streams::consumers::MATCH)
         .await
         .unwrap();
-    let mut batch = consumer
-        .fetch()
-        .max_messages(1)
-        .expires(Duration::from_secs(20))
+    // The match consumer is active/standby: it is pulled as a pinned client of its group.
+    let mut pulled = consumer
+        .stream()
+        .group(streams::STANDBY_GROUP)
+        .max_messages_per_batch(1)
+        .expires(Duration::from_secs(1))
         .messages()
         .await
         .unwrap();
-    let delivered = batch.next().await.expect("a template").unwrap();
+    let delivered = tokio::time::timeout(Duration::from_secs(20), pulled.next())
+        .await
+        .expect("a template within 20 s")
+        .expect("a template")
+        .unwrap();
     assert_eq!(delivered.subject.as_str(), subjects::embeddings("gate-2"));
     let template = Embedding::decode(&delivered.payload).unwrap();
     delivered.ack().await.unwrap();
@@ -103,15 +109,9 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
     })
     .await
     .expect("every face of the group photo embedded");
-    let mut rest = consumer
-        .fetch()
-        .max_messages(64)
-        .expires(Duration::from_secs(2))
-        .messages()
-        .await
-        .unwrap();
+    // The same pull stream: it holds the pin (a new one would stand by until the pin expires).
     let mut cameras = 0;
-    while let Some(Ok(m)) = rest.next().await {
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(2), pulled.next()).await {
         assert_eq!(
             Embedding::decode(&m.payload).unwrap().face.frame.camera,
             "gate-3"

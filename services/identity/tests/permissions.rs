@@ -220,6 +220,23 @@ async fn attempt(client: &async_nats::Client, what: &Try) -> Result<(), String> 
             let s = js.get_stream_no_info(*stream).await.map_err(|x| e(&x))?;
             let consumer: jetstream::consumer::PullConsumer =
                 s.get_consumer(durable).await.map_err(|x| e(&x))?;
+            // An active/standby consumer (match) is pulled only as a pinned client of its group.
+            if consumer.cached_info().config.priority_policy
+                == jetstream::consumer::PriorityPolicy::PinnedClient
+            {
+                let mut pulled = consumer
+                    .stream()
+                    .group(lfr_schemas::streams::STANDBY_GROUP)
+                    .max_messages_per_batch(1)
+                    .expires(Duration::from_millis(500))
+                    .messages()
+                    .await
+                    .map_err(|x| e(&x))?;
+                return match tokio::time::timeout(Duration::from_secs(1), pulled.next()).await {
+                    Ok(Some(Err(x))) => Err(e(&x)),
+                    _ => Ok(()),
+                };
+            }
             let mut batch = consumer
                 .fetch()
                 .max_messages(1)
@@ -269,11 +286,13 @@ async fn attempt(client: &async_nats::Client, what: &Try) -> Result<(), String> 
 async fn seed(nats: &NatsServer) {
     let admin = nats.admin().await;
     for (subject, payload) in [
-        ("lfr.alerts.day-1.candidate", "alert"),
+        // The administrator may release holds: its one way onto ALERTS.
+        ("lfr.alerts.day-1.release", "alert"),
         ("lfr.audit.system", "event"),
         ("lfr.watchlist.day-1.list", "list"),
     ] {
-        let _ = admin.publish(subject, payload.into()).await.unwrap().await;
+        let ack = admin.publish(subject, payload.into()).await.unwrap().await;
+        ack.unwrap_or_else(|e| panic!("seeding {subject}: {e}"));
     }
     // The purge service's deletion needs a message 1 on ALERTS: the one above.
     for (bucket, key) in [("lfr-deployments", "day-1"), ("lfr-accounts", "op-1")] {

@@ -64,7 +64,7 @@ impl NatsArgs {
         let options = lfr_common::bus::connect_options(&self.config(), identity)
             .await?
             .name(name);
-        let connect = options.connect(self.url.as_str());
+        let connect = options.connect(lfr_common::bus::server_addrs(&self.url)?);
         let client = tokio::time::timeout(TIMEOUT, connect)
             .await
             .map_err(|_| anyhow::anyhow!("cannot reach NATS at {url}"))?

@@ -71,6 +71,11 @@ impl Rule {
             (0.0..=1.0).contains(&self.track_iou),
             "track_iou must be in 0..1"
         );
+        anyhow::ensure!(
+            self.realert_after <= lfr_schemas::streams::ALERTED_TTL,
+            "realert_after may not exceed {:?}, how long the replicas share who alerted",
+            lfr_schemas::streams::ALERTED_TTL
+        );
         Ok(())
     }
 }

@@ -15,6 +15,7 @@
 //! The service refuses to start without the master key (`LFR_MASTER_KEY`): alerts are kept on
 //! disk, and never in clear.
 
+pub mod alerted;
 pub mod corroborate;
 pub mod index;
 pub mod matcher;
@@ -109,12 +110,14 @@ pub fn spec() -> StageSpec {
         durable: streams::consumers::MATCH,
         max_batch: 1,
         max_wait: Duration::ZERO,
+        sheds: false,
     }
 }
 
 pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let settings = config.matcher.clone();
     settings.corroboration.validate()?;
+    let settings_realert = settings.corroboration.realert_after;
     // Alerts are retained on disk: without the key to seal them, raise none at all.
     let master = MasterKey::configured(config.master_key.clone())
         .map_err(|e| anyhow::anyhow!("lfr-match refuses to start: {e}"))?;
@@ -132,6 +135,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
             let vault = Vault::new(&js, master);
             let images = Arc::new(OnceLock::new());
             let loader_images = images.clone();
+            let ledger = Arc::new(OnceLock::new());
+            let opened_ledger = ledger.clone();
             let loader_lists = lists.clone();
             let loader_metrics = metrics.clone();
             let stop = ctx.shutdown.clone();
@@ -139,6 +144,12 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
                 let store = loop {
                     match Store::open(&js).await {
                         Ok(store) => {
+                            match alerted::Ledger::open(&js).await {
+                                Ok(l) => {
+                                    let _ = opened_ledger.set(l);
+                                }
+                                Err(e) => tracing::warn!(error = %e, "alert ledger unavailable: a takeover may repeat an alert"),
+                            }
                             let _ = loader_images.set(store.clone());
                             break store;
                         }
@@ -170,6 +181,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
                 bus: ctx.bus.clone(),
                 metrics,
                 loaded: loaded_rx,
+                ledger,
+                realert_after: settings_realert,
             })
         },
         shutdown,

@@ -15,6 +15,7 @@
 //! A probe that matches nothing is dropped when this function returns: nothing of it is written
 //! anywhere, and the work-queue acknowledgement removes it from EMBEDDINGS.
 
+use crate::alerted::Ledger;
 use crate::corroborate::{Hit, Sighting, Tracker, Verdict};
 use crate::index::WatchlistIndex;
 use crate::metrics::{MatchMetrics, ProbeOutcome};
@@ -32,7 +33,7 @@ use lfr_watchlist::list::{hex, sha256_hex};
 use lfr_watchlist::store::Store;
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The match service as audit events name it.
@@ -56,6 +57,10 @@ pub struct MatchStage {
     pub metrics: MatchMetrics,
     /// True once the loader has read the deployments for the first time.
     pub loaded: watch::Receiver<bool>,
+    /// Who alerted recently, shared with the other replicas (opened once the bus has it).
+    pub ledger: Arc<OnceLock<Ledger>>,
+    /// How long one entry's alert covers its later sightings (`corroboration.realert_after`).
+    pub realert_after: Duration,
 }
 
 impl Handler for MatchStage {
@@ -128,6 +133,15 @@ impl MatchStage {
             return Ok(());
         };
         let meta = &list.entries[entry];
+        let captured_at = evidence.probe.frame.captured_at;
+        if self
+            .alerted_elsewhere(&list.deployment, &meta.reference, captured_at)
+            .await
+        {
+            // Another replica (the one this one took over from) raised this person's alert.
+            self.metrics.duplicates_suppressed.inc();
+            return Ok(());
+        }
         let alert_id = alert_id(&list.deployment, &evidence, &meta.reference);
         let probe_sha256 = sha256_hex(&evidence.probe_jpeg);
         let raised = async {
@@ -162,7 +176,35 @@ impl MatchStage {
                 .retract(&probe.face.frame.camera, entry);
             return Err(HandleError::Retry(e));
         }
+        if let Some(ledger) = self.ledger.get() {
+            if let Err(e) = ledger
+                .record(&list.deployment, &meta.reference, captured_at)
+                .await
+            {
+                self.metrics.ledger_failures.inc();
+                tracing::warn!(deployment = %list.deployment, error = %e, "alert raised but not shared with the standby replicas");
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the shared ledger says this entry alerted within `realert_after`. Unanswerable is
+    /// "no": a duplicate is dismissed by the operator, a missed alert is not seen at all.
+    async fn alerted_elsewhere(&self, deployment: &str, reference: &str, at: Timestamp) -> bool {
+        let Some(ledger) = self.ledger.get() else {
+            return false;
+        };
+        match ledger
+            .alerted_within(deployment, reference, at, self.realert_after)
+            .await
+        {
+            Ok(found) => found.is_some(),
+            Err(e) => {
+                self.metrics.ledger_failures.inc();
+                tracing::warn!(%deployment, error = %e, "alert ledger unavailable; raising");
+                false
+            }
+        }
     }
 
     /// The probe chip, the context crop and the watch-list image, each sealed under the

@@ -51,6 +51,8 @@ pub struct MatchMetrics {
     pub alert_failures: IntCounter,
     pub seal_failures: IntCounter,
     pub audit_failures: IntCounter,
+    pub duplicates_suppressed: IntCounter,
+    pub ledger_failures: IntCounter,
     pub best_score: Histogram,
     pub search_seconds: Histogram,
     /// Capture of the frame to the verdict on its face: the pipeline's end-to-end latency for
@@ -89,6 +91,14 @@ impl MatchMetrics {
             audit_failures: IntCounter::new(
                 "match_audit_failures_total",
                 "Audit events for raised alerts that could not be recorded",
+            )?,
+            duplicates_suppressed: IntCounter::new(
+                "match_duplicates_suppressed_total",
+                "Corroborated matches not raised: another replica already alerted for the entry (a takeover mid-pass)",
+            )?,
+            ledger_failures: IntCounter::new(
+                "match_ledger_failures_total",
+                "Reads or writes of the replicas' shared alert ledger that failed (alerts still raised)",
             )?,
             best_score: Histogram::with_opts(
                 HistogramOpts::new(
@@ -135,6 +145,8 @@ impl MatchMetrics {
         registry.register(Box::new(m.alert_failures.clone()))?;
         registry.register(Box::new(m.seal_failures.clone()))?;
         registry.register(Box::new(m.audit_failures.clone()))?;
+        registry.register(Box::new(m.duplicates_suppressed.clone()))?;
+        registry.register(Box::new(m.ledger_failures.clone()))?;
         registry.register(Box::new(m.best_score.clone()))?;
         registry.register(Box::new(m.search_seconds.clone()))?;
         registry.register(Box::new(m.decision_seconds.clone()))?;

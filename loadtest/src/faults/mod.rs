@@ -1,0 +1,708 @@
+//! # The fault harness: the pipeline under load while its parts die
+//!
+//! A three-node NATS cluster ([`cluster`]) with every record stream and bucket on three replicas,
+//! the real detect, embed and two match services ([`fleet`]: the matchers active and standby),
+//! the load test's simulated cameras showing watch-listed people walking past, and the keeper
+//! (`lfr bus init --watch`'s repair loop) re-declaring what a restart lost. Then, one segment of
+//! camera time per fault, with the fault injected a few seconds in:
+//!
+//! | fault | what is done | recovered when |
+//! |---|---|---|
+//! | `nats-node` | SIGKILL the node leading ALERTS, start it again after `down` | every service ready |
+//! | `match-active` | SIGKILL the matcher that is receiving templates | the standby handles one |
+//! | `detect`, `embed` | SIGKILL the stage, start it again after `down` | it is ready |
+//! | `cluster` | stop all three nodes (SIGTERM), start them after `down` | every service ready |
+//!
+//! Each segment is scored from the durable record, not from what went by: the alerts are read
+//! back from ALERTS. A pass is **up** when it began and ended outside the outage (with the
+//! tracker's gap as margin on either side): every up pass must be alerted exactly once. Passes
+//! that overlap the outage are **at risk**: counted and reported, alerted or not. Duplicates and
+//! strays are counted over all passes. After the last fault the audit chain is verified whole.
+
+pub mod cluster;
+pub mod fleet;
+
+use crate::cameras::{self, Counts};
+use crate::deployment;
+use crate::observe::SeenAlert;
+use crate::scene::{Samples, Scene};
+use crate::schedule::{self, PassShape, Plan};
+use crate::score;
+use crate::scrape;
+use async_nats::jetstream;
+use cluster::Cluster;
+use fleet::Fleet;
+use futures::StreamExt;
+use lfr_common::bus::Bus;
+use lfr_common::config::{Common, NatsConfig};
+use lfr_identity::Credentials;
+use lfr_match::corroborate::Rule;
+use lfr_schemas::permissions::Identity;
+use lfr_schemas::{streams, subjects, CandidateAlert, Message, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    NatsNode,
+    MatchActive,
+    Detect,
+    Embed,
+    Cluster,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 5] = [
+        Fault::NatsNode,
+        Fault::MatchActive,
+        Fault::Detect,
+        Fault::Embed,
+        Fault::Cluster,
+    ];
+}
+
+/// How long and how hard the harness runs.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub cameras: usize,
+    pub fps: f64,
+    /// Camera time per fault.
+    pub segment: Duration,
+    /// When, into the segment, the fault strikes.
+    pub strike_at: Duration,
+    /// How long a killed part stays down before it is started again.
+    pub down: Duration,
+    /// Each fault this many times.
+    pub rounds: usize,
+    pub faults: Vec<Fault>,
+}
+
+impl Profile {
+    /// What `scripts/test.sh` runs: each fault once, about four minutes on two cores.
+    pub fn short() -> Profile {
+        Profile {
+            cameras: 2,
+            fps: 5.0,
+            segment: Duration::from_secs(30),
+            strike_at: Duration::from_secs(8),
+            down: Duration::from_secs(4),
+            rounds: 1,
+            faults: Fault::ALL.to_vec(),
+        }
+    }
+
+    /// The documented soak: longer segments, every fault five times.
+    pub fn soak() -> Profile {
+        Profile {
+            segment: Duration::from_secs(60),
+            strike_at: Duration::from_secs(20),
+            down: Duration::from_secs(10),
+            rounds: 5,
+            ..Profile::short()
+        }
+    }
+}
+
+/// What one fault cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultResult {
+    pub fault: Fault,
+    pub round: usize,
+    /// Passes made while the pipeline was up, and how many of them were alerted.
+    pub passes_up: u64,
+    pub alerted_up: u64,
+    /// Passes that overlapped the outage, and how many of them were alerted anyway.
+    pub passes_at_risk: u64,
+    pub alerted_at_risk: u64,
+    /// Alerts beyond the first for one pass, over all passes.
+    pub duplicates: u64,
+    /// Alerts that belong to no pass.
+    pub unexpected: u64,
+    pub frames_offered: u64,
+    /// Frames the bus took (the rest were refused or unanswered while it was down).
+    pub frames_published: u64,
+    /// From the restart (for the active matcher: from its death) until every service was ready
+    /// (for the matcher: until the standby handled a template).
+    pub ready_seconds: f64,
+    /// From the same moment until the pipeline worked on fresh frames again (the outage's
+    /// backlog handled, shed or expired).
+    pub recovery_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outcome {
+    pub profile: String,
+    pub results: Vec<FaultResult>,
+    /// The audit chain read back whole after the last fault.
+    pub audit_intact: bool,
+    pub audit_events: u64,
+    /// Streams, buckets or consumers the keeper found missing and declared again.
+    pub repairs: u64,
+}
+
+impl Outcome {
+    /// Every up pass alerted once, nothing doubled or stray, the record intact.
+    pub fn failures(&self, recovery_limit: Duration) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.results {
+            let what = format!("{:?} (round {})", r.fault, r.round);
+            if r.alerted_up != r.passes_up {
+                out.push(format!(
+                    "{what}: {} of {} passes made while up alerted",
+                    r.alerted_up, r.passes_up
+                ));
+            }
+            if r.duplicates > 0 || r.unexpected > 0 {
+                out.push(format!(
+                    "{what}: {} duplicate and {} stray alerts",
+                    r.duplicates, r.unexpected
+                ));
+            }
+            if r.recovery_seconds > recovery_limit.as_secs_f64() {
+                out.push(format!(
+                    "{what}: recovered in {:.1} s, over {recovery_limit:?}",
+                    r.recovery_seconds
+                ));
+            }
+        }
+        if !self.audit_intact {
+            out.push("the audit chain is broken".into());
+        }
+        out
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = format!(
+            "# Fault harness ({} profile)\n\n| fault | round | up passes alerted | at-risk passes alerted | duplicates | strays | frames taken | ready | caught up |\n|---|---|---|---|---|---|---|---|---|\n",
+            self.profile
+        );
+        for r in &self.results {
+            md += &format!(
+                "| {:?} | {} | {}/{} | {}/{} | {} | {} | {}/{} | {:.1} s | {:.1} s |\n",
+                r.fault,
+                r.round,
+                r.alerted_up,
+                r.passes_up,
+                r.alerted_at_risk,
+                r.passes_at_risk,
+                r.duplicates,
+                r.unexpected,
+                r.frames_published,
+                r.frames_offered,
+                r.ready_seconds,
+                r.recovery_seconds
+            );
+        }
+        md += &format!(
+            "\nAudit chain: {} ({} events). Keeper repairs: {}.\n",
+            if self.audit_intact {
+                "intact"
+            } else {
+                "BROKEN"
+            },
+            self.audit_events,
+            self.repairs
+        );
+        md
+    }
+}
+
+/// The matcher's re-alert window in the harness: short, so a segment holds many passes.
+const REALERT_AFTER: Duration = Duration::from_secs(3);
+/// Messages live this long on the transient streams.
+const TTL: Duration = Duration::from_secs(5);
+/// How long every service may take to be ready after a restart before the harness gives up.
+const READY_LIMIT: Duration = Duration::from_secs(90);
+
+/// Run the harness with `profile`; the service logs go under `out/logs`.
+pub async fn run(profile: &Profile, bin_dir: &Path, out: &Path) -> anyhow::Result<Outcome> {
+    let dir = tempfile::tempdir()?;
+    let identities = [
+        Identity::Detect,
+        Identity::Embed,
+        Identity::Match,
+        Identity::Bus,
+        Identity::Loadtest,
+        Identity::Admin,
+    ];
+    let credentials = Credentials::generate(&dir.path().join("creds"), &identities)?;
+    let tls = lfr_identity::tls::generate(&dir.path().join("tls"), &["127.0.0.1".into()])?;
+    let ca = tls.ca.clone();
+    let mut cluster = Cluster::start(dir.path(), tls, credentials.clone()).await?;
+    let config = dir.path().join("lfr.toml");
+    let url = cluster.url();
+    std::fs::write(&config, config_toml(&url, &ca))?;
+    let common = |identity: Identity| Common {
+        nats: NatsConfig {
+            url: url.clone(),
+            credentials: Some(credentials.file(identity)),
+            ca: Some(ca.clone()),
+            ..Default::default()
+        },
+        ..lfr_common::config::load::<Common>(Some(&config)).unwrap_or_default()
+    };
+    // Each connection counts into its own registry (nobody scrapes the harness).
+    let keeper = Bus::connect(&common(Identity::Bus), "bus", &Default::default()).await?;
+    let limits = common(Identity::Bus).bus.topology_limits();
+    declare_when_quorate(&keeper.jetstream, &limits).await?;
+    let repairs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let keeping = tokio::spawn(keep(keeper.jetstream.clone(), limits, repairs.clone()));
+
+    let members = [
+        ("detect", "detect"),
+        ("embed", "embed"),
+        ("match-a", "match"),
+        ("match-b", "match"),
+    ];
+    let mut fleet = Fleet::start(
+        &members,
+        bin_dir,
+        &config,
+        &out.join("logs"),
+        credentials.clone(),
+    )
+    .await?;
+    let outcome = async {
+        fleet.wait_ready(READY_LIMIT).await?;
+        let bus =
+            Bus::connect(&common(Identity::Loadtest), "loadtest", &Default::default()).await?;
+        let admin = Bus::connect(&common(Identity::Admin), "cli", &Default::default()).await?;
+        let samples = Samples::under(&Samples::default_root());
+        let dep = deployment::start(&bus.jetstream, &samples, profile.cameras, 2).await?;
+        let scored = async {
+            for m in ["match-a", "match-b"] {
+                wait_verified(fleet.addr(m), &dep.id).await?;
+            }
+            let pass_frames = ((1.2 * profile.fps).round() as usize).max(2);
+            let scene = Arc::new(Scene::build(&samples, 640, 480, pass_frames)?);
+            let shape = PassShape {
+                frames: scene.pass_frames as u64,
+                variants: [scene.variants(0), scene.variants(1)],
+                realert_after: REALERT_AFTER,
+                track_gap: Rule::default().track_gap,
+            };
+            let mut results = Vec::new();
+            for round in 1..=profile.rounds {
+                for fault in &profile.faults {
+                    let mut segment = Segment {
+                        profile,
+                        fault: *fault,
+                        cluster: &mut cluster,
+                        fleet: &mut fleet,
+                        bus: &bus,
+                        admin: &admin.jetstream,
+                        scene: scene.clone(),
+                        shape,
+                        deployment: &dep.id,
+                    };
+                    let mut result = segment.run().await?;
+                    result.round = round;
+                    tracing::info!(?result, "fault done");
+                    results.push(result);
+                }
+            }
+            let chain = lfr_common::audit::verify(&admin.jetstream).await?;
+            let audit_events = match &chain {
+                lfr_common::audit::ChainReport::Intact { events, .. } => *events,
+                lfr_common::audit::ChainReport::Broken { verified, .. } => *verified,
+            };
+            anyhow::Ok(Outcome {
+                profile: String::new(),
+                results,
+                audit_intact: chain.is_intact(),
+                audit_events,
+                repairs: repairs.load(Ordering::Relaxed),
+            })
+        }
+        .await;
+        dep.end().await;
+        scored
+    }
+    .await;
+    keeping.abort();
+    fleet.stop().await;
+    cluster.stop_all().await;
+    outcome
+}
+
+/// A fresh cluster elects its meta leader a moment after its nodes start: declare once it has.
+async fn declare_when_quorate(
+    js: &jetstream::Context,
+    limits: &streams::TopologyLimits,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match lfr_common::topology::declare(js, limits).await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "cluster not ready for the topology yet");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The keeper's loop, as `lfr bus init --watch` runs it: declare what went missing.
+async fn keep(
+    js: jetstream::Context,
+    limits: streams::TopologyLimits,
+    repairs: Arc<std::sync::atomic::AtomicU64>,
+) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        match lfr_common::topology::repair(&js, &limits).await {
+            Ok(problems) if !problems.is_empty() => {
+                tracing::info!(?problems, "keeper declared the topology again");
+                repairs.fetch_add(problems.len() as u64, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "keeper could not repair yet"),
+        }
+    }
+}
+
+async fn wait_verified(addr: std::net::SocketAddr, deployment: &str) -> anyhow::Result<()> {
+    for _ in 0..120 {
+        if let Ok(s) = scrape::fetch(addr).await {
+            if s.sum(
+                "lfr_match_watchlist_verified",
+                &[("deployment", deployment)],
+            ) >= 1.0
+            {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("a matcher did not verify the harness's watch list within 60 s")
+}
+
+/// One file for every service: the cluster's URLs, three replicas, the short re-alert window.
+fn config_toml(url: &str, ca: &Path) -> String {
+    format!(
+        "[nats]\nurl = \"{url}\"\nca = {ca:?}\n\n[bus]\nreplicas = {}\ntransient_ttl = {}\n\n\
+         [log]\nfilter = \"info\"\n\n[match.corroboration]\nrealert_after = {}\n",
+        cluster::NODES,
+        TTL.as_secs_f64(),
+        REALERT_AFTER.as_secs_f64(),
+    )
+}
+
+struct Segment<'a> {
+    profile: &'a Profile,
+    fault: Fault,
+    cluster: &'a mut Cluster,
+    fleet: &'a mut Fleet,
+    bus: &'a Bus,
+    admin: &'a jetstream::Context,
+    scene: Arc<Scene>,
+    shape: PassShape,
+    deployment: &'a str,
+}
+
+/// When the pipeline was down during a segment, in capture time.
+struct Outage {
+    from: Timestamp,
+    to: Timestamp,
+    ready: Duration,
+    recovery: Duration,
+}
+
+impl Segment<'_> {
+    async fn run(&mut self) -> anyhow::Result<FaultResult> {
+        // The last segment's tracks and alerts lapse first, so its people are not this one's.
+        tokio::time::sleep(
+            self.shape.realert_after.max(self.shape.track_gap) + Duration::from_secs(1),
+        )
+        .await;
+        let p = self.profile;
+        let plan = Arc::new(schedule::plan(
+            p.cameras,
+            p.fps,
+            p.segment.as_secs_f64(),
+            self.shape,
+        ));
+        let lead = Duration::from_millis(200);
+        let start = Instant::now() + lead;
+        let start_wall = Timestamp(Timestamp::now().0 + lead.as_nanos() as u64);
+        let counts = Arc::new(Counts::default());
+        let (bus, scene, planned, counted) = (
+            self.bus.clone(),
+            self.scene.clone(),
+            plan.clone(),
+            counts.clone(),
+        );
+        let cameras = tokio::spawn(async move {
+            cameras::run(&bus, scene, planned, start, start_wall, counted).await
+        });
+        tokio::time::sleep_until(start + p.strike_at).await;
+        let outage = self.strike().await?;
+        cameras.await?;
+        self.drain().await;
+        let alerts = read_alerts(self.admin, self.deployment, start_wall).await?;
+        Ok(judge(
+            self.fault, &plan, &alerts, start_wall, &outage, &counts, self.shape,
+        ))
+    }
+
+    /// Inject the fault, undo it, and wait for the pipeline to work again.
+    async fn strike(&mut self) -> anyhow::Result<Outage> {
+        let from = Timestamp::now();
+        let down = self.profile.down;
+        let recovery = match self.fault {
+            Fault::NatsNode => {
+                let leader = alerts_leader(self.admin).await;
+                let i = leader.and_then(|l| self.cluster.index_of(&l)).unwrap_or(0);
+                tracing::info!(node = %cluster::node_name(i), "killing the NATS node leading ALERTS");
+                self.cluster.kill(i).await;
+                tokio::time::sleep(down).await;
+                let restarted = Instant::now();
+                self.cluster.restart(i).await?;
+                self.fleet.wait_ready(READY_LIMIT).await?;
+                restarted.elapsed()
+            }
+            Fault::MatchActive => {
+                let active = self.active_matcher().await;
+                let standby = if active == "match-a" {
+                    "match-b"
+                } else {
+                    "match-a"
+                };
+                let before = handled(self.fleet.addr(standby)).await;
+                tracing::info!(%active, "killing the active matcher");
+                let killed = Instant::now();
+                self.fleet.kill(active).await;
+                // Taken over once the standby handles a template.
+                while handled(self.fleet.addr(standby)).await <= before
+                    && killed.elapsed() < READY_LIMIT
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let takeover = killed.elapsed();
+                tokio::time::sleep(down.saturating_sub(takeover)).await;
+                self.fleet.restart(active)?;
+                self.fleet.wait_ready(READY_LIMIT).await?;
+                takeover
+            }
+            Fault::Detect | Fault::Embed => {
+                let name = if self.fault == Fault::Detect {
+                    "detect"
+                } else {
+                    "embed"
+                };
+                self.fleet.kill(name).await;
+                tokio::time::sleep(down).await;
+                let restarted = Instant::now();
+                self.fleet.restart(name)?;
+                self.fleet.wait_ready(READY_LIMIT).await?;
+                restarted.elapsed()
+            }
+            Fault::Cluster => {
+                self.cluster.stop_all().await;
+                tokio::time::sleep(down).await;
+                let restarted = Instant::now();
+                self.cluster.start_all().await?;
+                self.fleet.wait_ready(READY_LIMIT).await?;
+                restarted.elapsed()
+            }
+        };
+        // Ready is not recovered: the backlog left by the outage must be worked off or shed
+        // first, or a pass right after it is judged on a pipeline still catching up.
+        let caught_up = Instant::now();
+        self.wait_caught_up().await;
+        Ok(Outage {
+            from,
+            to: Timestamp::now(),
+            ready: recovery,
+            recovery: recovery + caught_up.elapsed(),
+        })
+    }
+
+    /// Messages waiting in the transient streams, and the age of the oldest (unknown: long).
+    async fn backlog(&self) -> (u64, Duration) {
+        let (mut messages, mut oldest) = (0, Duration::ZERO);
+        for stream in [streams::FRAMES, streams::FACES, streams::EMBEDDINGS] {
+            let info = match self.admin.get_stream(stream).await {
+                Ok(mut s) => s.info().await.ok().map(|i| i.state.clone()),
+                Err(_) => None,
+            };
+            let Some(state) = info else {
+                return (u64::MAX, TTL);
+            };
+            messages += state.messages;
+            if state.messages > 0 {
+                let first = state.first_timestamp.unix_timestamp_nanos().max(0) as u64;
+                oldest = oldest.max(Timestamp(first).until(Timestamp::now()));
+            }
+        }
+        (messages, oldest)
+    }
+
+    /// Until every stage works on fresh messages again: nothing waits longer than a second
+    /// (what the outage left has been handled, shed or has expired with the TTL).
+    async fn wait_caught_up(&self) {
+        let limit = Instant::now() + TTL * 3;
+        while self.backlog().await.1 > Duration::from_secs(1) && Instant::now() < limit {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The matcher whose handled count moves (the pinned one); `match-a` if neither does.
+    async fn active_matcher(&self) -> &'static str {
+        let a = handled(self.fleet.addr("match-a")).await;
+        let b = handled(self.fleet.addr("match-b")).await;
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if handled(self.fleet.addr("match-b")).await > b {
+                return "match-b";
+            }
+            if handled(self.fleet.addr("match-a")).await > a {
+                return "match-a";
+            }
+        }
+        "match-a"
+    }
+
+    /// Wait for the transient streams to empty (handled or expired), then a moment for the last
+    /// alert to be stored.
+    async fn drain(&self) {
+        let limit = Instant::now() + TTL * 3;
+        while self.backlog().await.0 > 0 && Instant::now() < limit {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+}
+
+/// Templates a matcher has handled (0 while it does not answer).
+async fn handled(addr: std::net::SocketAddr) -> f64 {
+    scrape::fetch(addr)
+        .await
+        .map(|s| {
+            s.sum(
+                "lfr_stage_messages_total",
+                &[("stage", "match"), ("outcome", "ok")],
+            )
+        })
+        .unwrap_or(0.0)
+}
+
+/// The server name of the node leading ALERTS.
+async fn alerts_leader(js: &jetstream::Context) -> Option<String> {
+    let mut stream = js.get_stream(streams::ALERTS).await.ok()?;
+    stream.info().await.ok()?.cluster.as_ref()?.leader.clone()
+}
+
+/// The deployment's blue alerts stored on ALERTS for frames captured since `since`, read back
+/// from the stream.
+async fn read_alerts(
+    js: &jetstream::Context,
+    deployment: &str,
+    since: Timestamp,
+) -> anyhow::Result<Vec<SeenAlert>> {
+    let stream = js.get_stream(streams::ALERTS).await?;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subject: subjects::blue_alerts(deployment),
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let mut alerts = Vec::new();
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_secs(2), messages.next()).await
+    {
+        let message = message?;
+        let Ok(alert) = CandidateAlert::decode(&message.payload) else {
+            continue;
+        };
+        let stored_at = message
+            .info()
+            .map(|i| Timestamp(i.published.unix_timestamp_nanos() as u64))
+            .unwrap_or_else(|_| Timestamp::now());
+        if alert.probe.frame.captured_at >= since {
+            alerts.push(SeenAlert {
+                camera: alert.probe.frame.camera.clone(),
+                captured_at: alert.probe.frame.captured_at,
+                stored_at,
+                entry_ref: alert.entry_ref.clone(),
+            });
+        }
+        if message.info().map(|i| i.pending == 0).unwrap_or(false) {
+            break;
+        }
+    }
+    Ok(alerts)
+}
+
+/// Score a segment: up passes against at-risk ones, duplicates, strays, frames.
+fn judge(
+    fault: Fault,
+    plan: &Plan,
+    alerts: &[SeenAlert],
+    start_wall: Timestamp,
+    outage: &Outage,
+    counts: &Counts,
+    shape: PassShape,
+) -> FaultResult {
+    let (per_pass, unexpected) = score::per_pass(plan, alerts, start_wall);
+    // A pass is at risk if any of its frames, or the track that outlives them, fell in the outage.
+    let margin = shape.track_gap.as_nanos() as u64;
+    let frame_time =
+        |frame: u64, c: usize| start_wall.0 + cameras::offset(plan, c, frame).as_nanos() as u64;
+    let mut r = FaultResult {
+        fault,
+        round: 0,
+        passes_up: 0,
+        alerted_up: 0,
+        passes_at_risk: 0,
+        alerted_at_risk: 0,
+        duplicates: per_pass.iter().map(|n| n.saturating_sub(1)).sum(),
+        unexpected,
+        frames_offered: plan.frames * plan.cameras as u64,
+        frames_published: counts.published.load(Ordering::Relaxed),
+        ready_seconds: outage.ready.as_secs_f64(),
+        recovery_seconds: outage.recovery.as_secs_f64(),
+    };
+    for (pass, n) in plan.passes.iter().zip(&per_pass) {
+        let from = frame_time(pass.first_frame, pass.camera);
+        let to = frame_time(pass.first_frame + pass.frames, pass.camera) + margin;
+        let at_risk = from < outage.to.0 + margin && to > outage.from.0;
+        if at_risk {
+            r.passes_at_risk += 1;
+            r.alerted_at_risk += u64::from(*n > 0);
+        } else {
+            r.passes_up += 1;
+            r.alerted_up += u64::from(*n > 0);
+            if *n == 0 {
+                let rel = |t: u64| (t as f64 - outage.from.0 as f64) / 1e9;
+                tracing::warn!(
+                    ?fault,
+                    camera = pass.camera,
+                    starts_s = format!("{:+.1}", rel(from)),
+                    outage_ends_s = format!("{:+.1}", rel(outage.to.0)),
+                    "a pass made while the pipeline was up raised no alert"
+                );
+            }
+        }
+    }
+    r
+}
+
+/// Where a harness run writes its report.
+pub fn write(outcome: &Outcome, out: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(out)?;
+    std::fs::write(
+        out.join("faults.json"),
+        serde_json::to_string_pretty(outcome)?,
+    )?;
+    let md = out.join("faults.md");
+    std::fs::write(&md, outcome.markdown())?;
+    Ok(md)
+}
