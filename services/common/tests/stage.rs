@@ -52,8 +52,10 @@ fn frame(seq: u64, age: Duration) -> Frame {
 #[tokio::test]
 async fn poison_is_refused_retries_return_stale_frames_are_shed_and_shutdown_returns() {
     let nats = NatsServer::start().await;
-    let mut common = Common::default();
-    common.nats = nats.nats_config(Identity::Detect);
+    let mut common = Common {
+        nats: nats.nats_config(Identity::Detect),
+        ..Default::default()
+    };
     common.bus.latency_budget = Duration::from_secs(1);
     let toy = Toy::default();
     let shutdown = Shutdown::new();
