@@ -623,7 +623,11 @@ def test_hub_autoscales_detect_and_embed():
         # The autoscaler owns the replica count; a fixed one would be reset on every upgrade.
         assert ("replicas" in d["spec"]) == (component(d) not in ("detect", "embed"))
     match = [d for d in of_kind(objects, "Deployment") if component(d) == "match"]
-    assert [d["spec"]["replicas"] for d in match] == [1]
+    assert [d["spec"]["replicas"] for d in match] == [2]
+    # Active and standby never share a node: losing one costs a takeover, not the matcher.
+    (spread,) = match[0]["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert (spread["topologyKey"], spread["whenUnsatisfiable"]) == ("kubernetes.io/hostname", "DoNotSchedule")
+    assert all(pod_labels(match[0]).get(k) == v for k, v in spread["labelSelector"]["matchLabels"].items())
     assert len(load_values(CHART / "examples" / "transport-hub.yaml")["ingest"]["cameras"]) == 40
 
 
@@ -631,14 +635,30 @@ def test_no_autoscaler_by_default():
     assert of_kind(list(_rendered("default")), "HorizontalPodAutoscaler") == []
 
 
-def test_match_stays_single_unless_allowed():
-    with pytest.raises(helm.HelmError, match="corroboration"):
-        render({"match": {"replicas": 2}})
-    with pytest.raises(helm.HelmError, match="corroboration"):
-        render({"match": {"autoscaling": {"enabled": True}}})
-    objects = render({"match": {"allowMultipleReplicas": True, "autoscaling": {"enabled": True}}})
+def test_match_runs_active_standby():
+    """Two matchers by default (one active, one standby), spread over nodes where the cluster has
+    them; more render (extra standbys); an autoscaler never, as standbys take no work."""
+    objects = list(_rendered("default"))
+    match = named(objects, "Deployment", f"{RELEASE}-match")
+    assert match["spec"]["replicas"] == 2
+    (spread,) = match["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert (spread["topologyKey"], spread["whenUnsatisfiable"]) == ("kubernetes.io/hostname", "ScheduleAnyway")
+    assert spread["labelSelector"]["matchLabels"] == {
+        k: v for k, v in pod_labels(match).items() if k != "app.kubernetes.io/part-of"}
+    # Only match gets a spread of its own; the others keep what they are given.
+    for d in services_of(objects):
+        assert ("topologySpreadConstraints" in d["spec"]["template"]["spec"]) == (component(d) == "match")
+    assert named(render({"match": {"replicas": 3}}), "Deployment", f"{RELEASE}-match")["spec"]["replicas"] == 3
+    for values in ({"match": {"autoscaling": {"enabled": True}}},
+                   {"match": {"replicas": 2, "autoscaling": {"enabled": True, "maxReplicas": 4}},
+                    "detect": {"autoscaling": {"enabled": True}}}):
+        with pytest.raises(helm.HelmError, match="active/standby"):
+            render(values)
+    # Beside autoscaled detect and embed, match keeps its fixed count and no autoscaler.
+    objects = render({"detect": {"autoscaling": {"enabled": True}}, "embed": {"autoscaling": {"enabled": True}}})
     hpas = [h["spec"]["scaleTargetRef"]["name"] for h in of_kind(objects, "HorizontalPodAutoscaler")]
-    assert hpas == [f"{RELEASE}-match"]
+    assert sorted(hpas) == [f"{RELEASE}-detect", f"{RELEASE}-embed"]
+    assert named(objects, "Deployment", f"{RELEASE}-match")["spec"]["replicas"] == 2
 
 
 def test_disruption_budgets(objects):
@@ -679,6 +699,31 @@ def test_lfr_toml_configures_every_service(case, objects):
     values = {} if case == "default" else load_values(CHART / "examples" / case)
     cameras = values.get("ingest", {}).get("cameras", [])
     assert [c["id"] for c in cfg["ingest"].get("cameras", [])] == [c["id"] for c in cameras]
+
+
+def test_bus_replicas_reach_every_lfr_toml(case, objects):
+    """bus.replicas (and the latency budget) as the values give them, in the lfr.toml of every
+    pod: the keeper declares the streams with them and each service checks the streams against
+    its own copy, so they must agree everywhere."""
+    want = chart_values(case_values(case))["config"]["bus"]
+    assert want["replicas"] == (3 if case == "transport-hub.yaml" else 1)
+    for d in pod_workloads(objects):
+        (vol,) = [v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "config"]
+        (item,) = (vol.get("configMap") or vol.get("secret"))["items"]
+        bus = config_toml(objects, item["key"])["bus"]
+        assert (bus["replicas"], bus["latency_budget"]) == (want["replicas"], 2), d["metadata"]["name"]
+        assert bus["latency_budget"] <= bus["transient_ttl"]
+
+
+def test_bus_replicas_fit_the_bundled_nats():
+    hub = case_values("transport-hub.yaml")
+    assert config_toml(render(hub))["bus"]["replicas"] == 3
+    with pytest.raises(helm.HelmError, match=r"exceeds the bundled NATS's 3 server"):
+        render(merged(hub, {"config": {"bus": {"replicas": 4}}}))
+    with pytest.raises(helm.HelmError, match=r"exceeds the bundled NATS's 1 server"):
+        render(merged(hub, {"nats": {"config": {"cluster": {"enabled": False}}}}))
+    # An external NATS: the chart cannot count its servers; NATS itself refuses too many copies.
+    assert config_toml(render({"config": {"bus": {"replicas": 5}}}))["bus"]["replicas"] == 5
 
 
 def test_ingest_shards_split_the_cameras():
@@ -724,6 +769,11 @@ def test_bad_values_are_refused():
         ({"nats": {"identities": {"detector": {"existingSecret": "x"}}}}, "no such identity"),
         ({"nats": {"identities": {"match": {"nkey": "UABC"}}}}, "not a public user nkey"),
         ({"nats": {"identities": {"match": {"nkey": "SUAM" + "A" * 54}}}}, "is a seed"),
+        # The bus: no copy at all, more than JetStream keeps, a budget past the frames' TTL.
+        ({"config": {"bus": {"replicas": 0}}}, "1 to 5"),
+        ({"config": {"bus": {"replicas": 6}}}, "1 to 5"),
+        ({"config": {"bus": {"latency_budget": 6}}}, "latency_budget"),
+        ({"config": {"bus": {"transient_ttl": 1.5}}}, "latency_budget"),
     ]
     for values, message in bad:
         with pytest.raises(helm.HelmError, match=message):
@@ -1124,14 +1174,41 @@ def _unwrap(value) -> str:
     return m.group(1) if m else json.dumps(value)
 
 
+def _jsz(monitor_port: int) -> dict:
+    url = f"http://127.0.0.1:{monitor_port}/jsz?streams=true&consumers=true&config=true"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.load(r)
+
+
+def _placement(monitor_ports: list[int]) -> tuple[dict, dict]:
+    """Each stream's configured replicas and the servers holding a copy; each consumer's config
+    and state (the stage consumers live with their single-copy stream, on one server)."""
+    streams, consumers = {}, {}
+    for server, port in enumerate(monitor_ports):
+        for account in _jsz(port).get("account_details", []):
+            for st in account.get("stream_detail", []):
+                entry = streams.setdefault(st["name"], {"replicas": st["config"].get("num_replicas", 1),
+                                                        "servers": set()})
+                entry["servers"].add(server)
+                for c in st.get("consumer_detail") or []:
+                    consumers.setdefault((st["name"], c["name"]), c)
+    return streams, consumers
+
+
 def test_rendered_release_runs_secured(tmp_path):
-    """The hub example as the chart renders it, run for real on loopback: a nats-server with the
-    chart's users (the ConfigMap's authorization.conf at the path the NATS chart's include names),
-    TLS and the store encrypted as the NATS chart's values say; the bus-init Job's command declares
-    the topology as `bus` and must succeed; the keeper runs; every service (four ingest shards on
-    the sample photos) connects with its own seed and CA from its pod's environment and becomes
-    ready. Only what the cluster provides is changed: hosts and ports, the files' directories (the
-    seeds of `lfr bus credentials`, the certificate of `lfr bus tls`), the local models."""
+    """The hub example as the chart renders it, run for real on loopback: the bundled NATS's
+    three servers (nats.config.cluster.replicas) in one cluster, with the chart's users
+    (the ConfigMap's authorization.conf at the path the NATS chart's include names), TLS and the
+    store encrypted as the NATS chart's values say; the bus-init Job's command declares the
+    topology as `bus` and must succeed; the keeper runs; every pod of every service (four ingest
+    shards on the sample photos, two match replicas, two dispatch) connects with its own seed and
+    CA from its pod's environment and becomes ready. Then the placement is NATS's own account:
+    every record stream and bucket on all three servers (bus.replicas 3), the transient streams
+    on one, and the match consumer pinned to exactly one of the two matchers (active/standby).
+    Only what the cluster provides is changed: hosts and ports, the files' directories (the seeds
+    of `lfr bus credentials`, the certificate of `lfr bus tls`), the local models, and the routes
+    between the servers, plain on loopback: NATS verifies both ends of a TLS route, and `lfr bus
+    tls` makes a server-only certificate (cert-manager's serves both ends)."""
     lfr = REPO / "target" / "debug" / "lfr"
     binaries = {s: REPO / "target" / "debug" / f"lfr-{s}" for s in SERVICES}
     nats_server = LFR_HOME / "venv" / "bin" / "nats-server"
@@ -1156,8 +1233,14 @@ def test_rendered_release_runs_secured(tmp_path):
         {"id": f"sample-{i}", "source": f"dir:{samples}", "fps": 2, "repeat": True} for i in range(8)
     ]
     objects = render(values)
-    nats_port = _free_port()
-    url = f"tls://127.0.0.1:{nats_port}"
+    nv = chart_values(values)["nats"]
+    servers = int(nv["config"]["cluster"]["replicas"])
+    assert servers == 3 and config_toml(objects)["bus"]["replicas"] == servers
+    client_ports = [_free_port() for _ in range(servers)]
+    route_ports = [_free_port() for _ in range(servers)]
+    monitor_ports = [_free_port() for _ in range(servers)]
+    # The cluster's Service stands for every server: the services get all three.
+    url = ",".join(f"tls://127.0.0.1:{p}" for p in client_ports)
     (cm,) = [o for o in of_kind(objects, "ConfigMap") if o["metadata"]["name"] == f"{RELEASE}-config"]
     files = {}
     for key, text in cm["data"].items():
@@ -1169,32 +1252,42 @@ def test_rendered_release_runs_secured(tmp_path):
         files[key] = tmp_path / key
         files[key].write_text(text)
 
-    # The server: what the NATS chart writes from lfr's values, laid out as its pod's volumes are
+    # The servers: what the NATS chart writes from lfr's values, laid out as its pods' volumes are
     # (nats.conf in nats-config/, the users ConfigMap in lfr-nats-auth/, the include between).
-    nv = chart_values(values)["nats"]
     etc = tmp_path / "etc"
     (etc / "nats-config").mkdir(parents=True)
     (etc / "lfr-nats-auth").mkdir()
     auth = named(objects, "ConfigMap", f"{RELEASE}-nats-auth")["data"]["authorization.conf"]
     (etc / "lfr-nats-auth" / "authorization.conf").write_text(auth)
     js = nv["config"]["jetstream"]["merge"]
-    (etc / "nats-config" / "nats.conf").write_text("\n".join([
-        f"port: {nats_port}",
-        "host: 127.0.0.1",
-        f"max_payload: {_unwrap(nv['config']['merge']['max_payload'])}",
-        "tls {",
-        f"  cert_file: {json.dumps(str(tls / 'server.pem'))}",
-        f"  key_file: {json.dumps(str(tls / 'server-key.pem'))}",
-        f"  timeout: {nv['config']['nats']['tls']['merge']['timeout']}",
-        "}",
-        "jetstream {",
-        f"  store_dir: {json.dumps(str(tmp_path / 'js'))}",
-        f"  cipher: {_unwrap(js['cipher'])}",
-        f"  key: {_unwrap(js['key'])}",
-        "}",
-        f"include {nv['config']['merge']['lfr$include']}",
-        "",
-    ]))
+    assert nv["config"]["cluster"]["enabled"] and nv["config"]["cluster"]["tls"]["enabled"]
+    for i in range(servers):
+        routes = [f"nats-route://127.0.0.1:{p}" for j, p in enumerate(route_ports) if j != i]
+        (etc / "nats-config" / f"nats-{i}.conf").write_text("\n".join([
+            f"server_name: {RELEASE}-nats-{i}",
+            f"port: {client_ports[i]}",
+            "host: 127.0.0.1",
+            f"http: 127.0.0.1:{monitor_ports[i]}",
+            f"max_payload: {_unwrap(nv['config']['merge']['max_payload'])}",
+            "tls {",
+            f"  cert_file: {json.dumps(str(tls / 'server.pem'))}",
+            f"  key_file: {json.dumps(str(tls / 'server-key.pem'))}",
+            f"  timeout: {nv['config']['nats']['tls']['merge']['timeout']}",
+            "}",
+            "cluster {",
+            f"  name: {RELEASE}-nats",
+            "  host: 127.0.0.1",
+            f"  port: {route_ports[i]}",
+            f"  routes: [{', '.join(routes)}]",
+            "}",
+            "jetstream {",
+            f"  store_dir: {json.dumps(str(tmp_path / f'js-{i}'))}",
+            f"  cipher: {_unwrap(js['cipher'])}",
+            f"  key: {_unwrap(js['key'])}",
+            "}",
+            f"include {nv['config']['merge']['lfr$include']}",
+            "",
+        ]))
     procs = []
 
     def start(name, argv, env):
@@ -1235,19 +1328,23 @@ def test_rendered_release_runs_secured(tmp_path):
         return [str(lfr if binary == "lfr" else binaries[binary.removeprefix("lfr-")]), *cmd[1:]]
 
     try:
-        start("nats", [str(nats_server), "-c", str(etc / "nats-config" / "nats.conf")],
-              {**os.environ, "LFR_NATS_STORE_KEY": os.urandom(32).hex()})
-        # The hook Job: declares the topology as `bus` (retrying here as the Job's pods would).
+        store_key = os.urandom(32).hex()
+        for i in range(servers):
+            start(f"nats-{i}", [str(nats_server), "-c", str(etc / "nats-config" / f"nats-{i}.conf")],
+                  {**os.environ, "LFR_NATS_STORE_KEY": store_key})
+        # The hook Job: declares the topology as `bus` (retrying here as the Job's pods would,
+        # while the servers elect JetStream's meta leader).
         job = named(objects, "Job", f"{RELEASE}-bus-init")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             done = subprocess.run(argv(job, files["lfr.toml"]), env=pod_env(job), capture_output=True,
                                   text=True, timeout=30)
             if done.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert done.returncode == 0, f"bus-init failed: {done.stdout}{done.stderr}\n{log_of('nats')[-2000:]}"
-        assert "ChaCha20" in log_of("nats") or "chacha" in log_of("nats").lower(), "store not encrypted"
+        assert done.returncode == 0, f"bus-init failed: {done.stdout}{done.stderr}\n{log_of('nats-0')[-2000:]}"
+        for i in range(servers):
+            assert "chacha" in log_of(f"nats-{i}").lower(), f"store of nats-{i} not encrypted"
         keeper = named(objects, "Deployment", f"{RELEASE}-bus-keeper")
         start("bus-keeper", argv(keeper, files["lfr.toml"]), pod_env(keeper))
         ports = {}
@@ -1255,14 +1352,18 @@ def test_rendered_release_runs_secured(tmp_path):
             service = component(d)
             (vol,) = [v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "config"]
             (item,) = vol["configMap"]["items"]
-            port = ports[d["metadata"]["name"]] = _free_port()
             (container,) = d["spec"]["template"]["spec"]["containers"]
             assert container["command"][1:] == ["--config", "/etc/lfr/lfr.toml"]
-            env = {**pod_env(d), f"LFR_{service.upper()}__HTTP_ADDR": f"127.0.0.1:{port}",
-                   "OMP_NUM_THREADS": "1"}
-            if service == "dispatch":
-                env["LFR_DISPATCH__CONSOLE_ADDR"] = f"127.0.0.1:{_free_port()}"
-            start(d["metadata"]["name"], argv(d, files[item["key"]]), env)
+            # Every pod of the Deployment (an autoscaled one: a single pod here).
+            for pod in range(d["spec"].get("replicas", 1)):
+                name = f"{d['metadata']['name']}-{pod}"
+                port = ports[name] = _free_port()
+                env = {**pod_env(d), f"LFR_{service.upper()}__HTTP_ADDR": f"127.0.0.1:{port}",
+                       "OMP_NUM_THREADS": "1"}
+                if service == "dispatch":
+                    env["LFR_DISPATCH__CONSOLE_ADDR"] = f"127.0.0.1:{_free_port()}"
+                start(name, argv(d, files[item["key"]]), env)
+        assert len([n for n in ports if n.startswith(f"{RELEASE}-match-")]) == 2
         deadline = time.monotonic() + 60
         waiting = dict(ports)
         while waiting and time.monotonic() < deadline:
@@ -1271,9 +1372,29 @@ def test_rendered_release_runs_secured(tmp_path):
             waiting = {n: p for n, p in waiting.items() if not _ready(p)}
             time.sleep(0.3)
         assert not waiting, "not ready: " + "; ".join(f"{n}: {log_of(n)[-600:]}" for n in waiting)
+
+        # Placement, as the servers report it.
+        streams, consumers = _placement(monitor_ports)
+        transient = {"FRAMES", "FACES", "EMBEDDINGS"}
+        assert transient < set(streams) and "ALERTS" in streams and "KV_lfr-match-alerted" in streams
+        for name, st in streams.items():
+            copies = 1 if name in transient else servers
+            assert (st["replicas"], len(st["servers"])) == (copies, copies), (name, st)
+        match = consumers[("EMBEDDINGS", "match")]
+        assert match["config"].get("priority_policy") == "pinned_client", match["config"]
+        assert match["config"].get("priority_groups") == ["active"], match["config"]
+        # Both matchers wait on the group, one pull each: the server pins the first template to
+        # one of them and keeps the other on standby (no camera is live here to send templates).
+        deadline = time.monotonic() + 20
+        while match["num_waiting"] != 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            match = _placement(monitor_ports)[1][("EMBEDDINGS", "match")]
+        assert match["num_waiting"] == 2, match
+        assert [g["group"] for g in match.get("priority_groups", [])] == ["active"], match
     finally:
         # The services first, then NATS: a service stopping while NATS is gone waits for it.
-        for group in (procs[1:], procs[:1]):
+        nats = [p for p in procs if p[0].startswith("nats-")]
+        for group in ([p for p in procs if p not in nats], nats):
             for _, proc in group:
                 proc.send_signal(signal.SIGTERM)
             for _, proc in group:

@@ -96,10 +96,11 @@ lfr.shard: {{ .w.shard | quote }}
 {{- if has . (list "match" "dispatch") }}true{{ end }}
 {{- end }}
 
-{{/* Services that may run an HPA. */}}
+{{/* Services that may run an HPA: those whose replicas split the work (not match, whose
+standbys take none). */}}
 {{- define "lfr.autoscaled" -}}
 {{- $v := get .root.Values .service }}
-{{- if and (has .service (list "detect" "embed" "match")) $v.autoscaling $v.autoscaling.enabled }}true{{ end }}
+{{- if and (has .service (list "detect" "embed")) $v.autoscaling $v.autoscaling.enabled }}true{{ end }}
 {{- end }}
 
 {{- define "lfr.image" -}}
@@ -498,13 +499,37 @@ so lfr's default applies. */}}
 {{ include "lfr.toml.section" (dict "name" "purge" "table" $purge) }}
 {{- end }}
 
+{{/* The [bus] limits the services would refuse, and more copies than the bundled NATS has
+servers (NATS would refuse every record stream: the bus-init Job fails). */}}
+{{- define "lfr.validateBus" -}}
+{{- $bus := .Values.config.bus | default dict }}
+{{- $replicas := int (dig "replicas" 1 $bus) }}
+{{- if or (lt $replicas 1) (gt $replicas 5) }}
+{{- fail (printf "config.bus.replicas must be 1 to 5 (JetStream's limit), not %d" $replicas) }}
+{{- end }}
+{{- if .Values.nats.enabled }}
+{{- $cluster := dig "config" "cluster" dict .Values.nats }}
+{{- $servers := 1 }}
+{{- if dig "enabled" false $cluster }}{{ $servers = int (dig "replicas" 1 $cluster) }}{{ end }}
+{{- if gt $replicas $servers }}
+{{- fail (printf "config.bus.replicas (%d) exceeds the bundled NATS's %d server(s) (nats.config.cluster.replicas): each copy needs a server of its own" $replicas $servers) }}
+{{- end }}
+{{- end }}
+{{- if and (hasKey $bus "latency_budget") (hasKey $bus "transient_ttl") }}
+{{- if gt (float64 $bus.latency_budget) (float64 $bus.transient_ttl) }}
+{{- fail (printf "config.bus.latency_budget (%v s) exceeds config.bus.transient_ttl (%v s): frames would expire before they could be shed" $bus.latency_budget $bus.transient_ttl) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* Checks on values that would otherwise make a release that cannot work. */}}
 {{- define "lfr.validate" -}}
 {{- $_ := required "masterKey.existingSecret: name the Secret holding LFR_MASTER_KEY (helm/README.md)" .Values.masterKey.existingSecret }}
 {{- $_ := required "masterKey.key is required" .Values.masterKey.key }}
-{{- if and (not .Values.match.allowMultipleReplicas) (or (gt (int .Values.match.replicas) 1) .Values.match.autoscaling.enabled) }}
-{{- fail "match: more than one replica splits every track's frames between replicas and weakens corroboration (docs/matching.md); keep match.replicas 1, or set match.allowMultipleReplicas=true to accept it" }}
+{{- if dig "autoscaling" "enabled" false .Values.match }}
+{{- fail "match.autoscaling: match runs active/standby (docs/resilience.md): one replica takes every template and the others only wait to take over, so more pods add no throughput; set match.replicas (2: one active, one standby)" }}
 {{- end }}
+{{- include "lfr.validateBus" . }}
 {{- if hasKey .Values.ingest "replicas" }}
 {{- fail "ingest.replicas: every ingest pod opens every camera of its shard; use ingest.shards to spread cameras" }}
 {{- end }}
