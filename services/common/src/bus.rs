@@ -174,6 +174,11 @@ impl Bus {
     /// Send what is buffered before the service exits, but do not wait for a server that is gone:
     /// a service told to stop while NATS is unreachable must still stop (a Kubernetes pod gets 30 s).
     pub async fn flush_before_exit(&self) {
+        // Disconnected: nothing can be sent, and waiting for a reconnect only delays the stop.
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            tracing::warn!("NATS unreachable: exiting without flushing");
+            return;
+        }
         match tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "could not flush to NATS before exiting"),

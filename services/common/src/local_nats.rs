@@ -19,6 +19,8 @@ pub struct LocalNats {
     pub store_dir: PathBuf,
     binary: PathBuf,
     setup: Setup,
+    /// Run in a process group of its own (see [`LocalNats::start_own_group`]).
+    own_group: bool,
 }
 
 /// How the server is configured beyond its ports and store.
@@ -62,6 +64,28 @@ impl LocalNats {
         store_dir: &Path,
         setup: Setup,
     ) -> anyhow::Result<LocalNats> {
+        LocalNats::launch(port, monitor_port, store_dir, setup, false).await
+    }
+
+    /// Start with `setup` in a process group of its own (`lfr up`): a terminal's Ctrl-C then
+    /// reaches only the caller and its services, and the caller stops the server last, after
+    /// everything that writes to it. The caller must stop it: it outlives a caller killed outright.
+    pub async fn start_own_group(
+        port: u16,
+        monitor_port: u16,
+        store_dir: &Path,
+        setup: Setup,
+    ) -> anyhow::Result<LocalNats> {
+        LocalNats::launch(port, monitor_port, store_dir, setup, true).await
+    }
+
+    async fn launch(
+        port: u16,
+        monitor_port: u16,
+        store_dir: &Path,
+        setup: Setup,
+        own_group: bool,
+    ) -> anyhow::Result<LocalNats> {
         let mut nats = LocalNats {
             child: None,
             port,
@@ -69,6 +93,7 @@ impl LocalNats {
             store_dir: store_dir.to_path_buf(),
             binary: binary(),
             setup,
+            own_group,
         };
         nats.restart().await?;
         Ok(nats)
@@ -90,7 +115,11 @@ impl LocalNats {
         std::fs::create_dir_all(&self.store_dir)?;
         let config = self.store_dir.join("lfr-nats.conf");
         std::fs::write(&config, &self.setup.config)?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if self.own_group {
+            command.process_group(0);
+        }
+        let child = command
             .envs(self.setup.env.iter().map(|(k, v)| (k, v)))
             .arg("-c")
             .arg(&config)
@@ -157,6 +186,12 @@ impl LocalNats {
         http::get(self.monitor(), "/healthz?js-enabled-only=true")
             .await
             .is_ok()
+    }
+
+    /// The server's full health check (`/healthz`): JetStream on, and every stream and consumer
+    /// it holds current. A store that failed a write (a full disk) fails it.
+    pub async fn healthy_all(&self) -> bool {
+        http::get(self.monitor(), "/healthz").await.is_ok()
     }
 
     /// The monitoring endpoint's `/jsz?streams=true` (stream states) as JSON text.

@@ -7,12 +7,18 @@
 //! - `/healthz`: the process is alive (200 while the HTTP task runs).
 //! - `/readyz`: the service can do its job: connected to NATS and past its own start-up checks
 //!   (503 with the reason otherwise), so Kubernetes sends no work to a replica that cannot take it.
+//!
+//! Log lines go to standard output, and are dropped once it is gone: after Ctrl-C on
+//! `scripts/run.sh | tee log` the reader dies first, and a service must still stop. The stock
+//! writer would report the failed write on stderr, and `eprintln!` panics when stderr is closed
+//! too: the task that logged (the signal handler's, say) dies mid-shutdown.
 
 use crate::config::{LogConfig, LogFormat};
 use crate::Shutdown;
 use axum::{extract::State, http::StatusCode, routing::get, Router};
 use prometheus::{Encoder, Registry, TextEncoder};
 use std::collections::HashMap;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,11 +28,45 @@ use tracing_subscriber::EnvFilter;
 /// in one process): later calls keep the first subscriber.
 pub fn init_logging(cfg: &LogConfig) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| LogOut)
+        .log_internal_errors(false);
     let _ = match cfg.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
+}
+
+/// Set once standard output has no reader: later lines are not even tried.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Standard output for log lines: a line that cannot be written is dropped, never an error (so
+/// never a report on stderr), and a closed pipe stops all further writes.
+struct LogOut;
+
+impl Write for LogOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all(buf).map(|()| buf.len())
+    }
+
+    /// One locked write per line, so lines of different threads never interleave.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if STDOUT_GONE.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if let Err(e) = io::stdout().lock().write_all(buf) {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                STDOUT_GONE.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let _ = io::stdout().flush();
+        Ok(())
+    }
 }
 
 /// A registry whose metrics are all prefixed `lfr_` and labelled with the service name.

@@ -177,11 +177,25 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
     let (console_addr, server) = serve(settings.console_addr, app, ctx.shutdown.clone()).await?;
     let metrics_addr = ctx.metrics_addr;
     let done = tokio::spawn(async move {
-        let _ = server.await;
-        let _ = feed.await;
-        let _ = escalation.await;
-        let _ = reviews.await;
-        let _ = accuracy.await;
+        // Requests in hand finish; an operator's live stream (/events) never would, so whatever
+        // is still open CONSOLE_GRACE after shutdown is cut (the page's browser reconnects).
+        let console = server.abort_handle();
+        if ctx
+            .shutdown
+            .finish_within(CONSOLE_GRACE, server)
+            .await
+            .is_none()
+        {
+            console.abort();
+            tracing::info!("console connections still open at shutdown closed");
+        }
+        // Each returns at shutdown, unless a read of a store gone with NATS holds it: bounded.
+        for task in [feed, escalation, reviews, accuracy] {
+            let stuck = task.abort_handle();
+            if tokio::time::timeout(CONSOLE_GRACE, task).await.is_err() {
+                stuck.abort();
+            }
+        }
         ctx.bus.flush_before_exit().await;
     });
     Ok(Running {
@@ -190,6 +204,9 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
         done,
     })
 }
+
+/// How long the console's open requests and the background tasks get to finish at shutdown.
+const CONSOLE_GRACE: Duration = Duration::from_secs(2);
 
 /// Every second, escalate alerts that waited past the review deadline.
 async fn escalate(book: Book, metrics: DispatchMetrics, deadline: Duration, shutdown: Shutdown) {

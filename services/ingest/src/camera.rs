@@ -6,8 +6,10 @@
 //! frame is read from the source at all.
 //!
 //! open -> read -> sample -> encode -> hand over, while covered: a source that fails to open, stops
-//! delivering, or ends is reported (log and metric) and opened again after a back-off that doubles
-//! up to a ceiling. Nothing here can take another camera down: each camera has its own thread,
+//! delivering, stalls past its read timeout, or ends is reported down (log, `camera_up` 0 and the
+//! failure counted by reason) and opened again after a back-off that doubles up to a ceiling and
+//! starts over once frames flow again. Open and read timeouts ([`source::Timeouts`]) bound how
+//! long a dead or silent camera holds its thread, and so how long shutdown waits for it. Nothing here can take another camera down: each camera has its own thread,
 //! queue and publisher.
 
 use crate::config::CameraConfig;
@@ -15,7 +17,7 @@ use crate::encode::encode;
 use crate::metrics::IngestMetrics;
 use crate::queue::DropOldest;
 use crate::sampler::Sampler;
-use crate::source::{self, Source, SourceError};
+use crate::source::{self, Source, SourceError, Timeouts};
 use lfr_common::Shutdown;
 use lfr_schemas::{Frame, FrameRef, Timestamp};
 use lfr_watchlist::coverage::CoverageView;
@@ -32,6 +34,7 @@ pub struct Camera {
     pub jpeg_quality: u8,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    pub timeouts: Timeouts,
     pub epoch: Timestamp,
     pub queue: Arc<DropOldest<Frame>>,
     pub metrics: IngestMetrics,
@@ -63,7 +66,7 @@ impl Camera {
                 .camera_capturing
                 .with_label_values(&[&id])
                 .set(1);
-            let ended = match source::open(&source) {
+            let ended = match source::open(&source, self.timeouts) {
                 Ok(frames) => {
                     tracing::info!(camera = %id, "camera opened: a live deployment covers it");
                     self.capture(frames, &source, &mut seq, &mut backoff)

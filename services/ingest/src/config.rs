@@ -30,6 +30,14 @@ pub struct IngestConfig {
     pub initial_backoff: Duration,
     #[serde(with = "secs")]
     pub max_backoff: Duration,
+    /// Longest a network or device camera may take to open and deliver its first frame: a
+    /// camera that does not answer, or answers but sends no video, fails after this.
+    #[serde(with = "secs")]
+    pub open_timeout: Duration,
+    /// Longest an open network or device camera may go without delivering a frame: a stream
+    /// that stalls with its connection still open is closed after this, counted and reopened.
+    #[serde(with = "secs")]
+    pub read_timeout: Duration,
     /// How often the deployment records are re-read for coverage even when no change was
     /// announced (changes are seen at once; windows open and close on the clock).
     #[serde(with = "secs")]
@@ -46,6 +54,8 @@ impl Default for IngestConfig {
             max_in_flight: 16,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            open_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(5),
             coverage_refresh: lfr_watchlist::coverage::REFRESH,
         }
     }
@@ -72,6 +82,10 @@ pub struct CameraConfig {
     #[serde(default)]
     pub repeat: bool,
 }
+
+/// Bounds of `open_timeout` and `read_timeout`.
+pub const TIMEOUT_FLOOR: Duration = Duration::from_millis(100);
+pub const TIMEOUT_CEILING: Duration = Duration::from_secs(8);
 
 fn default_fps() -> f64 {
     5.0
@@ -102,6 +116,17 @@ impl Config {
                 );
             }
         }
+        // A camera thread blocked in open or read notices shutdown only when the call returns:
+        // the ceiling keeps a service stop within its 10 s.
+        for (name, t) in [
+            ("open_timeout", self.ingest.open_timeout),
+            ("read_timeout", self.ingest.read_timeout),
+        ] {
+            anyhow::ensure!(
+                (TIMEOUT_FLOOR..=TIMEOUT_CEILING).contains(&t),
+                "{name} must be {TIMEOUT_FLOOR:?} to {TIMEOUT_CEILING:?}, got {t:?}"
+            );
+        }
         anyhow::ensure!(
             (1..=100).contains(&self.ingest.jpeg_quality),
             "jpeg_quality must be 1-100"
@@ -115,5 +140,32 @@ impl Config {
             "max_in_flight must be at least 1"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camera_timeouts_default_to_five_seconds_and_must_stay_bounded() {
+        let mut c = Config::default();
+        assert_eq!(c.ingest.open_timeout, Duration::from_secs(5));
+        assert_eq!(c.ingest.read_timeout, Duration::from_secs(5));
+        c.validate().unwrap();
+        c.ingest.read_timeout = Duration::from_millis(10);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("read_timeout"), "{err}");
+        c.ingest.read_timeout = Duration::from_secs(5);
+        c.ingest.open_timeout = Duration::from_secs(60);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("open_timeout"), "{err}");
+    }
+
+    #[test]
+    fn camera_timeouts_are_read_in_seconds() {
+        let c: Config = toml::from_str("[ingest]\nopen_timeout = 2.5\nread_timeout = 1\n").unwrap();
+        assert_eq!(c.ingest.open_timeout, Duration::from_millis(2500));
+        assert_eq!(c.ingest.read_timeout, Duration::from_secs(1));
     }
 }

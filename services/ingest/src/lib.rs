@@ -49,6 +49,10 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
             jpeg_quality: config.ingest.jpeg_quality,
             initial_backoff: config.ingest.initial_backoff,
             max_backoff: config.ingest.max_backoff,
+            timeouts: source::Timeouts {
+                open: config.ingest.open_timeout,
+                read: config.ingest.read_timeout,
+            },
             epoch,
             queue: queue.clone(),
             metrics: metrics.clone(),

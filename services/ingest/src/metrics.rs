@@ -12,7 +12,9 @@ pub struct IngestMetrics {
     pub dropped: IntCounterVec,
     /// Images a source delivered that could not be decoded.
     pub bad_frames: IntCounterVec,
-    /// Source failures, by reason: `open_failed`, `read_failed`, `ended`.
+    /// Source failures, by reason: `open_failed` (refused, unreachable, or no video within the
+    /// open timeout), `read_failed` (the stream ended or its connection closed), `read_timeout`
+    /// (no frame within the read timeout, the connection still open), `ended` (a file or folder).
     pub camera_failures: IntCounterVec,
     pub camera_up: IntGaugeVec,
     /// 1 while a live, verified deployment covers the camera and it is open (gated capture).
@@ -85,7 +87,7 @@ impl IngestMetrics {
             self.dropped.with_label_values(&[camera, reason]);
         }
         self.bad_frames.with_label_values(&[camera, "undecodable"]);
-        for reason in ["open_failed", "read_failed", "ended"] {
+        for reason in ["open_failed", "read_failed", "read_timeout", "ended"] {
             self.camera_failures.with_label_values(&[camera, reason]);
         }
         self.camera_up.with_label_values(&[camera]).set(0);

@@ -1,11 +1,22 @@
 //! Camera sources: where frames come from. A network stream, a V4L2 device, a video file or a folder
 //! of images all become a [`FrameSource`] yielding decoded BGR images.
+//!
+//! A live camera can fail in three ways, each bounded by a [`Timeouts`] so that no camera blocks
+//! its thread for long: it refuses or does not answer (open fails at once or after `open`); it
+//! answers but sends no video (open fails after `open`: OpenCV opens a stream only once it has
+//! seen its first frames); it stalls mid-stream with the connection still open (a read returns
+//! nothing after `read`: [`SourceError::Stalled`]). A dropped connection ends a read at once
+//! ([`SourceError::Read`]).
 
 use lfr_common::redact;
 use opencv::core::{Mat, Vector};
 use opencv::prelude::*;
 use opencv::{imgcodecs, videoio};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Clock slack when telling a read cut short by the read timeout from one that failed sooner.
+const STALL_SLACK: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
@@ -54,6 +65,14 @@ impl Source {
     }
 }
 
+/// How long opening a source, and then each read, may block (OpenCV's
+/// `CAP_PROP_OPEN_TIMEOUT_MSEC` and `CAP_PROP_READ_TIMEOUT_MSEC`, FFmpeg's interrupt callback).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    pub open: Duration,
+    pub read: Duration,
+}
+
 /// Why a source produced no frame.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -63,6 +82,9 @@ pub enum SourceError {
     /// A live source stopped delivering: reopen.
     #[error("camera stopped delivering frames: {0}")]
     Read(String),
+    /// A live source delivered nothing for the whole read timeout, its connection still open.
+    #[error("camera sent no frame within the read timeout ({0:?})")]
+    Stalled(Duration),
     /// One bad image (corrupt JPEG in a folder): skip it, keep going.
     #[error("unreadable image {file}: {why}")]
     BadImage { file: String, why: &'static str },
@@ -73,6 +95,7 @@ impl SourceError {
         match self {
             SourceError::Open(_) => "open_failed",
             SourceError::Read(_) => "read_failed",
+            SourceError::Stalled(_) => "read_timeout",
             SourceError::BadImage { .. } => "undecodable",
         }
     }
@@ -90,11 +113,11 @@ pub trait FrameSource: Send {
     fn next(&mut self) -> Result<Option<Captured>, SourceError>;
 }
 
-pub fn open(source: &Source) -> Result<Box<dyn FrameSource>, SourceError> {
+pub fn open(source: &Source, timeouts: Timeouts) -> Result<Box<dyn FrameSource>, SourceError> {
     match source {
         Source::Images(dir) => Ok(Box::new(ImageFolder::open(dir)?)),
-        Source::Network(url) => video(url, videoio::CAP_FFMPEG, true),
-        Source::Device(dev) => video(dev, videoio::CAP_V4L2, true),
+        Source::Network(url) => video(url, videoio::CAP_FFMPEG, timeouts, true),
+        Source::Device(dev) => video(dev, videoio::CAP_V4L2, timeouts, true),
         Source::File(path) => {
             if !path.is_file() {
                 return Err(SourceError::Open(format!(
@@ -102,29 +125,50 @@ pub fn open(source: &Source) -> Result<Box<dyn FrameSource>, SourceError> {
                     path.display()
                 )));
             }
-            video(&path.to_string_lossy(), videoio::CAP_ANY, false)
+            video(&path.to_string_lossy(), videoio::CAP_ANY, timeouts, false)
         }
     }
 }
 
-fn video(target: &str, api: i32, live: bool) -> Result<Box<dyn FrameSource>, SourceError> {
-    // Bound how long a dead camera can block its thread.
+/// Open a video through OpenCV; a `live` one never ends, it fails.
+fn video(
+    target: &str,
+    api: i32,
+    timeouts: Timeouts,
+    live: bool,
+) -> Result<Box<dyn FrameSource>, SourceError> {
+    // Bound how long a dead or silent camera can block its thread.
+    let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
     let params = Vector::from_slice(&[
         videoio::CAP_PROP_OPEN_TIMEOUT_MSEC,
-        5000,
+        ms(timeouts.open),
         videoio::CAP_PROP_READ_TIMEOUT_MSEC,
-        5000,
+        ms(timeouts.read),
     ]);
+    let started = Instant::now();
     // OpenCV's messages may quote what it was given: a stream's URL, credentials included.
     let capture = videoio::VideoCapture::from_file_with_params(target, api, &params)
         .map_err(|e| SourceError::Open(redact::url(&e.to_string())))?;
     if !capture.is_opened().unwrap_or(false) {
-        return Err(SourceError::Open("no decoder accepted it".into()));
+        return Err(SourceError::Open(
+            if live && started.elapsed() + STALL_SLACK >= timeouts.open {
+                format!(
+                    "no video within the open timeout ({:?}): no answer, or no frames",
+                    timeouts.open
+                )
+            } else {
+                "no decoder accepted it".into()
+            },
+        ));
     }
+    // Opened only when the open timeout ran out: the camera answered, but no media came (some
+    // OpenCV builds open such a stream from its description alone and fail the first read).
+    let silent = live && started.elapsed() + STALL_SLACK >= timeouts.open;
     let fps = capture.get(videoio::CAP_PROP_FPS).unwrap_or(0.0);
     Ok(Box::new(Video {
         capture,
-        live,
+        live: live.then_some(timeouts),
+        silent,
         fps: if fps.is_finite() && fps > 0.0 {
             fps
         } else {
@@ -136,26 +180,43 @@ fn video(target: &str, api: i32, live: bool) -> Result<Box<dyn FrameSource>, Sou
 
 struct Video {
     capture: videoio::VideoCapture,
-    live: bool,
+    live: Option<Timeouts>,
     fps: f64,
     index: u64,
+    /// A live source that opened without sending media within the open timeout.
+    silent: bool,
 }
 
 impl FrameSource for Video {
     fn next(&mut self) -> Result<Option<Captured>, SourceError> {
         let mut image = Mat::default();
+        let started = Instant::now();
         let got = self
             .capture
             .read(&mut image)
             .map_err(|e| SourceError::Read(redact::url(&e.to_string())))?;
-        if !got || image.empty() {
-            return if self.live {
-                Err(SourceError::Read("no frame within the read timeout".into()))
-            } else {
-                Ok(None)
-            };
+        if let Some(timeouts) = self.live {
+            // A read that lasted the whole read timeout was cut short by it: no frame came in
+            // that time, whatever OpenCV returns (FFmpeg may hand back what it held, a stale or
+            // partial picture, and fail only on the next read). A stall; the frame is not used.
+            if started.elapsed() + STALL_SLACK >= timeouts.read {
+                return Err(SourceError::Stalled(timeouts.read));
+            }
+            if !got || image.empty() {
+                return Err(if self.index == 0 && self.silent {
+                    // Never a frame since it answered: as if it had not opened.
+                    SourceError::Open(format!(
+                        "no video within the open timeout ({:?}): the camera answers but sends no frames",
+                        timeouts.open
+                    ))
+                } else {
+                    SourceError::Read("the stream ended or its connection closed".into())
+                });
+            }
+        } else if !got || image.empty() {
+            return Ok(None);
         }
-        let media_time = (!self.live).then(|| self.index as f64 / self.fps);
+        let media_time = self.live.is_none().then(|| self.index as f64 / self.fps);
         self.index += 1;
         Ok(Some(Captured { image, media_time }))
     }

@@ -143,6 +143,8 @@ async fn no_frame_byte_touches_disk() {
 
     let mut cfg = config(&nats, vec![camera("hall", &images.to_string_lossy(), 10.0)]);
     cfg.common.bus.transient_ttl = Duration::from_secs(1);
+    // The shedding budget may not exceed the TTL (config validation refuses it).
+    cfg.common.bus.latency_budget = Duration::from_secs(1);
     nats.declare_with(&cfg.common.bus).await;
     let shutdown = Shutdown::new();
     // Gated capture: a live deployment covers the camera(s).

@@ -8,7 +8,10 @@
 //! camera when no camera is configured), then starts every service binary found beside this one,
 //! each with its own credentials only, and keeps them running: a service that exits is started
 //! again after a pause. On Ctrl-C or SIGTERM the services are stopped first (ingest before the
-//! stages, so in-flight frames drain), then NATS.
+//! stages, so in-flight frames drain), then the demonstration deployment is ended, then NATS.
+//! nats-server runs in its own process group, so a terminal's Ctrl-C, which reaches this process
+//! and every service at once, never reaches it: it goes last, on SIGTERM from here. Every step of
+//! the stop is bounded (a service has 10 s before SIGKILL, the demo's end 10 s, NATS 10 s).
 //!
 //! With the sample camera, a demonstration deployment watches it ([`demo`]) unless `--no-demo`.
 //!
@@ -62,93 +65,190 @@ pub struct UpArgs {
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     lfr_common::telemetry::init_logging(&Default::default());
+    // Signals are caught from the first moment: nats-server runs in its own process group, so a
+    // Ctrl-C that ended this process outright would leave it running. No deadline: this process
+    // bounds its own stop, since it must stop its children and the server, not abandon them.
+    let shutdown = Shutdown::on_signals_within(None);
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()));
     let state = args
         .state_dir
+        .clone()
         .unwrap_or_else(|| home.join(".local/share/lfr"));
     let sample = args
         .sample
+        .clone()
         .unwrap_or_else(|| home.join(".cache/lfr/samples/faces"));
     let master_key = master_key(&state)?;
     let secured = secured::Secured::prepare(&state)?;
 
-    let mut nats = LocalNats::start_with(
+    // In its own process group: a terminal's Ctrl-C reaches this process and the services only,
+    // and NATS is stopped last, once nothing writes to it any more.
+    let store = state.join("jetstream");
+    let start = LocalNats::start_own_group(
         args.nats_port,
         args.nats_monitor_port,
-        &state.join("jetstream"),
+        &store,
         secured.setup(),
-    )
-    .await?;
-    tracing::info!(url = %nats.url(), monitor = args.nats_monitor_port, "NATS with JetStream running (TLS, one identity per service, store encrypted)");
-
-    let (config, sample_camera) =
-        run_config(args.config.as_deref(), &nats.url(), &secured.ca(), &sample)?;
-    let config_path = state.join("run/lfr.toml");
-    std::fs::create_dir_all(config_path.parent().unwrap())?;
-    std::fs::write(&config_path, &config)?;
-
-    // The topology keeper declares the topology now, and again whenever something goes missing.
-    let limits = lfr_common::config::load::<lfr_common::config::Common>(Some(&config_path))?
-        .bus
-        .topology_limits();
-    let js = NatsArgs::from_config(&secured.nats_config(&nats.url(), Identity::Bus))
-        .jetstream_as("lfr-up-bus", Identity::Bus)
-        .await?;
-    lfr_common::topology::declare(&js, &limits).await?;
-    let keeper = tokio::spawn(crate::bus::keep_declared(
-        js,
-        limits,
-        Duration::from_secs(2),
-    ));
-    let admin = NatsArgs::from_config(&secured.nats_config(&nats.url(), Identity::Admin));
-    let admin_env = secured.write_admin_env(&state, &nats.url())?;
-    let anchor_key = audit_anchor_key(&state, &admin_env)?;
-    tracing::info!(file = %admin_env.display(), "for lfr commands against this system: source this file (the administrator's credentials)");
-
-    let demo = match (sample_camera && !args.no_demo).then_some(()) {
-        Some(()) => demo::start(&admin, &sample, SAMPLE_CAMERA)
-            .await
-            .inspect_err(|e| tracing::warn!(error = %e, "no demonstration deployment"))
-            .ok(),
-        None => None,
+    );
+    let mut nats = tokio::select! {
+        nats = start => nats?,
+        // Dropping the start kills the half-started server.
+        _ = shutdown.requested() => return Ok(()),
     };
-
-    let bin_dir = std::env::current_exe()?
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let shutdown = Shutdown::on_signals();
-    let mut supervisors = Vec::new();
-    for name in SERVICES {
-        let binary = bin_dir.join(format!("lfr-{name}"));
-        anyhow::ensure!(
-            binary.exists(),
-            "{} not found: build the workspace (cargo build --release)",
-            binary.display()
-        );
-        let identity = Identity::of(name).expect("every service has an identity");
-        supervisors.push(tokio::spawn(supervise(
-            name,
-            binary,
-            config_path.clone(),
-            secured.credentials_file(identity),
-            master_key.clone(),
-            (name == "purge").then(|| anchor_key.clone()),
-            shutdown.clone(),
-        )));
-    }
-    tracing::info!(config = %config_path.display(), "lfr is up; Ctrl-C stops it");
-    shutdown.requested().await;
-    for s in supervisors {
-        let _ = s.await;
-    }
-    if let Some(demo) = demo {
-        demo.end().await;
-    }
-    keeper.abort();
+    tracing::info!(url = %nats.url(), monitor = args.nats_monitor_port, "NATS with JetStream running (TLS, one identity per service, store encrypted)");
+    let up = System {
+        args: &args,
+        state: &state,
+        sample: &sample,
+        master_key,
+        secured: &secured,
+        nats_url: nats.url(),
+    };
+    let ran = up.run(&shutdown).await;
     nats.stop().await;
-    tracing::info!("lfr is down");
-    Ok(())
+    match &ran {
+        Ok(()) => tracing::info!("lfr is down"),
+        Err(e) => tracing::error!(error = %e, "lfr stopped on an error"),
+    }
+    ran
+}
+
+/// Everything `lfr up` runs on top of its NATS server.
+struct System<'a> {
+    args: &'a UpArgs,
+    state: &'a Path,
+    sample: &'a Path,
+    master_key: Option<String>,
+    secured: &'a secured::Secured,
+    nats_url: String,
+}
+
+/// How long the demonstration deployment's end may take (NATS is still up then).
+const DEMO_END_LIMIT: Duration = Duration::from_secs(10);
+
+impl System<'_> {
+    /// Declare the topology, start the demonstration deployment and every service, keep them
+    /// running until shutdown, then stop them: ingest first, the rest after, the demonstration
+    /// deployment ended last. Returns with NATS still up; the caller stops it.
+    async fn run(self, shutdown: &Shutdown) -> anyhow::Result<()> {
+        let secured = self.secured;
+        let (config, sample_camera) = run_config(
+            self.args.config.as_deref(),
+            &self.nats_url,
+            &secured.ca(),
+            self.sample,
+        )?;
+        let config_path = self.state.join("run/lfr.toml");
+        std::fs::create_dir_all(config_path.parent().unwrap())?;
+        std::fs::write(&config_path, &config)?;
+
+        // The topology keeper declares the topology now, and again whenever something goes missing.
+        let limits = lfr_common::config::load::<lfr_common::config::Common>(Some(&config_path))?
+            .bus
+            .topology_limits();
+        let keeper = async {
+            let js = NatsArgs::from_config(&secured.nats_config(&self.nats_url, Identity::Bus))
+                .jetstream_as("lfr-up-bus", Identity::Bus)
+                .await?;
+            lfr_common::topology::declare(&js, &limits).await?;
+            anyhow::Ok(tokio::spawn(crate::bus::keep_declared(
+                js,
+                limits,
+                Duration::from_secs(2),
+            )))
+        };
+        let Some(keeper) = until_shutdown(shutdown, keeper).await else {
+            return Ok(());
+        };
+        let keeper = keeper?;
+        let admin = NatsArgs::from_config(&secured.nats_config(&self.nats_url, Identity::Admin));
+        let admin_env = secured.write_admin_env(self.state, &self.nats_url)?;
+        let anchor_key = audit_anchor_key(self.state, &admin_env)?;
+        tracing::info!(file = %admin_env.display(), "for lfr commands against this system: source this file (the administrator's credentials)");
+
+        let demo = async {
+            match (sample_camera && !self.args.no_demo).then_some(()) {
+                Some(()) => demo::start(&admin, self.sample, SAMPLE_CAMERA)
+                    .await
+                    .inspect_err(|e| tracing::warn!(error = %e, "no demonstration deployment"))
+                    .ok(),
+                None => None,
+            }
+        };
+        // A demo cut short here is ended by the next start (demo::end_leftovers).
+        let Some(demo) = until_shutdown(shutdown, demo).await else {
+            keeper.abort();
+            return Ok(());
+        };
+
+        let bin_dir = std::env::current_exe()?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut supervisors = Vec::new();
+        for name in SERVICES {
+            let binary = bin_dir.join(format!("lfr-{name}"));
+            anyhow::ensure!(
+                binary.exists(),
+                "{} not found: build the workspace (cargo build --release)",
+                binary.display()
+            );
+            let identity = Identity::of(name).expect("every service has an identity");
+            let stop = Shutdown::new();
+            let task = tokio::spawn(supervise(
+                Service {
+                    name,
+                    binary,
+                    config: config_path.clone(),
+                    credentials: secured.credentials_file(identity),
+                    master_key: self.master_key.clone(),
+                    anchor_key: (name == "purge").then(|| anchor_key.clone()),
+                },
+                shutdown.clone(),
+                stop.clone(),
+            ));
+            supervisors.push((stop, task));
+        }
+        tracing::info!(config = %config_path.display(), "lfr is up; Ctrl-C stops it");
+        shutdown.requested().await;
+
+        // Ingest first, so no new frames arrive while the stages finish what they hold.
+        let mut supervisors = supervisors.into_iter();
+        if let Some((stop, ingest)) = supervisors.next() {
+            stop.trigger();
+            let _ = ingest.await;
+        }
+        let rest: Vec<_> = supervisors.collect();
+        for (stop, _) in &rest {
+            stop.trigger();
+        }
+        for (_, task) in rest {
+            let _ = task.await;
+        }
+        if let Some(demo) = demo {
+            if tokio::time::timeout(DEMO_END_LIMIT, demo.end())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "demonstration deployment not ended in time; the next `lfr up` ends it"
+                );
+            }
+        }
+        keeper.abort();
+        Ok(())
+    }
+}
+
+/// `work`, or `None` if shutdown is requested first (it is then dropped where it stands).
+async fn until_shutdown<T>(
+    shutdown: &Shutdown,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        done = work => Some(done),
+        _ = shutdown.requested() => None,
+    }
 }
 
 /// The camera id of the sample camera.
@@ -297,32 +397,37 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// Keep one service running until shutdown, then stop it with SIGTERM (SIGKILL after 10 s).
-async fn supervise(
+/// One service as `lfr up` runs it.
+struct Service {
     name: &'static str,
     binary: PathBuf,
     config: PathBuf,
     credentials: PathBuf,
     master_key: Option<String>,
     anchor_key: Option<PathBuf>,
-    shutdown: Shutdown,
-) {
+}
+
+/// Keep one service running until `stop`, then stop it with SIGTERM (SIGKILL after 10 s). Once
+/// `shutdown` (the whole system's) is requested, a service that exits is not started again: a
+/// terminal's Ctrl-C reaches the services directly, before `stop` comes.
+async fn supervise(service: Service, shutdown: Shutdown, stop: Shutdown) {
+    let name = service.name;
     let mut pause = Duration::from_secs(1);
-    while !shutdown.is_triggered() {
+    while !shutdown.is_triggered() && !stop.is_triggered() {
         // faiss (match) and OpenBLAS read this once at start: their extra threads would only fight
         // the models for the cores of a small box.
-        let mut command = Command::new(&binary);
+        let mut command = Command::new(&service.binary);
         command
             .arg("--config")
-            .arg(&config)
+            .arg(&service.config)
             .env("OMP_NUM_THREADS", "1")
-            .env("LFR_NATS__CREDENTIALS", &credentials)
+            .env("LFR_NATS__CREDENTIALS", &service.credentials)
             .env_remove(lfr_identity::server::STORE_KEY_ENV)
             .kill_on_drop(true);
-        if let Some(key) = &master_key {
+        if let Some(key) = &service.master_key {
             command.env(MASTER_KEY_ENV, key);
         }
-        if let Some(file) = &anchor_key {
+        if let Some(file) = &service.anchor_key {
             command.env("LFR_PURGE__ANCHOR_KEY_FILE", file);
         }
         let mut child = match command.spawn() {
@@ -335,17 +440,19 @@ async fn supervise(
         tracing::info!(service = name, pid = child.id(), "service started");
         tokio::select! {
             status = child.wait() => {
-                if shutdown.is_triggered() {
+                if shutdown.is_triggered() || stop.is_triggered() {
+                    tracing::info!(service = name, "service stopped");
                     return; // Ctrl-C reached the whole process group
                 }
                 report_exit(name, status);
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = shutdown.requested() => return,
+                    _ = stop.requested() => return,
                 }
                 pause = (pause * 2).min(Duration::from_secs(30));
             }
-            _ = shutdown.requested() => {
+            _ = stop.requested() => {
                 terminate(name, &mut child).await;
                 return;
             }

@@ -3,11 +3,11 @@
 //! 1. Delete every message of the alert from ALERTS (its candidate, decision, outcomes, release)
 //!    by stream sequence. JetStream's default delete is a **secure erase**: the stored bytes are
 //!    overwritten, not just unlinked.
-//! 2. Announce the erasure on ALERTS (`lfr.alerts.<deployment>.erased`, ids only) so every
-//!    reader's book forgets the alert.
-//! 3. Record the erasure on AUDIT: which alert, how many messages and bytes, and the sha256 of the
+//! 2. Record the erasure on AUDIT: which alert, how many messages and bytes, and the sha256 of the
 //!    candidate message that was erased (a digest, so the record proves *what* was erased without
 //!    keeping it).
+//! 3. Announce the erasure on ALERTS (`lfr.alerts.<deployment>.erased`, ids only) so every
+//!    reader's book forgets the alert.
 //! 4. **Verify**: ask the stream for each erased sequence again; every one must be gone. The result
 //!    is recorded on AUDIT too, and a failure is counted and logged as an error.
 
@@ -69,6 +69,24 @@ impl Eraser {
                 ),
             }
         }
+        let mut erasure = ACTOR
+            .event(
+                AuditAction::Erasure,
+                AuditObject::Alert(alert.alert_id.clone()),
+            )
+            .deployment(&alert.deployment)
+            .why(format!(
+                "{why}: {} messages ({bytes} bytes) securely erased from ALERTS",
+                erased.len()
+            ));
+        if let Some(d) = &digest {
+            erasure = erasure.digest(d);
+        }
+        // Recorded before the announcement: once announced, every book (purge's own included)
+        // forgets the alert, so a purge killed between the two would never record it. Killed
+        // between the record and the announcement, the next pass erases (nothing left) and
+        // records again: a second record, never none.
+        erasure.clone().record(&self.bus.jetstream).await?;
         let marker = AlertsErased {
             deployment: alert.deployment.clone(),
             alert_ids: vec![alert.alert_id.clone()],
@@ -85,20 +103,6 @@ impl Eraser {
             .await?
             .acknowledged()
             .await?;
-        let mut erasure = ACTOR
-            .event(
-                AuditAction::Erasure,
-                AuditObject::Alert(alert.alert_id.clone()),
-            )
-            .deployment(&alert.deployment)
-            .why(format!(
-                "{why}: {} messages ({bytes} bytes) securely erased from ALERTS",
-                erased.len()
-            ));
-        if let Some(d) = &digest {
-            erasure = erasure.digest(d);
-        }
-        erasure.clone().record(&self.bus.jetstream).await?;
         let verified = self.verify(&stream, &erased).await;
         erasure
             .why(if verified {

@@ -240,9 +240,23 @@ pub struct Purger {
     notary: Option<Notary>,
     /// One pass at a time (schedule and requests).
     running: Mutex<()>,
+    /// The service's shutdown: a pass under way then finishes the erasure in hand and leaves the
+    /// rest to the next start (every step is re-derived from the book), so NATS gone cannot hold
+    /// the stop through one request time-out after another.
+    stopping: Shutdown,
 }
 
 impl Purger {
+    /// Shutdown came: the pass stops between steps, never inside one (an erasure is deleted,
+    /// announced, recorded and verified as a whole).
+    fn cut_short(&self) -> bool {
+        let stop = self.stopping.is_triggered();
+        if stop {
+            tracing::info!("shutting down: the rest of this purge pass is left to the next");
+        }
+        stop
+    }
+
     pub async fn pass(&self) -> PassSummary {
         let _one = self.running.lock().await;
         let now = self.clock.now();
@@ -252,6 +266,9 @@ impl Purger {
         };
         let mut erased_now = std::collections::HashSet::new();
         for entry in self.book.all() {
+            if self.cut_short() {
+                return summary;
+            }
             match self.policy.fate(&entry, now) {
                 Fate::Erase => {
                     let why = format!(
@@ -285,6 +302,9 @@ impl Purger {
             .iter()
             .filter(|e| self.policy.is_overdue(e, now) && !erased_now.contains(&e.alert.alert_id))
             .count();
+        if self.cut_short() {
+            return summary;
+        }
         let ended = self.wipe_ended(now, &mut summary).await;
         let remaining: std::collections::HashSet<String> = self
             .book
@@ -294,7 +314,13 @@ impl Purger {
             .map(|e| e.alert.deployment.clone())
             .collect();
         for deployment in ended.iter().filter(|d| !remaining.contains(*d)) {
+            if self.cut_short() {
+                return summary;
+            }
             summary.keys_destroyed += self.shred(deployment).await;
+        }
+        if self.cut_short() {
+            return summary;
         }
         self.check_audit_chain(&mut summary).await;
         self.metrics.passes.inc();
@@ -551,6 +577,7 @@ pub async fn start_with_clock(
         anchor: Mutex::new(None),
         notary: notary(&config.purge)?,
         running: Mutex::new(()),
+        stopping: ctx.shutdown.clone(),
     });
     let mut requests = bus.client.subscribe(RUN_SUBJECT).await?;
     let metrics_addr = ctx.metrics_addr;

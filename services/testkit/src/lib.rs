@@ -12,6 +12,7 @@ pub mod browser;
 pub mod coverage;
 pub mod deployments;
 pub mod media;
+pub mod rtsp;
 
 use lfr_common::config::NatsConfig;
 use lfr_common::local_nats::{LocalNats, Setup};
