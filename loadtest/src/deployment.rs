@@ -3,7 +3,9 @@
 //! It passes every gate a real deployment does (create, enrol, authorise, review, activate), each
 //! audited under the actor `lfr-loadtest`, and is ended, and its list erased, when the run ends.
 //! The people are enrolled on the **blue** watch list (staff volunteers): on a shared system their
-//! alerts never reach an operator's queue or an officer's device.
+//! alerts never reach an operator's queue or an officer's device. The fault harness, which runs
+//! on a bus of its own, puts the second person on the `wanted` list instead ([`Lists::Reviewed`]),
+//! so that its alerts go through an operator's decision and an officer's outcome.
 
 use crate::scene::{Samples, IDENTITIES};
 use lfr_schemas::Timestamp;
@@ -50,12 +52,42 @@ pub struct LoadDeployment {
     pub id: String,
 }
 
-/// Create and activate the deployment over cameras `0..cameras`.
+/// Which watch lists the scene's people are enrolled on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lists {
+    /// Everyone on the blue list: nothing reaches an operator (the load test).
+    Blue,
+    /// The first person on the blue list, the second on `wanted`: their alerts are reviewed.
+    Reviewed,
+}
+
+impl Lists {
+    /// The watch-list category of [`IDENTITIES`]`[i]`.
+    fn category(self, i: usize) -> &'static str {
+        match (self, i) {
+            (Lists::Reviewed, 1) => "wanted",
+            _ => "blue",
+        }
+    }
+}
+
+/// Create and activate the deployment over cameras `0..cameras`, everyone on the blue list.
 pub async fn start(
     js: &async_nats::jetstream::Context,
     samples: &Samples,
     cameras: usize,
     hours: u64,
+) -> anyhow::Result<LoadDeployment> {
+    start_with(js, samples, cameras, hours, Lists::Blue).await
+}
+
+/// Create and activate the deployment over cameras `0..cameras`, its people on `lists`.
+pub async fn start_with(
+    js: &async_nats::jetstream::Context,
+    samples: &Samples,
+    cameras: usize,
+    hours: u64,
+    lists: Lists,
 ) -> anyhow::Result<LoadDeployment> {
     let lifecycle = Lifecycle::open(js, ModelsConfig::default()).await?;
     let now = Timestamp::now();
@@ -84,7 +116,7 @@ pub async fn start(
             &actor(),
         )
         .await?;
-    let folder = enrolment_folder(samples)?;
+    let folder = enrolment_folder_on(samples, lists)?;
     let deployment = LoadDeployment { lifecycle, id };
     let activated = async {
         let enrolled = deployment
@@ -121,17 +153,23 @@ pub async fn start(
 /// A folder in the form `lfr deployment enrol` takes: the identities' enrolment photos and a
 /// manifest putting them on the blue watch list.
 pub fn enrolment_folder(samples: &Samples) -> anyhow::Result<tempfile::TempDir> {
+    enrolment_folder_on(samples, Lists::Blue)
+}
+
+fn enrolment_folder_on(samples: &Samples, lists: Lists) -> anyhow::Result<tempfile::TempDir> {
     let folder = tempfile::tempdir()?;
     let mut manifest = String::new();
-    for identity in &IDENTITIES {
+    for (i, identity) in IDENTITIES.iter().enumerate() {
         std::fs::copy(
             samples.faces.join(identity.enrolled),
             folder.path().join(identity.enrolled),
         )
         .map_err(|e| anyhow::anyhow!("sample photo {}: {e}", identity.enrolled))?;
         manifest.push_str(&format!(
-            "[[entry]]\nreference = \"{}\"\ncategory = \"blue\"\nimage = \"{}\"\n",
-            identity.reference, identity.enrolled
+            "[[entry]]\nreference = \"{}\"\ncategory = \"{}\"\nimage = \"{}\"\n",
+            identity.reference,
+            lists.category(i),
+            identity.enrolled
         ));
     }
     std::fs::write(folder.path().join("manifest.toml"), manifest)?;

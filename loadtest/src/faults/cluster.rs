@@ -4,18 +4,31 @@
 //!
 //! Routes between the nodes are plain TCP on loopback: what is under test is what the cluster
 //! keeps when a node goes, not the route encryption (the chart configures that: `helm/`).
+//!
+//! Run as root, each node's store is a small tmpfs of its own ([`STORE_DISK`]), so that the
+//! `disk-full` fault can fill one node's disk and free it again ([`Cluster::fill_disk`]). Where
+//! mounting is not allowed the stores are plain directories and [`Cluster::disks`] says why.
 
 use lfr_common::http::free_port;
 use lfr_common::local_nats::{LocalNats, Setup};
 use lfr_identity::{Credentials, ServerConfig};
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 pub const NODES: usize = 3;
+
+/// Size of each node's store disk: room for the harness's records many times over.
+pub const STORE_DISK: u64 = 256 << 20;
+
+/// The file that fills a node's disk.
+const FILLER: &str = "disk-filler";
 
 pub struct Cluster {
     pub nodes: Vec<LocalNats>,
     /// Whether each node is meant to be running (a killed one is not).
     up: Vec<bool>,
+    /// Each node's store disk, once mounted; or why there are none.
+    disks: Result<Vec<PathBuf>, String>,
 }
 
 impl Cluster {
@@ -28,6 +41,14 @@ impl Cluster {
         let secured = ServerConfig::secured(tls, credentials).render();
         let store_key = lfr_identity::server::new_store_key()?;
         let route_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect::<Result<_, _>>()?;
+        let disks = mount_disks(
+            &(0..NODES)
+                .map(|i| dir.join(node_name(i)))
+                .collect::<Vec<_>>(),
+        );
+        if let Err(why) = &disks {
+            tracing::warn!(%why, "the NATS stores are plain directories: no disk-full fault");
+        }
         let mut nodes = Vec::new();
         for (i, own) in route_ports.iter().enumerate() {
             let routes: Vec<String> = route_ports
@@ -56,7 +77,43 @@ impl Cluster {
         Ok(Cluster {
             up: vec![true; NODES],
             nodes,
+            disks,
         })
+    }
+
+    /// The nodes' store disks, or why there are none.
+    pub fn disks(&self) -> Result<&[PathBuf], &str> {
+        self.disks.as_deref().map_err(String::as_str)
+    }
+
+    /// Fill node `i`'s store disk to the last byte; how many bytes that took.
+    pub fn fill_disk(&self, i: usize) -> anyhow::Result<u64> {
+        let disk = &self.disks().map_err(|why| anyhow::anyhow!("{why}"))?[i];
+        let mut file = std::fs::File::create(disk.join(FILLER))?;
+        let block = vec![0u8; 1 << 20];
+        let mut written = 0u64;
+        loop {
+            match file.write(&block) {
+                Ok(0) => break,
+                Ok(n) => written += n as u64,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The last partial blocks too: nothing left for the server.
+        for size in [4096usize, 512, 1] {
+            while file.write(&block[..size]).map(|n| n > 0).unwrap_or(false) {
+                written += size as u64;
+            }
+        }
+        Ok(written)
+    }
+
+    /// Free what [`fill_disk`](Self::fill_disk) took.
+    pub fn free_disk(&self, i: usize) -> anyhow::Result<()> {
+        let disk = &self.disks().map_err(|why| anyhow::anyhow!("{why}"))?[i];
+        std::fs::remove_file(disk.join(FILLER))?;
+        Ok(())
     }
 
     /// Every node's client URL, comma-separated: what the services are given, so they reconnect
@@ -110,6 +167,49 @@ impl Cluster {
     pub fn pids(&self) -> Vec<u32> {
         self.nodes.iter().filter_map(LocalNats::pid).collect()
     }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Ok(disks) = &self.disks {
+            // Lazily: a node killed on drop may still hold its files for a moment.
+            for disk in disks {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(disk)
+                    .status();
+            }
+        }
+    }
+}
+
+/// A tmpfs of [`STORE_DISK`] bytes on each of `dirs`; all or none.
+fn mount_disks(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut mounted = Vec::new();
+    for dir in dirs {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={STORE_DISK},mode=0700"))
+            .arg("lfr-nats-store")
+            .arg(dir)
+            .output();
+        let failed = match out {
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = failed {
+            for m in &mounted {
+                let _ = std::process::Command::new("umount").arg(m).status();
+            }
+            return Err(format!(
+                "cannot mount a tmpfs for the NATS store (needs root): {why}"
+            ));
+        }
+        mounted.push(dir.clone());
+    }
+    Ok(mounted)
 }
 
 pub fn node_name(i: usize) -> String {

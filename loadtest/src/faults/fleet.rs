@@ -1,6 +1,6 @@
-//! The pipeline's service processes as the fault harness runs them: detect, embed and two match
-//! replicas (active and standby), each with its own identity, metrics port and log, each one
-//! killable and restartable on its own.
+//! The pipeline's service processes as the fault harness runs them: detect, embed, two match
+//! replicas (active and standby), dispatch (its console on [`Fleet::console`]) and purge, each
+//! with its own identity, metrics port and log, each one killable and restartable on its own.
 
 use crate::scrape;
 use lfr_common::http::free_port;
@@ -22,6 +22,8 @@ pub struct Service {
 
 pub struct Fleet {
     pub services: Vec<Service>,
+    /// Where dispatch's console listens (the same address across its restarts).
+    pub console: SocketAddr,
     bin_dir: PathBuf,
     config: PathBuf,
     log_dir: PathBuf,
@@ -41,6 +43,7 @@ impl Fleet {
         std::fs::create_dir_all(log_dir)?;
         let mut fleet = Fleet {
             services: Vec::new(),
+            console: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
             bin_dir: bin_dir.to_path_buf(),
             config: config.to_path_buf(),
             log_dir: log_dir.to_path_buf(),
@@ -92,6 +95,7 @@ impl Fleet {
                 s.addr.to_string(),
             )
             .env("LFR_MATCH__REPLICA", &s.name)
+            .env("LFR_DISPATCH__CONSOLE_ADDR", self.console.to_string())
             .env("LFR_MASTER_KEY", &self.master_key)
             .env("OMP_NUM_THREADS", "1")
             .stdout(log.try_clone()?)

@@ -11,6 +11,9 @@
 //! | `nats-node` | SIGKILL the node leading ALERTS, start it again after `down` | every service ready |
 //! | `match-active` | SIGKILL the matcher that is receiving templates | the standby handles one |
 //! | `detect`, `embed` | SIGKILL the stage, start it again after `down` | it is ready |
+//! | `dispatch` | SIGKILL dispatch while an operator's decision is in flight, start it again | it is ready |
+//! | `purge` | ask for a purge pass, SIGKILL purge at its first erasure, start it again | its first pass is done |
+//! | `disk-full` | fill the store disk of the node leading ALERTS, free it after `down`; restart the node if it does not heal | the node is healthy, every service ready |
 //! | `cluster` | stop all three nodes (SIGTERM), start them after `down` | every service ready |
 //!
 //! Each segment is scored from the durable record, not from what went by: the alerts are read
@@ -18,8 +21,16 @@
 //! tracker's gap as margin on either side): every up pass must be alerted exactly once. Passes
 //! that overlap the outage are **at risk**: counted and reported, alerted or not. Duplicates and
 //! strays are counted over all passes. After the last fault the audit chain is verified whole.
+//!
+//! Throughout, an operator and an officer work the console ([`desk`]): the second person of the
+//! scene is on a reviewed list, so each of their alerts is decided and given an outcome. Every
+//! segment checks those records against ALERTS: none that dispatch acknowledged is lost, none is
+//! stored twice, none is left undone. Purge keeps alerts for `retention` (a few segments), so by
+//! the `purge` fault the first segments' alerts are due: every one must be gone from ALERTS after
+//! the restarted purge's first pass, and each erasure recorded on AUDIT.
 
 pub mod cluster;
+pub mod desk;
 pub mod fleet;
 
 use crate::cameras::{self, Counts};
@@ -31,6 +42,7 @@ use crate::score;
 use crate::scrape;
 use async_nats::jetstream;
 use cluster::Cluster;
+use desk::Desk;
 use fleet::Fleet;
 use futures::StreamExt;
 use lfr_common::bus::Bus;
@@ -38,7 +50,9 @@ use lfr_common::config::{Common, NatsConfig};
 use lfr_identity::Credentials;
 use lfr_match::corroborate::Rule;
 use lfr_schemas::permissions::Identity;
-use lfr_schemas::{streams, subjects, CandidateAlert, Message, Timestamp};
+use lfr_schemas::{
+    streams, subjects, AlertDecision, AlertOutcome, AuditAction, CandidateAlert, Message, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -53,15 +67,21 @@ pub enum Fault {
     MatchActive,
     Detect,
     Embed,
+    Dispatch,
+    Purge,
+    DiskFull,
     Cluster,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
+    pub const ALL: [Fault; 8] = [
         Fault::NatsNode,
         Fault::MatchActive,
         Fault::Detect,
         Fault::Embed,
+        Fault::Dispatch,
+        Fault::Purge,
+        Fault::DiskFull,
         Fault::Cluster,
     ];
 }
@@ -132,6 +152,47 @@ pub struct FaultResult {
     /// From the same moment until the pipeline worked on fresh frames again (the outage's
     /// backlog handled, shed or expired).
     pub recovery_seconds: f64,
+    /// The console's records of the segment's reviewable alerts.
+    #[serde(default)]
+    pub records: Records,
+    /// What the `purge` fault left to the next pass, and what that pass did.
+    #[serde(default)]
+    pub erasures: Option<Erasures>,
+    /// What the fault did beyond the table's figures, in words (the `disk-full` fault: how much
+    /// was filled, and whether the node healed by itself).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The segment's reviewable alerts (not blue), and their decisions and outcomes: acknowledged by
+/// dispatch to the desk, and stored on ALERTS.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Records {
+    pub reviewable: u64,
+    pub decisions_acknowledged: u64,
+    pub decisions_stored: u64,
+    pub outcomes_acknowledged: u64,
+    pub outcomes_stored: u64,
+    /// Decisions or outcomes stored beyond the first for one alert.
+    pub duplicates: u64,
+    /// Acknowledged to the desk and not on ALERTS.
+    pub lost: u64,
+    /// Presses that got no answer (dispatch down), pressed again.
+    pub unanswered: u64,
+    /// The `dispatch` fault: whether the decision in flight when it was killed got no answer.
+    pub in_flight_cut: Option<bool>,
+}
+
+/// The `purge` fault: alerts due for erasure when the pass was asked for, and their fate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Erasures {
+    pub due: u64,
+    /// Erased by the pass before purge was killed.
+    pub before_kill: u64,
+    /// Due alerts with a message still on ALERTS after the restarted purge's first pass.
+    pub left: u64,
+    /// Due alerts with no erasure record on AUDIT.
+    pub unrecorded: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,6 +223,34 @@ impl Outcome {
                     "{what}: {} duplicate and {} stray alerts",
                     r.duplicates, r.unexpected
                 ));
+            }
+            let rec = &r.records;
+            if rec.lost > 0 || rec.duplicates > 0 {
+                out.push(format!(
+                    "{what}: {} decisions or outcomes lost, {} stored twice",
+                    rec.lost, rec.duplicates
+                ));
+            }
+            if rec.decisions_stored < rec.reviewable || rec.outcomes_stored < rec.reviewable {
+                out.push(format!(
+                    "{what}: of {} reviewable alerts, {} decided and {} given an outcome",
+                    rec.reviewable, rec.decisions_stored, rec.outcomes_stored
+                ));
+            }
+            if r.fault == Fault::Dispatch && rec.reviewable == 0 {
+                out.push(format!("{what}: no alert reached the operator"));
+            }
+            match &r.erasures {
+                Some(e) if e.due == 0 || e.before_kill == 0 => out.push(format!(
+                    "{what}: purge was not killed mid-pass ({} due, {} erased before the kill)",
+                    e.due, e.before_kill
+                )),
+                Some(e) if e.left > 0 || e.unrecorded > 0 => out.push(format!(
+                    "{what}: of {} due, {} still on ALERTS and {} erased unrecorded",
+                    e.due, e.left, e.unrecorded
+                )),
+                None if r.fault == Fault::Purge => out.push(format!("{what}: no erasure figures")),
+                _ => {}
             }
             if r.recovery_seconds > recovery_limit.as_secs_f64() {
                 out.push(format!(
@@ -198,6 +287,41 @@ impl Outcome {
                 r.recovery_seconds
             );
         }
+        md += "\nThe console's records (reviewable alerts: decided and given an outcome by the desk):\n\n| fault | round | reviewable | decisions stored (acknowledged) | outcomes stored (acknowledged) | duplicates | lost | presses unanswered |\n|---|---|---|---|---|---|---|---|\n";
+        for r in &self.results {
+            let rec = &r.records;
+            md += &format!(
+                "| {:?} | {} | {} | {} ({}) | {} ({}) | {} | {} | {}{} |\n",
+                r.fault,
+                r.round,
+                rec.reviewable,
+                rec.decisions_stored,
+                rec.decisions_acknowledged,
+                rec.outcomes_stored,
+                rec.outcomes_acknowledged,
+                rec.duplicates,
+                rec.lost,
+                rec.unanswered,
+                match rec.in_flight_cut {
+                    Some(true) => " (the decision in flight was cut off)",
+                    Some(false) => " (the decision in flight was answered)",
+                    None => "",
+                }
+            );
+        }
+        for r in &self.results {
+            if let Some(n) = &r.note {
+                md += &format!("\n{:?} (round {}): {n}.\n", r.fault, r.round);
+            }
+        }
+        for r in &self.results {
+            if let Some(e) = &r.erasures {
+                md += &format!(
+                    "\nPurge killed mid-pass (round {}): {} alerts due, {} erased before the kill; after the restarted purge's first pass {} left on ALERTS, {} without an erasure record.\n",
+                    r.round, e.due, e.before_kill, e.left, e.unrecorded
+                );
+            }
+        }
         md += &format!(
             "\nAudit chain: {} ({} events). Keeper repairs: {}.\n",
             if self.audit_intact {
@@ -219,6 +343,16 @@ const TTL: Duration = Duration::from_secs(5);
 /// How long every service may take to be ready after a restart before the harness gives up.
 const READY_LIMIT: Duration = Duration::from_secs(90);
 
+/// How long a node whose full disk was freed may take to heal by itself before it is restarted.
+const HEAL_WAIT: Duration = Duration::from_secs(5);
+
+/// How long purge keeps an alert in the harness: long enough for a segment to be judged from
+/// ALERTS first (its camera time and a few seconds of drain), short enough that earlier
+/// segments' alerts are due by the `purge` fault. Run alone, that fault has nothing to erase.
+fn retention(profile: &Profile) -> Duration {
+    profile.segment + Duration::from_secs(20)
+}
+
 /// Run the harness with `profile`; the service logs go under `out/logs`.
 pub async fn run(profile: &Profile, bin_dir: &Path, out: &Path) -> anyhow::Result<Outcome> {
     let dir = tempfile::tempdir()?;
@@ -226,6 +360,8 @@ pub async fn run(profile: &Profile, bin_dir: &Path, out: &Path) -> anyhow::Resul
         Identity::Detect,
         Identity::Embed,
         Identity::Match,
+        Identity::Dispatch,
+        Identity::Purge,
         Identity::Bus,
         Identity::Loadtest,
         Identity::Admin,
@@ -236,7 +372,7 @@ pub async fn run(profile: &Profile, bin_dir: &Path, out: &Path) -> anyhow::Resul
     let mut cluster = Cluster::start(dir.path(), tls, credentials.clone()).await?;
     let config = dir.path().join("lfr.toml");
     let url = cluster.url();
-    std::fs::write(&config, config_toml(&url, &ca))?;
+    std::fs::write(&config, config_toml(&url, &ca, retention(profile)))?;
     let common = |identity: Identity| Common {
         nats: NatsConfig {
             url: url.clone(),
@@ -258,6 +394,8 @@ pub async fn run(profile: &Profile, bin_dir: &Path, out: &Path) -> anyhow::Resul
         ("embed", "embed"),
         ("match-a", "match"),
         ("match-b", "match"),
+        ("dispatch", "dispatch"),
+        ("purge", "purge"),
     ];
     let mut fleet = Fleet::start(
         &members,
@@ -273,11 +411,22 @@ pub async fn run(profile: &Profile, bin_dir: &Path, out: &Path) -> anyhow::Resul
             Bus::connect(&common(Identity::Loadtest), "loadtest", &Default::default()).await?;
         let admin = Bus::connect(&common(Identity::Admin), "cli", &Default::default()).await?;
         let samples = Samples::under(&Samples::default_root());
-        let dep = deployment::start(&bus.jetstream, &samples, profile.cameras, 2).await?;
+        // The harness's own bus: the second person on a reviewed list, created as the
+        // administrator (the load test's identity may raise blue-list alerts only).
+        let dep = deployment::start_with(
+            &admin.jetstream,
+            &samples,
+            profile.cameras,
+            2,
+            deployment::Lists::Reviewed,
+        )
+        .await?;
         let scored = async {
             for m in ["match-a", "match-b"] {
                 wait_verified(fleet.addr(m), &dep.id).await?;
             }
+            console_accounts(&admin.jetstream, &dep.id).await?;
+            let desk = Desk::start(fleet.console).await?;
             let pass_frames = ((1.2 * profile.fps).round() as usize).max(2);
             let scene = Arc::new(Scene::build(&samples, 640, 480, pass_frames)?);
             let shape = PassShape {
@@ -296,6 +445,8 @@ pub async fn run(profile: &Profile, bin_dir: &Path, out: &Path) -> anyhow::Resul
                         fleet: &mut fleet,
                         bus: &bus,
                         admin: &admin.jetstream,
+                        desk: &desk,
+                        retention: retention(profile),
                         scene: scene.clone(),
                         shape,
                         deployment: &dep.id,
@@ -306,6 +457,7 @@ pub async fn run(profile: &Profile, bin_dir: &Path, out: &Path) -> anyhow::Resul
                     results.push(result);
                 }
             }
+            desk.stop();
             let chain = lfr_common::audit::verify(&admin.jetstream).await?;
             let audit_events = match &chain {
                 lfr_common::audit::ChainReport::Intact { events, .. } => *events,
@@ -383,15 +535,35 @@ async fn wait_verified(addr: std::net::SocketAddr, deployment: &str) -> anyhow::
     anyhow::bail!("a matcher did not verify the harness's watch list within 60 s")
 }
 
-/// One file for every service: the cluster's URLs, three replicas, the short re-alert window.
-fn config_toml(url: &str, ca: &Path) -> String {
+/// One file for every service: the cluster's URLs, three replicas, the short re-alert window,
+/// the console over plain HTTP on loopback, purge passing only when asked (and at its start).
+fn config_toml(url: &str, ca: &Path, retention: Duration) -> String {
     format!(
         "[nats]\nurl = \"{url}\"\nca = {ca:?}\n\n[bus]\nreplicas = {}\ntransient_ttl = {}\n\n\
-         [log]\nfilter = \"info\"\n\n[match.corroboration]\nrealert_after = {}\n",
+         [log]\nfilter = \"info\"\n\n[match.corroboration]\nrealert_after = {}\n\n\
+         [dispatch.auth]\ncookie_secure = false\n\n\
+         [purge]\ninterval = 86400\nretention = {}\n",
         cluster::NODES,
         TTL.as_secs_f64(),
         REALERT_AFTER.as_secs_f64(),
+        retention.as_secs_f64(),
     )
+}
+
+/// The desk's operator and officer, assigned to the harness's deployment.
+async fn console_accounts(admin: &jetstream::Context, deployment: &str) -> anyhow::Result<()> {
+    use lfr_dispatch::auth::{Accounts, Role};
+    let accounts = Accounts::open(admin).await?;
+    for (id, role) in [
+        (desk::OPERATOR, Role::Operator),
+        (desk::OFFICER, Role::Officer),
+    ] {
+        accounts
+            .create(id, role, desk::PASSWORD, vec![deployment.to_string()])
+            .await
+            .map_err(|e| anyhow::anyhow!("console account {id}: {e}"))?;
+    }
+    Ok(())
 }
 
 struct Segment<'a> {
@@ -401,6 +573,8 @@ struct Segment<'a> {
     fleet: &'a mut Fleet,
     bus: &'a Bus,
     admin: &'a jetstream::Context,
+    desk: &'a Desk,
+    retention: Duration,
     scene: Arc<Scene>,
     shape: PassShape,
     deployment: &'a str,
@@ -412,6 +586,9 @@ struct Outage {
     to: Timestamp,
     ready: Duration,
     recovery: Duration,
+    /// The `purge` fault's alerts due and erased before the kill (judged after the segment).
+    erasures: Option<(Vec<String>, u64)>,
+    note: Option<String>,
 }
 
 impl Segment<'_> {
@@ -432,6 +609,7 @@ impl Segment<'_> {
         let start = Instant::now() + lead;
         let start_wall = Timestamp(Timestamp::now().0 + lead.as_nanos() as u64);
         let counts = Arc::new(Counts::default());
+        let unanswered = self.desk.tally.unanswered();
         let (bus, scene, planned, counted) = (
             self.bus.clone(),
             self.scene.clone(),
@@ -445,16 +623,130 @@ impl Segment<'_> {
         let outage = self.strike().await?;
         cameras.await?;
         self.drain().await;
+        self.desk.settle(Duration::from_secs(30)).await;
         let alerts = read_alerts(self.admin, self.deployment, start_wall).await?;
-        Ok(judge(
+        let mut result = judge(
             self.fault, &plan, &alerts, start_wall, &outage, &counts, self.shape,
-        ))
+        );
+        result.records = self.records(start_wall).await?;
+        result.records.unanswered -= unanswered;
+        if self.fault == Fault::Dispatch {
+            result.records.in_flight_cut = self.desk.tally.armed_unanswered();
+        }
+        if let Some((due, before_kill)) = &outage.erasures {
+            result.erasures = Some(self.erasures(due, *before_kill).await?);
+        }
+        Ok(result)
+    }
+
+    /// The segment's reviewable alerts against their decisions and outcomes on ALERTS.
+    async fn records(&self, since: Timestamp) -> anyhow::Result<Records> {
+        let dep = self.deployment;
+        let alerts: Vec<CandidateAlert> =
+            read_records(self.admin, &[subjects::alert_candidates(dep)]).await?;
+        let ids: Vec<String> = alerts
+            .into_iter()
+            .filter(|a| a.probe.frame.captured_at >= since)
+            .map(|a| a.alert_id)
+            .collect();
+        let count = |found: Vec<String>| {
+            let mut n = std::collections::HashMap::<String, u64>::new();
+            for id in found {
+                *n.entry(id).or_default() += 1;
+            }
+            n
+        };
+        let decisions = count(
+            read_records::<AlertDecision>(self.admin, &[subjects::alert_decisions(dep)])
+                .await?
+                .into_iter()
+                .map(|d| d.alert_id)
+                .collect(),
+        );
+        let outcomes = count(
+            read_records::<AlertOutcome>(self.admin, &[subjects::alert_outcomes(dep)])
+                .await?
+                .into_iter()
+                .map(|o| o.alert_id)
+                .collect(),
+        );
+        let mut r = Records {
+            reviewable: ids.len() as u64,
+            unanswered: self.desk.tally.unanswered(),
+            ..Default::default()
+        };
+        for id in &ids {
+            let acked = self.desk.tally.acknowledged(id);
+            let (d, o) = (
+                decisions.get(id).copied().unwrap_or(0),
+                outcomes.get(id).copied().unwrap_or(0),
+            );
+            r.decisions_acknowledged += u64::from(acked.decision);
+            r.outcomes_acknowledged += u64::from(acked.outcome);
+            r.decisions_stored += u64::from(d > 0);
+            r.outcomes_stored += u64::from(o > 0);
+            r.duplicates += d.saturating_sub(1) + o.saturating_sub(1);
+            r.lost += u64::from(acked.decision && d == 0) + u64::from(acked.outcome && o == 0);
+        }
+        Ok(r)
+    }
+
+    /// What became of the alerts due when purge was killed mid-pass.
+    async fn erasures(&self, due: &[String], before_kill: u64) -> anyhow::Result<Erasures> {
+        let dep = self.deployment;
+        let still: std::collections::HashSet<String> = read_records::<CandidateAlert>(
+            self.admin,
+            &[subjects::alert_candidates(dep), subjects::blue_alerts(dep)],
+        )
+        .await?
+        .into_iter()
+        .map(|a| a.alert_id)
+        .collect();
+        let recorded: std::collections::HashSet<String> = lfr_common::audit::query(
+            self.admin,
+            &lfr_common::audit::AuditFilter {
+                deployment: Some(dep.to_string()),
+                action: Some(AuditAction::Erasure),
+                object: Some(lfr_common::audit::ObjectMatch::Prefix("alert/".into())),
+                ..Default::default()
+            },
+        )
+        .await?
+        .events
+        .into_iter()
+        .filter_map(|e| e.event.object.strip_prefix("alert/").map(str::to_string))
+        .collect();
+        Ok(Erasures {
+            due: due.len() as u64,
+            before_kill,
+            left: due.iter().filter(|id| still.contains(*id)).count() as u64,
+            unrecorded: due.iter().filter(|id| !recorded.contains(*id)).count() as u64,
+        })
+    }
+
+    /// Alerts of the deployment past their retention now (with a second's margin).
+    async fn due_alerts(&self) -> anyhow::Result<Vec<String>> {
+        let dep = self.deployment;
+        let cutoff = Timestamp::now()
+            .0
+            .saturating_sub((self.retention + Duration::from_secs(1)).as_nanos() as u64);
+        Ok(read_records::<CandidateAlert>(
+            self.admin,
+            &[subjects::alert_candidates(dep), subjects::blue_alerts(dep)],
+        )
+        .await?
+        .into_iter()
+        .filter(|a| a.raised_at.0 < cutoff)
+        .map(|a| a.alert_id)
+        .collect())
     }
 
     /// Inject the fault, undo it, and wait for the pipeline to work again.
     async fn strike(&mut self) -> anyhow::Result<Outage> {
-        let from = Timestamp::now();
+        let mut from = Timestamp::now();
         let down = self.profile.down;
+        let mut erasures = None;
+        let mut note = None;
         let recovery = match self.fault {
             Fault::NatsNode => {
                 let leader = alerts_leader(self.admin).await;
@@ -503,6 +795,86 @@ impl Segment<'_> {
                 self.fleet.wait_ready(READY_LIMIT).await?;
                 restarted.elapsed()
             }
+            Fault::Dispatch => {
+                // While the operator's next decision is in flight (a segment with no reviewable
+                // alert by half-time is struck anyway, and fails its check).
+                let in_flight = self.desk.arm();
+                let _ = tokio::time::timeout(self.profile.segment / 2, in_flight).await;
+                from = Timestamp::now();
+                tracing::info!("killing dispatch under an operator's decision");
+                self.fleet.kill("dispatch").await;
+                tokio::time::sleep(down).await;
+                let restarted = Instant::now();
+                self.fleet.restart("dispatch")?;
+                self.fleet.wait_ready(READY_LIMIT).await?;
+                restarted.elapsed()
+            }
+            Fault::Purge => {
+                let due = self.due_alerts().await?;
+                let addr = self.fleet.addr("purge");
+                let before = purge_metric(addr, "lfr_purge_alerts_erased_total").await;
+                // A pass now, as `lfr retention run` asks for one; killed at its first erasure.
+                self.admin
+                    .client()
+                    .publish(subjects::PURGE_RUN, Default::default())
+                    .await?;
+                let asked = Instant::now();
+                let mut erased = 0.0;
+                while erased == 0.0 && asked.elapsed() < Duration::from_secs(30) {
+                    erased = purge_metric(addr, "lfr_purge_alerts_erased_total").await - before;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                tracing::info!(due = due.len(), erased, "killing purge mid-pass");
+                self.fleet.kill("purge").await;
+                erasures = Some((due, erased as u64));
+                tokio::time::sleep(down).await;
+                let restarted = Instant::now();
+                self.fleet.restart("purge")?;
+                self.fleet.wait_ready(READY_LIMIT).await?;
+                // Recovered once the pass it makes at start is done: that pass finishes the job.
+                while purge_metric(addr, "lfr_purge_passes_total").await < 1.0
+                    && restarted.elapsed() < READY_LIMIT
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                restarted.elapsed()
+            }
+            Fault::DiskFull => {
+                if let Err(why) = self.cluster.disks() {
+                    anyhow::bail!("the disk-full fault cannot run here: {why}");
+                }
+                let leader = alerts_leader(self.admin).await;
+                let i = leader.and_then(|l| self.cluster.index_of(&l)).unwrap_or(0);
+                let node = cluster::node_name(i);
+                let filled = self.cluster.fill_disk(i)?;
+                tracing::info!(%node, filled, "the store disk of the node leading ALERTS is full");
+                tokio::time::sleep(down).await;
+                self.cluster.free_disk(i)?;
+                let freed = Instant::now();
+                // Does the node take writes again by itself? If not, the runbook's remedy:
+                // restart it (its store is intact; it catches up from the others).
+                let healed = self.node_healthy(i, HEAL_WAIT).await;
+                if !healed {
+                    tracing::warn!(%node, "still unhealthy after its disk was freed: restarting it");
+                    self.cluster.restart(i).await?;
+                    anyhow::ensure!(
+                        self.node_healthy(i, READY_LIMIT).await,
+                        "{node} unhealthy after its restart"
+                    );
+                }
+                note = Some(format!(
+                    "{node}'s store disk filled ({} MiB) for {:?}; {}",
+                    filled >> 20,
+                    down,
+                    if healed {
+                        "healthy again without a restart once freed"
+                    } else {
+                        "still failing once freed: restarted, then healthy"
+                    }
+                ));
+                self.fleet.wait_ready(READY_LIMIT).await?;
+                freed.elapsed()
+            }
             Fault::Cluster => {
                 self.cluster.stop_all().await;
                 tokio::time::sleep(down).await;
@@ -521,7 +893,25 @@ impl Segment<'_> {
             to: Timestamp::now(),
             ready: recovery,
             recovery: recovery + caught_up.elapsed(),
+            erasures,
+            note,
         })
+    }
+
+    /// Until node `i` passes its full health check (every stream it holds current) and ALERTS
+    /// and AUDIT have every replica current; whether that happened within `limit`.
+    async fn node_healthy(&self, i: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.cluster.nodes[i].healthy_all().await
+                && replicas_current(self.admin, streams::ALERTS).await
+                && replicas_current(self.admin, streams::AUDIT).await
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        false
     }
 
     /// Messages waiting in the transient streams, and the age of the oldest (unknown: long).
@@ -593,52 +983,114 @@ async fn handled(addr: std::net::SocketAddr) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A purge metric's value (0 while purge does not answer).
+async fn purge_metric(addr: std::net::SocketAddr, name: &str) -> f64 {
+    scrape::fetch(addr)
+        .await
+        .map(|s| s.sum(name, &[]))
+        .unwrap_or(0.0)
+}
+
+/// The stream has a leader and every other replica is current and online.
+async fn replicas_current(js: &jetstream::Context, stream: &str) -> bool {
+    let Ok(mut stream) = js.get_stream(stream).await else {
+        return false;
+    };
+    let Ok(info) = stream.info().await else {
+        return false;
+    };
+    info.cluster
+        .as_ref()
+        .is_some_and(|c| c.leader.is_some() && c.replicas.iter().all(|r| r.current && !r.offline))
+}
+
 /// The server name of the node leading ALERTS.
 async fn alerts_leader(js: &jetstream::Context) -> Option<String> {
     let mut stream = js.get_stream(streams::ALERTS).await.ok()?;
     stream.info().await.ok()?.cluster.as_ref()?.leader.clone()
 }
 
-/// The deployment's blue alerts stored on ALERTS for frames captured since `since`, read back
-/// from the stream.
+/// The deployment's alerts (reviewed and blue) stored on ALERTS for frames captured since
+/// `since`, read back from the stream.
 async fn read_alerts(
     js: &jetstream::Context,
     deployment: &str,
     since: Timestamp,
 ) -> anyhow::Result<Vec<SeenAlert>> {
-    let stream = js.get_stream(streams::ALERTS).await?;
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            filter_subject: subjects::blue_alerts(deployment),
-            ..Default::default()
-        })
-        .await?;
-    let mut messages = consumer.messages().await?;
-    let mut alerts = Vec::new();
-    while let Ok(Some(message)) =
-        tokio::time::timeout(Duration::from_secs(2), messages.next()).await
-    {
-        let message = message?;
-        let Ok(alert) = CandidateAlert::decode(&message.payload) else {
-            continue;
-        };
-        let stored_at = message
-            .info()
-            .map(|i| Timestamp(i.published.unix_timestamp_nanos() as u64))
-            .unwrap_or_else(|_| Timestamp::now());
-        if alert.probe.frame.captured_at >= since {
-            alerts.push(SeenAlert {
+    let subjects = [
+        subjects::alert_candidates(deployment),
+        subjects::blue_alerts(deployment),
+    ];
+    Ok(read_stored(js, &subjects)
+        .await?
+        .into_iter()
+        .filter_map(|(payload, stored_at)| {
+            let alert = CandidateAlert::decode(&payload).ok()?;
+            (alert.probe.frame.captured_at >= since).then(|| SeenAlert {
                 camera: alert.probe.frame.camera.clone(),
                 captured_at: alert.probe.frame.captured_at,
                 stored_at,
                 entry_ref: alert.entry_ref.clone(),
-            });
+            })
+        })
+        .collect())
+}
+
+/// Every message of type `M` on ALERTS under `subjects`, decoded (what does not decode is
+/// skipped), oldest first.
+async fn read_records<M: Message>(
+    js: &jetstream::Context,
+    subjects: &[String],
+) -> anyhow::Result<Vec<M>> {
+    Ok(read_stored(js, subjects)
+        .await?
+        .into_iter()
+        .filter_map(|(payload, _)| M::decode(&payload).ok())
+        .collect())
+}
+
+/// Every message on ALERTS under `subjects` with when it was stored, oldest first, to the end of
+/// what the stream held when asked. A read that stalls (a consumer recovering from a restart
+/// can) starts again where it stopped; one that cannot finish fails rather than come back short.
+async fn read_stored(
+    js: &jetstream::Context,
+    subjects: &[String],
+) -> anyhow::Result<Vec<(Vec<u8>, Timestamp)>> {
+    let stream = js.get_stream(streams::ALERTS).await?;
+    let mut out = Vec::new();
+    let mut next = 1;
+    for _ in 0..5 {
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                filter_subjects: subjects.to_vec(),
+                deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: next,
+                },
+                ..Default::default()
+            })
+            .await?;
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(out);
         }
-        if message.info().map(|i| i.pending == 0).unwrap_or(false) {
-            break;
+        let mut messages = consumer.messages().await?;
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_secs(3), messages.next()).await
+        {
+            let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+            next = info.stream_sequence + 1;
+            let stored_at = Timestamp(info.published.unix_timestamp_nanos().max(0) as u64);
+            let done = info.pending == 0;
+            out.push((message.payload.to_vec(), stored_at));
+            if done {
+                return Ok(out);
+            }
         }
+        tracing::warn!(
+            next,
+            "reading ALERTS stalled; reading on from where it stopped"
+        );
     }
-    Ok(alerts)
+    anyhow::bail!("ALERTS could not be read to the end")
 }
 
 /// Score a segment: up passes against at-risk ones, duplicates, strays, frames.
@@ -669,6 +1121,9 @@ fn judge(
         frames_published: counts.published.load(Ordering::Relaxed),
         ready_seconds: outage.ready.as_secs_f64(),
         recovery_seconds: outage.recovery.as_secs_f64(),
+        records: Records::default(),
+        erasures: None,
+        note: outage.note.clone(),
     };
     for (pass, n) in plan.passes.iter().zip(&per_pass) {
         let from = frame_time(pass.first_frame, pass.camera);

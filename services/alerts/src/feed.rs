@@ -5,6 +5,13 @@
 //! The console reports ready (`/readyz`) only once the book has caught up with what the stream
 //! held at start: an operator never sees a queue with alerts missing because the replica had not
 //! read them yet.
+//!
+//! A watchdog checks for progress every [`STALL_CHECK`]: when ALERTS holds messages past the last
+//! folded one and none arrived since the previous check, the consumer is taken as stuck and
+//! followed afresh from there. That happens after the whole NATS cluster restarts: the client's
+//! own recovery of an ordered consumer asks for consumer information and deletions that a
+//! least-privilege reader may not make, and would wait for them for good, silently: the
+//! operator's queue would stop receiving alerts.
 
 use crate::book::Book;
 use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
@@ -85,6 +92,9 @@ pub async fn snapshot(js: &jetstream::Context) -> anyhow::Result<Book> {
     Ok(book)
 }
 
+/// How often the feed checks that it is still moving.
+pub const STALL_CHECK: Duration = Duration::from_secs(5);
+
 /// Follow the stream from `next_seq` until an error.
 async fn follow(
     js: &jetstream::Context,
@@ -108,8 +118,28 @@ async fn follow(
         let _ = caught_up.send(true);
     }
     let mut messages = consumer.messages().await?;
-    while let Some(message) = messages.next().await {
-        let message = message?;
+    let mut watchdog = tokio::time::interval(STALL_CHECK);
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    watchdog.tick().await;
+    let mut at_last_check = *next_seq;
+    loop {
+        let message = tokio::select! {
+            message = messages.next() => match message {
+                Some(message) => message?,
+                None => break,
+            },
+            _ = watchdog.tick() => {
+                if *next_seq == at_last_check {
+                    let last = stream.get_info().await?.state.last_sequence;
+                    anyhow::ensure!(
+                        last < *next_seq,
+                        "no message from ALERTS in {STALL_CHECK:?} though it holds up to {last}: the consumer is stuck"
+                    );
+                }
+                at_last_check = *next_seq;
+                continue;
+            }
+        };
         let seq = message
             .info()
             .map_err(|e| anyhow::anyhow!("{e}"))?

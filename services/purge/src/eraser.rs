@@ -1,11 +1,12 @@
 //! Erasing one alert's data, then proving it is gone.
 //!
-//! 1. Delete every message of the alert from ALERTS (its candidate, decision, outcomes, release)
-//!    by stream sequence. JetStream's default delete is a **secure erase**: the stored bytes are
-//!    overwritten, not just unlinked.
-//! 2. Record the erasure on AUDIT: which alert, how many messages and bytes, and the sha256 of the
-//!    candidate message that was erased (a digest, so the record proves *what* was erased without
-//!    keeping it).
+//! 1. Record the erasure on AUDIT: which alert, how many messages and bytes, and the sha256 of the
+//!    candidate message (a digest, so the record proves *what* was erased without keeping it).
+//!    First, so that an erasure cut short (purge killed) is on the record all the same; the next
+//!    pass finishes it.
+//! 2. Delete every message of the alert from ALERTS (its decision, outcomes, release, and its
+//!    candidate last) by stream sequence. JetStream's default delete is a **secure erase**: the
+//!    stored bytes are overwritten, not just unlinked.
 //! 3. Announce the erasure on ALERTS (`lfr.alerts.<deployment>.erased`, ids only) so every
 //!    reader's book forgets the alert.
 //! 4. **Verify**: ask the stream for each erased sequence again; every one must be gone. The result
@@ -45,28 +46,19 @@ impl Eraser {
         Ok(self.bus.jetstream.get_stream(streams::ALERTS).await?)
     }
 
-    /// Erase `entry`'s messages, announce, record and verify. `why` goes on the audit record.
+    /// Record, erase `entry`'s messages, announce and verify. `why` goes on the audit record.
     pub async fn erase(&self, entry: &Entry, why: &str) -> anyhow::Result<Erased> {
         let stream = self.alerts().await?;
         let alert = &entry.alert;
         let mut bytes = 0;
         let mut digest = None;
-        let mut erased = Vec::new();
         for &seq in &entry.seqs {
-            // Already gone (an earlier pass was interrupted): nothing to read, still delete.
+            // Already gone (an earlier pass was interrupted): nothing to read.
             if let Ok(m) = stream.get_raw_message(seq).await {
                 bytes += m.payload.len();
                 if seq == entry.seqs[0] {
                     digest = Some(sha256_hex(&m.payload));
                 }
-            }
-            match stream.delete_message(seq).await {
-                Ok(_) => erased.push(seq),
-                Err(e) if is_missing(&e) => erased.push(seq),
-                Err(e) => anyhow::bail!(
-                    "cannot erase message {seq} of alert {}: {e}",
-                    alert.alert_id
-                ),
             }
         }
         let mut erasure = ACTOR
@@ -77,16 +69,29 @@ impl Eraser {
             .deployment(&alert.deployment)
             .why(format!(
                 "{why}: {} messages ({bytes} bytes) securely erased from ALERTS",
-                erased.len()
+                entry.seqs.len()
             ));
         if let Some(d) = &digest {
             erasure = erasure.digest(d);
         }
-        // Recorded before the announcement: once announced, every book (purge's own included)
-        // forgets the alert, so a purge killed between the two would never record it. Killed
-        // between the record and the announcement, the next pass erases (nothing left) and
-        // records again: a second record, never none.
+        // On the record before the first byte goes: every reader of ALERTS (purge's own book
+        // included) learns of an alert from its candidate message, so once that is deleted
+        // nothing would ever record the erasure. Killed after this record, the next pass
+        // erases what is left and records it again: a second record, never none.
         erasure.clone().record(&self.bus.jetstream).await?;
+        // The candidate last: while it stands, the alert is in every book, and a pass cut
+        // short here leaves no decision or outcome behind without it.
+        let mut erased = Vec::new();
+        for &seq in entry.seqs.iter().rev() {
+            match stream.delete_message(seq).await {
+                Ok(_) => erased.push(seq),
+                Err(e) if is_missing(&e) => erased.push(seq),
+                Err(e) => anyhow::bail!(
+                    "cannot erase message {seq} of alert {}: {e}",
+                    alert.alert_id
+                ),
+            }
+        }
         let marker = AlertsErased {
             deployment: alert.deployment.clone(),
             alert_ids: vec![alert.alert_id.clone()],
