@@ -165,8 +165,13 @@ fn the_pipeline_survives_each_fault_of_the_short_profile() {
     assert!(
         run.status.success(),
         "{report}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-            .lines()
+        // Its log is on standard output, the final error on standard error.
+        [&run.stdout, &run.stderr]
+            .iter()
+            .flat_map(|out| String::from_utf8_lossy(out)
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>())
             .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.starts_with("Error"))
             .collect::<Vec<_>>()
             .join("\n")
@@ -202,6 +207,21 @@ fn the_pipeline_survives_each_fault_of_the_short_profile() {
     let erasures = purge.erasures.as_ref().expect("the purge fault's erasures");
     assert!(erasures.due > erasures.before_kill, "{erasures:?}");
     assert_eq!((erasures.left, erasures.unrecorded), (0, 0), "{erasures:?}");
+    // As root (CI) the disk-full fault runs; elsewhere it may be skipped, and says so.
+    let disk = outcome
+        .results
+        .iter()
+        .find(|r| r.fault == lfr_loadtest::faults::Fault::DiskFull)
+        .unwrap();
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(
+            disk.note
+                .as_ref()
+                .is_some_and(|n| !n.starts_with("SKIPPED")),
+            "{disk:?}"
+        );
+    }
     assert!(outcome.audit_intact && outcome.audit_events > 0);
     println!("{report}");
 }

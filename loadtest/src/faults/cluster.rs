@@ -5,9 +5,10 @@
 //! Routes between the nodes are plain TCP on loopback: what is under test is what the cluster
 //! keeps when a node goes, not the route encryption (the chart configures that: `helm/`).
 //!
-//! Run as root, each node's store is a small tmpfs of its own ([`STORE_DISK`]), so that the
-//! `disk-full` fault can fill one node's disk and free it again ([`Cluster::fill_disk`]). Where
-//! mounting is not allowed the stores are plain directories and [`Cluster::disks`] says why.
+//! Each node's store is a small tmpfs of its own ([`STORE_DISK`]; mounted as root, or through
+//! `sudo -n`), so that the `disk-full` fault can fill one node's disk and free it again
+//! ([`Cluster::fill_disk`]). Where mounting is not allowed the stores are plain directories,
+//! [`Cluster::disks`] says why, and that fault is reported skipped.
 
 use lfr_common::http::free_port;
 use lfr_common::local_nats::{LocalNats, Setup};
@@ -174,10 +175,7 @@ impl Drop for Cluster {
         if let Ok(disks) = &self.disks {
             // Lazily: a node killed on drop may still hold its files for a moment.
             for disk in disks {
-                let _ = std::process::Command::new("umount")
-                    .arg("-l")
-                    .arg(disk)
-                    .status();
+                let _ = as_root("umount").arg("-l").arg(disk).status();
             }
         }
     }
@@ -188,9 +186,11 @@ fn mount_disks(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut mounted = Vec::new();
     for dir in dirs {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let out = std::process::Command::new("mount")
+        // SAFETY: getuid and getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let out = as_root("mount")
             .args(["-t", "tmpfs", "-o"])
-            .arg(format!("size={STORE_DISK},mode=0700"))
+            .arg(format!("size={STORE_DISK},mode=0700,uid={uid},gid={gid}"))
             .arg("lfr-nats-store")
             .arg(dir)
             .output();
@@ -201,7 +201,7 @@ fn mount_disks(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         };
         if let Some(why) = failed {
             for m in &mounted {
-                let _ = std::process::Command::new("umount").arg(m).status();
+                let _ = as_root("umount").arg(m).status();
             }
             return Err(format!(
                 "cannot mount a tmpfs for the NATS store (needs root): {why}"
@@ -210,6 +210,18 @@ fn mount_disks(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         mounted.push(dir.clone());
     }
     Ok(mounted)
+}
+
+/// `program` as root: directly when this is root, else through `sudo -n` (never a prompt).
+fn as_root(program: &str) -> std::process::Command {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        std::process::Command::new(program)
+    } else {
+        let mut sudo = std::process::Command::new("sudo");
+        sudo.args(["-n", program]);
+        sudo
+    }
 }
 
 pub fn node_name(i: usize) -> String {

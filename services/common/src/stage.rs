@@ -312,6 +312,7 @@ async fn consume<H: BatchHandler>(
             consumer,
             batch,
             current: None,
+            current_ends: tokio::time::Instant::now(),
             idle_since: tokio::time::Instant::now(),
         })))
     };
@@ -382,13 +383,20 @@ impl Puller {
 /// overload the long-lived form was seen to stall silently: the server held no waiting pull while
 /// the client believed one was outstanding, and frames expired unread (the load test, 7 cameras at
 /// 5 fps on 2 cores: the detect stage idle at 0.0 cores with 165 frames pending). A request that
-/// lives at most [`PULL_EXPIRES`] cannot be lost for longer than that.
+/// lives at most [`PULL_EXPIRES`] cannot be lost for longer than that: the client stops waiting
+/// for one [`REQUEST_SLACK`] after it should have ended, because a server that restarted while
+/// it was outstanding never answers it.
 struct Requests {
     consumer: async_nats::jetstream::consumer::PullConsumer,
     batch: usize,
     current: Option<pull::Batch>,
+    /// When the current request ends at the latest, slack included.
+    current_ends: tokio::time::Instant,
     idle_since: tokio::time::Instant,
 }
+
+/// How long past its expiry a pull request is waited for.
+const REQUEST_SLACK: Duration = Duration::from_secs(1);
 
 impl Requests {
     /// The next message, pulling again as often as needed; `Err` when the consumer must be
@@ -414,6 +422,7 @@ impl Requests {
                     .await
                     .map_err(|e| anyhow::anyhow!("pull request failed: {e}"))?,
             );
+            self.current_ends = tokio::time::Instant::now() + PULL_EXPIRES + REQUEST_SLACK;
         }
     }
 
@@ -421,7 +430,13 @@ impl Requests {
     /// there is no request or it is over): filling a batch must not leave a request half made.
     async fn next_in_request(&mut self) -> Option<anyhow::Result<Delivery>> {
         let current = self.current.as_mut()?;
-        match current.next().await {
+        let Ok(next) = tokio::time::timeout_at(self.current_ends, current.next()).await else {
+            // Past its expiry and still open: the server lost it. Pull afresh.
+            tracing::debug!("pull request unanswered past its expiry; pulling again");
+            self.current = None;
+            return None;
+        };
+        match next {
             Some(Ok(message)) => {
                 self.idle_since = tokio::time::Instant::now();
                 Some(Ok(message))
