@@ -152,27 +152,34 @@ pub struct Loader {
     pub metrics: MatchMetrics,
 }
 
+/// How soon a failed refresh is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+
 impl Loader {
     /// Refresh now, then on every deployment change and every `refresh`, until shutdown. `loaded`
     /// turns true after the first complete refresh, so no probe is discarded for want of a list
     /// that simply was not read yet.
     pub async fn run(self, loaded: watch::Sender<bool>, shutdown: Shutdown) {
         let mut changes = None;
-        let mut tick = tokio::time::interval(self.refresh);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if changes.is_none() {
                 changes = self.store.watch_deployments().await.ok();
             }
-            match self.refresh().await {
+            // A failed refresh is tried again soon, not at the next period: after NATS restarts,
+            // the load reports are gone and every camera stays gated until this matcher's is back.
+            let wait = match self.refresh().await {
                 Ok(()) => {
                     let _ = loaded.send(true);
+                    self.refresh
                 }
-                Err(e) => tracing::warn!(error = %e, "watch-list refresh failed; will retry"),
-            }
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch-list refresh failed; will retry");
+                    RETRY.min(self.refresh)
+                }
+            };
             tokio::select! {
                 _ = shutdown.requested() => break,
-                _ = tick.tick() => {}
+                _ = tokio::time::sleep(wait) => {}
                 change = next_change(&mut changes) => {
                     if !change {
                         changes = None; // the watch ended (NATS restarted): open it again

@@ -29,6 +29,11 @@ use tokio::sync::watch;
 /// How often the records are re-read when no change was announced (changes are seen at once).
 pub const REFRESH: Duration = Duration::from_secs(10);
 
+/// How often they are re-read while an active deployment awaits its matchers' load reports:
+/// after NATS restarts those reports (a memory bucket) are gone, the buckets' change feeds may
+/// stall, and every camera stays gated until the reports are back and read.
+pub const AWAITING_REFRESH: Duration = Duration::from_secs(1);
+
 /// Every deployment that may cover a camera now or later, as last read.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Coverage {
@@ -37,14 +42,20 @@ pub struct Coverage {
     /// False until the records have been read once: nothing is covered, but a stage should wait
     /// for the first reading rather than refuse what arrives in its first milliseconds.
     read: bool,
+    /// Some active deployment with a list is not verified (yet): its matchers' reports are
+    /// awaited.
+    awaiting: bool,
 }
 
 impl Coverage {
     /// From the deployment records and every load report, keyed `<deployment>.<replica>`.
     pub fn from_records(deployments: &[Deployment], reports: &[(String, LoadReport)]) -> Coverage {
-        let deployments = deployments
+        let active: Vec<&Deployment> = deployments
             .iter()
             .filter(|d| d.state == crate::deployment::State::Active && d.watchlist.is_some())
+            .collect();
+        let verified: Vec<Deployment> = active
+            .iter()
             .filter(|d| {
                 let prefix = format!("{}.", d.id);
                 let own: Vec<LoadReport> = reports
@@ -54,10 +65,11 @@ impl Coverage {
                     .collect();
                 matches!(verify(d, &own), Verification::Verified { .. })
             })
-            .cloned()
+            .map(|d| (*d).clone())
             .collect();
         Coverage {
-            deployments,
+            awaiting: verified.len() < active.len(),
+            deployments: verified,
             read: true,
         }
     }
@@ -168,8 +180,8 @@ pub fn watch(js: jetstream::Context, refresh: Duration, shutdown: Shutdown) -> C
                     }
                 }
             }
-            let wait = if buckets.is_none() {
-                Duration::from_secs(1)
+            let wait = if buckets.is_none() || tx.borrow().awaiting {
+                AWAITING_REFRESH.min(refresh)
             } else {
                 refresh
             };
