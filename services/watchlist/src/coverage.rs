@@ -336,6 +336,18 @@ mod tests {
     }
 
     #[test]
+    fn an_active_deployment_without_its_matchers_reports_is_awaited() {
+        // After NATS restarts the reports are gone: re-read soon, not at the next period.
+        assert!(Coverage::from_records(&[active("d1")], &[]).awaiting);
+        assert!(Coverage::from_records(&[active("d1")], &[report("d1", "xyz")]).awaiting);
+        assert!(!Coverage::from_records(&[active("d1")], &[report("d1", "abc")]).awaiting);
+        assert!(
+            !Coverage::from_records(&[], &[]).awaiting,
+            "nothing to await"
+        );
+    }
+
+    #[test]
     fn drafts_and_ended_deployments_cover_nothing() {
         let mut ended = active("d1");
         ended.end(at(1500)).unwrap();
