@@ -512,8 +512,14 @@ async fn open_bucket(js: &jetstream::Context) -> Result<Bucket, VaultError> {
     Ok(Bucket { kv, stream })
 }
 
+/// How long one watch of the key bucket is trusted before it is opened again (and the cache
+/// forgotten): after NATS restarts, a watch can stall without ending (its recovery needs rights a
+/// least-privilege identity lacks), and a destroyed key must not stay usable for long.
+const WATCH_RENEW: Duration = Duration::from_secs(60);
+
 /// Forget cached keys that changed or were destroyed anywhere. When the watch (re)starts, every
-/// cached key is forgotten: a destruction may have happened while nobody was watching.
+/// cached key is forgotten: a destruction may have happened while nobody was watching. It is
+/// restarted at least every [`WATCH_RENEW`].
 async fn watch(inner: Weak<Inner>, kv: kv::Store) {
     loop {
         match kv.watch_all().await {
@@ -527,7 +533,9 @@ async fn watch(inner: Weak<Inner>, kv: kv::Store) {
                         .clear(),
                     None => return,
                 }
-                while let Some(change) = changes.next().await {
+                let renew_at = tokio::time::Instant::now() + WATCH_RENEW;
+                while let Ok(Some(change)) = tokio::time::timeout_at(renew_at, changes.next()).await
+                {
                     let Ok(change) = change else { break };
                     let Some(inner) = inner.upgrade() else { return };
                     let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
