@@ -13,6 +13,8 @@
 //!
 //! Nothing is skipped: a missing tool fails the test with "run scripts/setup.sh".
 
+mod support;
+
 use lfr_testkit::{eventually, free_port, metric};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -455,19 +457,7 @@ async fn prometheus_scrapes_lfr_up_and_every_referenced_metric_exists() {
     }
     let root = repo();
     let tmp = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = SERVICES.iter().map(|_| free_port()).collect();
-    let config: String = SERVICES
-        .iter()
-        .zip(&ports)
-        .map(|(s, p)| {
-            let console = if *s == "dispatch" {
-                "console_addr = \"127.0.0.1:0\"\n"
-            } else {
-                ""
-            };
-            format!("[{s}]\nhttp_addr = \"127.0.0.1:{p}\"\n{console}")
-        })
-        .collect();
+    let (config, ports) = support::up_config(&SERVICES);
     std::fs::write(tmp.path().join("lfr.toml"), config).unwrap();
     let up_log = tmp.path().join("up.log");
     let up = tokio::process::Command::new(env!("CARGO_BIN_EXE_lfr"))

@@ -9,6 +9,8 @@
 //! Each service must exit with status 0: a stop rescued by the services' last-resort deadline
 //! (exit status 1) fails these tests as a hang would.
 
+mod support;
+
 use lfr_common::config::NatsConfig;
 use lfr_common::local_nats::{LocalNats, Setup};
 use lfr_testkit::{eventually, free_port, Identity, NatsServer};
@@ -96,7 +98,7 @@ async fn start_services(nats: &NatsServer, dir: &Path, output: Output) -> System
         .create(
             "op-1",
             lfr_dispatch::auth::Role::Operator,
-            PASSWORD,
+            support::PASSWORD,
             vec!["testkit-live".into()],
         )
         .await
@@ -145,8 +147,6 @@ async fn start_services(nats: &NatsServer, dir: &Path, output: Output) -> System
     }
 }
 
-const PASSWORD: &str = "a long passphrase";
-
 /// Log in to the console as `op-1` and open its live stream (`/events`), as an operator's page
 /// keeps it open: the stream never ends by itself, so the console must cut it to stop.
 async fn open_live_stream(console: SocketAddr) -> reqwest::Response {
@@ -159,7 +159,7 @@ async fn open_live_stream(console: SocketAddr) -> reqwest::Response {
         .header("content-type", "application/x-www-form-urlencoded")
         .body(lfr_testkit::form(&[
             ("account", "op-1"),
-            ("password", PASSWORD),
+            ("password", support::PASSWORD),
         ]))
         .send()
         .await
@@ -437,19 +437,7 @@ async fn lfr_up_stops_on_ctrl_c_with_its_reader_gone_and_nats_last() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let ports: Vec<u16> = SERVICES.iter().map(|_| free_port()).collect();
-    let config: String = SERVICES
-        .iter()
-        .zip(&ports)
-        .map(|(s, p)| {
-            let console = if *s == "dispatch" {
-                "console_addr = \"127.0.0.1:0\"\n"
-            } else {
-                ""
-            };
-            format!("[{s}]\nhttp_addr = \"127.0.0.1:{p}\"\n{console}")
-        })
-        .collect();
+    let (config, ports) = support::up_config(&SERVICES);
     std::fs::write(tmp.path().join("lfr.toml"), config).unwrap();
     let (nats_port, monitor_port) = (free_port(), free_port());
 

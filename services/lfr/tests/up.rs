@@ -4,6 +4,8 @@
 //! the master key `lfr up` generated for the box), every service is ready, and SIGTERM stops it
 //! all cleanly.
 
+mod support;
+
 use lfr_testkit::{eventually, free_port, metric};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
@@ -30,20 +32,7 @@ async fn lfr_up_runs_the_pipeline_and_stops_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let sample = lfr_testkit::sample_photo("faces");
     let services = ["ingest", "detect", "embed", "match", "dispatch", "purge"];
-    let ports: Vec<u16> = services.iter().map(|_| free_port()).collect();
-    let config: String = services
-        .iter()
-        .zip(&ports)
-        .map(|(s, p)| {
-            // The console API too listens on a free port, not on the default 8080.
-            let console = if *s == "dispatch" {
-                "console_addr = \"127.0.0.1:0\"\n"
-            } else {
-                ""
-            };
-            format!("[{s}]\nhttp_addr = \"127.0.0.1:{p}\"\n{console}")
-        })
-        .collect();
+    let (config, ports) = support::up_config(&services);
     let config_path = tmp.path().join("lfr.toml");
     std::fs::write(&config_path, config).unwrap();
 

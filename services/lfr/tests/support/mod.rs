@@ -14,6 +14,25 @@ use std::process::{Command, Output, Stdio};
 
 pub const PASSWORD: &str = "a long passphrase";
 
+/// A configuration for `lfr up` that puts each of `services`' HTTP endpoints on a free loopback
+/// port (returned in the same order) and dispatch's console on any free port, not 8080.
+pub fn up_config(services: &[&str]) -> (String, Vec<u16>) {
+    let ports: Vec<u16> = services.iter().map(|_| lfr_testkit::free_port()).collect();
+    let config = services
+        .iter()
+        .zip(&ports)
+        .map(|(s, p)| {
+            let console = if *s == "dispatch" {
+                "console_addr = \"127.0.0.1:0\"\n"
+            } else {
+                ""
+            };
+            format!("[{s}]\nhttp_addr = \"127.0.0.1:{p}\"\n{console}")
+        })
+        .collect();
+    (config, ports)
+}
+
 /// `lfr <args>` against `nats` as the administrator, with `session` as the session file
 /// (`None`: nobody logged in). Add environment, then [`run`] it.
 pub fn lfr(nats: &NatsServer, session: Option<&Path>, args: &[&str]) -> Command {
