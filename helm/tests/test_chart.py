@@ -34,7 +34,6 @@ import posixpath
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tarfile
 import time
@@ -48,6 +47,7 @@ import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
 import yaml
+from loopback import free_port
 
 CHART = Path(__file__).resolve().parent.parent / "lfr"
 REPO = CHART.parent.parent
@@ -1154,12 +1154,6 @@ def test_the_nats_chart_renders_what_lfr_adds(tmp_path):
 
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
@@ -1236,9 +1230,9 @@ def test_rendered_release_runs_secured(tmp_path):
     nv = chart_values(values)["nats"]
     servers = int(nv["config"]["cluster"]["replicas"])
     assert servers == 3 and config_toml(objects)["bus"]["replicas"] == servers
-    client_ports = [_free_port() for _ in range(servers)]
-    route_ports = [_free_port() for _ in range(servers)]
-    monitor_ports = [_free_port() for _ in range(servers)]
+    client_ports = [free_port() for _ in range(servers)]
+    route_ports = [free_port() for _ in range(servers)]
+    monitor_ports = [free_port() for _ in range(servers)]
     # The cluster's Service stands for every server: the services get all three.
     url = ",".join(f"tls://127.0.0.1:{p}" for p in client_ports)
     (cm,) = [o for o in of_kind(objects, "ConfigMap") if o["metadata"]["name"] == f"{RELEASE}-config"]
@@ -1357,18 +1351,18 @@ def test_rendered_release_runs_secured(tmp_path):
             # Every pod of the Deployment (an autoscaled one: a single pod here).
             for pod in range(d["spec"].get("replicas", 1)):
                 name = f"{d['metadata']['name']}-{pod}"
-                port = ports[name] = _free_port()
+                port = ports[name] = free_port()
                 env = {**pod_env(d), f"LFR_{service.upper()}__HTTP_ADDR": f"127.0.0.1:{port}",
                        "OMP_NUM_THREADS": "1"}
                 if service == "dispatch":
-                    env["LFR_DISPATCH__CONSOLE_ADDR"] = f"127.0.0.1:{_free_port()}"
+                    env["LFR_DISPATCH__CONSOLE_ADDR"] = f"127.0.0.1:{free_port()}"
                 start(name, argv(d, files[item["key"]]), env)
         assert len([n for n in ports if n.startswith(f"{RELEASE}-match-")]) == 2
         deadline = time.monotonic() + 60
         waiting = dict(ports)
         while waiting and time.monotonic() < deadline:
             for name, proc in procs:
-                assert proc.poll() is None, f"{name} exited: {log_of(name)[-2000:]}"
+                assert proc.poll() is None, f"{name} exited: {why_exited(name)}"
             waiting = {n: p for n, p in waiting.items() if not _ready(p)}
             time.sleep(0.3)
         assert not waiting, "not ready: " + "; ".join(f"{n}: {log_of(n)[-600:]}" for n in waiting)

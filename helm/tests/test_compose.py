@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from loopback import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
 LFR_HOME = Path(os.environ.get("LFR_HOME", Path.home() / ".cache" / "lfr"))
@@ -151,7 +152,7 @@ def test_the_stack_runs_on_a_real_nats(tmp_path):
     assert (secrets / "audit-anchor.key").stat().st_mode & 0o777 == 0o600
     assert re.fullmatch(r"[0-9a-f]{64}\n", (secrets / "audit-anchor.pub").read_text())
 
-    port, monitor = _free_port(), _free_port()
+    port, monitor = free_port(), free_port()
     etc = tmp_path / "etc" / "nats"
     etc.mkdir(parents=True)
     (etc / "nats-users.conf").write_text((secrets / "nats-users.conf").read_text())
@@ -198,9 +199,3 @@ def test_the_stack_runs_on_a_real_nats(tmp_path):
         server.terminate()
         server.wait(timeout=15)
 
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -31,7 +31,23 @@ pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     Ok(body.to_string())
 }
 
-/// A port that was free a moment ago on loopback.
+/// Where [`free_port`] looks: below Linux's ephemeral range (32768–60999), from which the kernel
+/// takes the local port of every outgoing connection. A port picked there could be taken by some
+/// process's connection to NATS between being picked and being bound by the server it was for.
+const PICKED_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port that was free a moment ago on loopback, outside the ephemeral range where it can.
 pub fn free_port() -> std::io::Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    let span = u64::from(PICKED_PORTS.end - PICKED_PORTS.start);
+    for attempt in 0..64u64 {
+        // RandomState is seeded afresh per process: parallel test processes pick differently.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(attempt);
+        let port = PICKED_PORTS.start + (hasher.finish() % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
