@@ -158,10 +158,21 @@ pub struct FaultResult {
     /// What the `purge` fault left to the next pass, and what that pass did.
     #[serde(default)]
     pub erasures: Option<Erasures>,
+    /// Frames detect and faces embed dropped unprocessed as too old during the segment
+    /// (`lfr_stage_shed_total`): the outage's backlog, or a stage past its capacity.
+    #[serde(default)]
+    pub shed: Shed,
     /// What the fault did beyond the table's figures, in words (the `disk-full` fault: how much
     /// was filled, and whether the node healed by itself).
     #[serde(default)]
     pub note: Option<String>,
+}
+
+/// Messages shed by the costly stages in one segment.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Shed {
+    pub frames: u64,
+    pub faces: u64,
 }
 
 /// The segment's reviewable alerts (not blue), and their decisions and outcomes: acknowledged by
@@ -267,12 +278,12 @@ impl Outcome {
 
     pub fn markdown(&self) -> String {
         let mut md = format!(
-            "# Fault harness ({} profile)\n\n| fault | round | up passes alerted | at-risk passes alerted | duplicates | strays | frames taken | ready | caught up |\n|---|---|---|---|---|---|---|---|---|\n",
+            "# Fault harness ({} profile)\n\n| fault | round | up passes alerted | at-risk passes alerted | duplicates | strays | frames taken | shed: frames, faces | ready | caught up |\n|---|---|---|---|---|---|---|---|---|---|\n",
             self.profile
         );
         for r in &self.results {
             md += &format!(
-                "| {:?} | {} | {}/{} | {}/{} | {} | {} | {}/{} | {:.1} s | {:.1} s |\n",
+                "| {:?} | {} | {}/{} | {}/{} | {} | {} | {}/{} | {}, {} | {:.1} s | {:.1} s |\n",
                 r.fault,
                 r.round,
                 r.alerted_up,
@@ -283,6 +294,8 @@ impl Outcome {
                 r.unexpected,
                 r.frames_published,
                 r.frames_offered,
+                r.shed.frames,
+                r.shed.faces,
                 r.ready_seconds,
                 r.recovery_seconds
             );
@@ -610,6 +623,7 @@ impl Segment<'_> {
         let start_wall = Timestamp(Timestamp::now().0 + lead.as_nanos() as u64);
         let counts = Arc::new(Counts::default());
         let unanswered = self.desk.tally.unanswered();
+        let shed_before = self.shed().await;
         let (bus, scene, planned, counted) = (
             self.bus.clone(),
             self.scene.clone(),
@@ -628,6 +642,7 @@ impl Segment<'_> {
         let mut result = judge(
             self.fault, &plan, &alerts, start_wall, &outage, &counts, self.shape,
         );
+        result.shed = since(shed_before, self.shed().await);
         result.records = self.records(start_wall).await?;
         result.records.unanswered -= unanswered;
         if self.fault == Fault::Dispatch {
@@ -973,6 +988,20 @@ impl Segment<'_> {
         }
     }
 
+    /// What detect and embed have shed so far (0 for one that does not answer).
+    async fn shed(&self) -> Shed {
+        let count = |name: &'static str| async move {
+            scrape::fetch(self.fleet.addr(name))
+                .await
+                .map(|s| s.sum("lfr_stage_shed_total", &[("stage", name)]) as u64)
+                .unwrap_or(0)
+        };
+        Shed {
+            frames: count("detect").await,
+            faces: count("embed").await,
+        }
+    }
+
     /// The matcher whose handled count moves (the pinned one); `match-a` if neither does.
     async fn active_matcher(&self) -> &'static str {
         let a = handled(self.fleet.addr("match-a")).await;
@@ -997,6 +1026,15 @@ impl Segment<'_> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+}
+
+/// Shed since `before`; a stage restarted in between counts from zero again.
+fn since(before: Shed, now: Shed) -> Shed {
+    let delta = |b: u64, n: u64| if n >= b { n - b } else { n };
+    Shed {
+        frames: delta(before.frames, now.frames),
+        faces: delta(before.faces, now.faces),
     }
 }
 
@@ -1152,6 +1190,7 @@ fn judge(
         ready_seconds: outage.ready.as_secs_f64(),
         recovery_seconds: outage.recovery.as_secs_f64(),
         records: Records::default(),
+        shed: Shed::default(),
         erasures: None,
         note: outage.note.clone(),
     };

@@ -10,10 +10,14 @@
 //! - on shutdown the stage stops pulling, finishes the messages in hand, and returns;
 //! - if the consumer disappears (NATS restarted without its memory streams) the topology and the
 //!   consumer are declared again after a back-off;
-//! - **shed, don't queue**: a stage that [`StageSpec::sheds`] drops a message whose frame is already
-//!   older than `bus.latency_budget` when the stage takes it, and counts it under
-//!   `lfr_stage_shed_total`. Past capacity a backlog then costs one decode per stale frame, not one
-//!   inference, and latency stays near the budget instead of climbing to the TTL;
+//! - **shed, don't queue**: a stage with a [`StageSpec::shed_at`] drops a message whose frame is
+//!   already older than that share of `bus.latency_budget` when the stage takes it, and counts it
+//!   under `lfr_stage_shed_total`. Past capacity a backlog then costs one decode per stale frame,
+//!   not one inference, and latency stays near the budget instead of climbing to the TTL. The
+//!   first costly stage sheds early (detect: half the budget) and the next late (embed: all of
+//!   it), so what detect chose to work on reaches embed in time: with one limit for both, a
+//!   detect near capacity took frames just under the budget and embed threw away every face of
+//!   them, work done and passes lost (the fault harness's soak);
 //! - a consumer declared active/standby (`ConsumerSpec::active_standby`: match) is pulled as a
 //!   pinned client of its priority group: the server delivers to one replica and moves the pin to
 //!   a standby when that one stops pulling.
@@ -49,9 +53,10 @@ pub struct StageSpec {
     pub max_batch: usize,
     /// How long to wait for a batch to fill once its first message has arrived.
     pub max_wait: Duration,
-    /// Drop frames older than the latency budget instead of working on them. For the costly
-    /// stages (detect, embed); not for match, where the work is done and dropping loses an alert.
-    pub sheds: bool,
+    /// Drop a message whose frame is older than this share of the latency budget instead of
+    /// working on it. For the costly stages (detect, embed); `None` for match, where the work is
+    /// done and dropping loses an alert.
+    pub shed_at: Option<f64>,
 }
 
 /// Why a handler did not complete a message.
@@ -453,6 +458,11 @@ impl Requests {
     }
 }
 
+/// Whether a message this old is past the stage's share of the latency budget.
+fn too_old(age: Duration, budget: Duration, shed_at: Option<f64>) -> bool {
+    shed_at.is_some_and(|share| age > budget.mul_f64(share))
+}
+
 async fn handle<H: BatchHandler>(
     deliveries: Vec<Delivery>,
     spec: &StageSpec,
@@ -476,7 +486,7 @@ async fn handle<H: BatchHandler>(
                         .with_label_values(&[spec.name])
                         .observe(age.as_secs_f64());
                 }
-                if spec.sheds && age.is_some_and(|age| age > budget) {
+                if age.is_some_and(|age| too_old(age, budget, spec.shed_at)) {
                     // Too late to be worth the inference: gone now, counted, never redelivered.
                     metrics.shed.with_label_values(&[spec.name]).inc();
                     metrics
@@ -552,5 +562,29 @@ async fn ack(message: &Delivery, kind: AckKind, stage: &str) {
     // `ack_with` only sends; a lost ack is redelivered by the server after `ack_wait`.
     if let Err(e) = message.ack_with(kind).await {
         tracing::warn!(stage, error = %e, "acknowledgement not sent");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_sheds_past_its_share_of_the_budget_and_match_never() {
+        let budget = Duration::from_secs(2);
+        let age = Duration::from_millis(1500);
+        assert!(
+            too_old(age, budget, Some(0.5)),
+            "detect: past half the budget"
+        );
+        assert!(
+            !too_old(age, budget, Some(1.0)),
+            "embed: still inside the budget"
+        );
+        assert!(too_old(Duration::from_millis(2001), budget, Some(1.0)));
+        assert!(
+            !too_old(Duration::from_secs(60), budget, None),
+            "match never sheds"
+        );
     }
 }

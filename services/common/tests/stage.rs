@@ -56,7 +56,7 @@ async fn poison_is_refused_retries_return_stale_frames_are_shed_and_shutdown_ret
         nats: nats.nats_config(Identity::Detect),
         ..Default::default()
     };
-    common.bus.latency_budget = Duration::from_secs(1);
+    common.bus.latency_budget = Duration::from_secs(2);
     let toy = Toy::default();
     let shutdown = Shutdown::new();
     let spec = StageSpec {
@@ -65,7 +65,8 @@ async fn poison_is_refused_retries_return_stale_frames_are_shed_and_shutdown_ret
         durable: streams::consumers::DETECT,
         max_batch: 4,
         max_wait: Duration::from_millis(20),
-        sheds: true,
+        // As detect: past half the budget.
+        shed_at: Some(0.5),
     };
     let handler = toy.clone();
     let running = stage::start_service(
@@ -82,7 +83,8 @@ async fn poison_is_refused_retries_return_stale_frames_are_shed_and_shutdown_ret
     let camera = nats.jetstream(Identity::Ingest).await;
     let subject = subjects::frames("gate-1");
     let fresh = Duration::from_millis(0);
-    let stale = Duration::from_secs(3);
+    // Older than half the budget, not than the budget: shed by a stage that sheds at half.
+    let stale = Duration::from_millis(1500);
     for (seq, age) in [(1, fresh), (2, stale), (7, fresh), (3, stale), (4, fresh)] {
         let ack = camera
             .publish(subject.clone(), frame(seq, age).encode().into())

@@ -66,7 +66,8 @@ pub fn spec() -> StageSpec {
         durable: streams::consumers::DETECT,
         max_batch: 1,
         max_wait: Duration::ZERO,
-        sheds: true,
+        // Half the budget: a frame taken later would reach embed too old to be worth its face.
+        shed_at: Some(0.5),
     }
 }
 

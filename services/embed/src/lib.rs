@@ -68,7 +68,7 @@ pub fn spec(config: &EmbedConfig) -> StageSpec {
         durable: streams::consumers::EMBED,
         max_batch: config.max_batch.clamp(1, 64),
         max_wait: config.max_wait,
-        sheds: true,
+        shed_at: Some(1.0),
     }
 }
 

@@ -110,7 +110,7 @@ pub fn spec() -> StageSpec {
         durable: streams::consumers::MATCH,
         max_batch: 1,
         max_wait: Duration::ZERO,
-        sheds: false,
+        shed_at: None,
     }
 }
 
