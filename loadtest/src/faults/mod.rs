@@ -828,7 +828,7 @@ impl Segment<'_> {
             Fault::Purge => {
                 let due = self.due_alerts().await?;
                 let addr = self.fleet.addr("purge");
-                let before = purge_metric(addr, "lfr_purge_alerts_erased_total").await;
+                let before = counter(addr, "lfr_purge_alerts_erased_total", &[]).await;
                 // A pass now, as `lfr retention run` asks for one; killed at its first erasure.
                 self.admin
                     .client()
@@ -837,7 +837,7 @@ impl Segment<'_> {
                 let asked = Instant::now();
                 let mut erased = 0.0;
                 while erased == 0.0 && asked.elapsed() < Duration::from_secs(30) {
-                    erased = purge_metric(addr, "lfr_purge_alerts_erased_total").await - before;
+                    erased = counter(addr, "lfr_purge_alerts_erased_total", &[]).await - before;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 tracing::info!(due = due.len(), erased, "killing purge mid-pass");
@@ -848,7 +848,7 @@ impl Segment<'_> {
                 self.fleet.restart("purge")?;
                 self.fleet.wait_ready(READY_LIMIT).await?;
                 // Recovered once the pass it makes at start is done: that pass finishes the job.
-                while purge_metric(addr, "lfr_purge_passes_total").await < 1.0
+                while counter(addr, "lfr_purge_passes_total", &[]).await < 1.0
                     && restarted.elapsed() < READY_LIMIT
                 {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -991,10 +991,12 @@ impl Segment<'_> {
     /// What detect and embed have shed so far (0 for one that does not answer).
     async fn shed(&self) -> Shed {
         let count = |name: &'static str| async move {
-            scrape::fetch(self.fleet.addr(name))
-                .await
-                .map(|s| s.sum("lfr_stage_shed_total", &[("stage", name)]) as u64)
-                .unwrap_or(0)
+            counter(
+                self.fleet.addr(name),
+                "lfr_stage_shed_total",
+                &[("stage", name)],
+            )
+            .await as u64
         };
         Shed {
             frames: count("detect").await,
@@ -1040,22 +1042,20 @@ fn since(before: Shed, now: Shed) -> Shed {
 
 /// Templates a matcher has handled (0 while it does not answer).
 async fn handled(addr: std::net::SocketAddr) -> f64 {
-    scrape::fetch(addr)
-        .await
-        .map(|s| {
-            s.sum(
-                "lfr_stage_messages_total",
-                &[("stage", "match"), ("outcome", "ok")],
-            )
-        })
-        .unwrap_or(0.0)
+    counter(
+        addr,
+        "lfr_stage_messages_total",
+        &[("stage", "match"), ("outcome", "ok")],
+    )
+    .await
 }
 
-/// A purge metric's value (0 while purge does not answer).
-async fn purge_metric(addr: std::net::SocketAddr, name: &str) -> f64 {
+/// A counter's value, summed over the series with these labels (0 while the service does not
+/// answer).
+async fn counter(addr: std::net::SocketAddr, name: &str, labels: &[(&str, &str)]) -> f64 {
     scrape::fetch(addr)
         .await
-        .map(|s| s.sum(name, &[]))
+        .map(|s| s.sum(name, labels))
         .unwrap_or(0.0)
 }
 
