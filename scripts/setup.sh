@@ -12,6 +12,8 @@
 #   - sample camera photos from the face-recognition sdist on PyPI (MIT) and group photos from
 #     @vladmandic/face-api on npm (MIT), used by the tests
 #   - models and the ONNX Runtime library (models/fetch.py), once the vision services need them
+#   - the naive Python reference pipeline's venv (loadtest/reference/requirements.txt: numpy, OpenCV,
+#     ONNX Runtime from PyPI) that the load test compares itself against
 #   - cargo-deny (crates.io, pinned) for the supply-chain checks (deny.toml, docs/supply-chain.md)
 # Everything fetched lands under $LFR_HOME (default ~/.cache/lfr), outside the repository.
 set -euo pipefail
@@ -126,6 +128,18 @@ fetch_models() {
   fi
 }
 
+install_reference_venv() {
+  # Rebuilt only when loadtest/reference/requirements.txt changes (a copy is kept inside the venv).
+  local venv="$LFR_HOME/reference-venv" req="$REPO/loadtest/reference/requirements.txt"
+  [ -f "$req" ] || return 0
+  if [ -x "$venv/bin/python" ] && cmp -s "$req" "$venv/requirements.txt"; then return 0; fi
+  log "installing the naive reference pipeline (loadtest/reference/requirements.txt) into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check --only-binary=:all: -r "$req"
+  cp "$req" "$venv/requirements.txt"
+}
+
 install_system_packages
 check_rust
 install_nats
@@ -134,4 +148,5 @@ install_chart_tools
 fetch_samples
 fetch_group_photos
 fetch_models
+install_reference_venv
 log "ready (tools and samples in $LFR_HOME)"

@@ -62,7 +62,7 @@ pub fn run(
         .collect();
     let tracker = Mutex::new(Tracker::new(rule));
 
-    let plan = schedule::plan(1, fps, seconds, shape);
+    let plan = schedule::plan_for(scene, 1, fps, seconds, shape);
     let start_wall = Timestamp::now();
     let pid = std::process::id();
     let cpu_before = cpu_seconds(pid);

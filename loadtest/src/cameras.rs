@@ -31,8 +31,14 @@ pub struct Counts {
 }
 
 /// The frame camera `c` shows at `frame` of `plan`: the pass in progress, else the crowd held
-/// around the nearest pass, else a crowd that changes every few seconds.
+/// around the nearest pass, else a crowd that changes every few seconds. A replay plays its
+/// video in order instead.
 pub fn frame_jpeg<'a>(scene: &'a Scene, plan: &Plan, c: usize, frame: u64) -> &'a [u8] {
+    if scene.replay {
+        // Each camera from its own starting point, so that they do not all show one moment.
+        let start = c * scene.crowd.len() / plan.cameras.max(1);
+        return &scene.crowd[(start + frame as usize) % scene.crowd.len()];
+    }
     if let Some(p) = plan.pass_at(c, frame) {
         return &scene.passes[p.identity][p.variant][(frame - p.first_frame) as usize];
     }

@@ -3,15 +3,16 @@
 use crate::live::Live;
 use crate::observe::Observer;
 use crate::ramp::{self, Counts};
-use crate::results::{Overhead, Report, StepResult};
+use crate::results::{Overhead, Reference, Report, StepResult};
 use crate::scene::{Samples, Scene, IDENTITIES};
 use crate::schedule::PassShape;
 use crate::step::Bench;
 use crate::system::{self, Endpoint, LocalSettings, LocalSystem, System};
 use crate::usage::{self, Sampler};
-use crate::{baseline, deployment, report, scrape};
+use crate::{baseline, deployment, reference, report, schedule, scrape};
 use lfr_common::bus::Bus;
 use lfr_common::config::{Common, NatsConfig};
+use lfr_detect::tracks::Tracking;
 use lfr_match::corroborate::Rule;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -92,6 +93,26 @@ pub struct Args {
     /// How long messages live in the transient streams (`bus.transient_ttl`), seconds.
     #[arg(long, default_value_t = 5.0)]
     pub transient_ttl: f64,
+    /// Locally: detect searches a camera's frame in full at most this often, seconds
+    /// (`detect.tracking.full_every`; 0 searches every frame).
+    #[arg(long, default_value_t = Tracking::default().full_every.as_secs_f64())]
+    pub full_every: f64,
+    /// Locally: most faces of one person detect publishes per second
+    /// (`detect.tracking.faces_per_second`; 0 publishes every face of every frame).
+    #[arg(long, default_value_t = Tracking::default().faces_per_second)]
+    pub faces_per_second: f32,
+    /// Replay: the cameras play this video file (in order, looped, each from its own starting
+    /// frame) instead of the synthetic scene; nobody on the list walks past, so any alert counts
+    /// as unexpected.
+    #[arg(long)]
+    pub video: Option<PathBuf>,
+    /// Run the naive reference pipeline (`loadtest/reference/naive.py`) on the same frames first
+    /// and report lfr's frames a second and CPU per frame as ratios to it.
+    #[arg(long)]
+    pub reference: bool,
+    /// With --reference and no --video: seconds of camera 0's frames the reference reads.
+    #[arg(long, default_value_t = 60.0)]
+    pub reference_seconds: f64,
 }
 
 fn parse_size(text: &str) -> Result<[u32; 2], String> {
@@ -127,8 +148,30 @@ impl Args {
             "--max-minutes must be 1 to {MAX_MINUTES}"
         );
         anyhow::ensure!(self.budget > 0.0, "--budget must be positive");
+        anyhow::ensure!(
+            (5.0..=600.0).contains(&self.reference_seconds),
+            "--reference-seconds must be 5 to 600"
+        );
+        if let Some(video) = &self.video {
+            anyhow::ensure!(video.is_file(), "--video {}: no such file", video.display());
+        }
+        self.tracking()?;
         external_endpoints(self)?;
         Ok(())
+    }
+
+    /// Detect's tracking rule from `--full-every` and `--faces-per-second`, checked.
+    fn tracking(&self) -> anyhow::Result<Tracking> {
+        let full_every = Duration::try_from_secs_f64(self.full_every)
+            .map_err(|e| anyhow::anyhow!("--full-every: {e}"))?;
+        let rule = Tracking {
+            full_every,
+            faces_per_second: self.faces_per_second,
+            track_gap: Tracking::default().track_gap.max(2 * full_every),
+            ..Tracking::default()
+        };
+        rule.validate()?;
+        Ok(rule)
     }
 
     fn most_cameras(&self) -> usize {
@@ -183,6 +226,9 @@ async fn run_bounded(args: &Args, deadline: tokio::time::Instant) -> anyhow::Res
     };
     let pass_frames = |fps: f64| ((args.pass_seconds * fps).round() as usize).max(2);
     let build_scene = |fps: f64| -> anyhow::Result<Arc<Scene>> {
+        if let Some(video) = &args.video {
+            return Ok(Arc::new(Scene::from_video(video, args.width, args.height)?));
+        }
         Ok(Arc::new(Scene::build(
             &samples,
             args.width,
@@ -230,6 +276,12 @@ async fn run_bounded(args: &Args, deadline: tokio::time::Instant) -> anyhow::Res
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("loadtest/results").join(started_at.replace(':', "-")));
+    let reference = if args.reference {
+        let shape = shape_for(&first_scene);
+        Some(run_reference(args, first_scene.clone(), shape, first_fps, &samples, &out).await?)
+    } else {
+        None
+    };
     let system = start_system(args, realert_after, &out.join("logs")).await?;
     // The first frame rate's scene is the baseline's: drawn once.
     let scene_for = |fps: f64| {
@@ -246,7 +298,7 @@ async fn run_bounded(args: &Args, deadline: tokio::time::Instant) -> anyhow::Res
     let overhead = baseline
         .as_ref()
         .and_then(|b| overhead(b, ramps.first()?.steps.first()?));
-    let report = Report {
+    let mut report = Report {
         started_at: started_at.clone(),
         machine: usage::machine(),
         system: system_name(args),
@@ -256,8 +308,65 @@ async fn run_bounded(args: &Args, deadline: tokio::time::Instant) -> anyhow::Res
         ramps,
         baseline,
         overhead,
+        reference: None,
     };
+    report.reference = reference.map(|r| reference::compare(&report, r));
     report::write(&report, &out)
+}
+
+/// The naive reference pipeline on the same frames, before the pipeline starts (so nothing else
+/// runs): the given video in a replay, else camera 0's frames of the scene written to a video.
+async fn run_reference(
+    args: &Args,
+    scene: Arc<Scene>,
+    shape: PassShape,
+    fps: f64,
+    samples: &Samples,
+    out: &std::path::Path,
+) -> anyhow::Result<Reference> {
+    std::fs::create_dir_all(out)?;
+    let enrol = IDENTITIES
+        .iter()
+        .map(|i| {
+            format!(
+                "{}={}",
+                i.reference,
+                samples.faces.join(i.enrolled).display()
+            )
+        })
+        .collect();
+    let settings = reference::Settings::default_for(args.detector_input, enrol);
+    let json = out.join("reference.json");
+    let (given, seconds) = (args.video.clone(), args.reference_seconds);
+    let reference = tokio::task::spawn_blocking(move || {
+        // The written video is large (MJPG): it goes to a temporary folder, not the report.
+        let dir = tempfile::tempdir()?;
+        let (video, label) = match given {
+            Some(video) => {
+                let label = video.display().to_string();
+                (video, label)
+            }
+            None => {
+                let path = dir.path().join("camera-0.avi");
+                let plan = schedule::plan_for(&scene, 1, fps, seconds, shape);
+                reference::write_video(&scene, &plan, &path)?;
+                (
+                    path,
+                    format!("camera 0 of the scene, {seconds} s at {fps} fps"),
+                )
+            }
+        };
+        let mut reference = reference::run(&settings, &video, &json)?;
+        reference.video = label;
+        Ok::<_, anyhow::Error>(reference)
+    })
+    .await??;
+    tracing::info!(
+        fps = format!("{:.1}", reference.frames_per_s),
+        cpu_ms_per_frame = format!("{:.1}", reference.cpu_ms_per_frame),
+        "naive reference pipeline done"
+    );
+    Ok(reference)
 }
 
 fn system_name(args: &Args) -> String {
@@ -265,7 +374,11 @@ fn system_name(args: &Args) -> String {
         "external".into()
     } else {
         let [w, h] = args.detector_input;
-        format!("local (nats-server and lfr-detect, lfr-embed, lfr-match started by the load test; detector input {w}x{h})")
+        format!(
+            "local (nats-server and lfr-detect, lfr-embed, lfr-match started by the load test; \
+             detector input {w}x{h}; full search every {} s, {} faces per person per second)",
+            args.full_every, args.faces_per_second
+        )
     }
 }
 
@@ -289,6 +402,7 @@ async fn start_system(
                 bin_dir: system::own_bin_dir(),
                 realert_after,
                 detector_input: args.detector_input,
+                tracking: args.tracking()?,
                 log_dir: log_dir.to_path_buf(),
             })
             .await?,

@@ -24,6 +24,7 @@ pub mod faults;
 pub mod live;
 pub mod observe;
 pub mod ramp;
+pub mod reference;
 pub mod report;
 pub mod results;
 pub mod scene;

@@ -159,4 +159,40 @@ pub struct Report {
     pub ramps: Vec<Ramp>,
     pub baseline: Option<Baseline>,
     pub overhead: Option<Overhead>,
+    /// lfr against the naive reference pipeline on the same frames (`--reference`).
+    #[serde(default)]
+    pub reference: Option<Comparison>,
+}
+
+/// What the naive reference pipeline (`loadtest/reference/naive.py`) reported for one video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reference {
+    #[serde(default)]
+    pub video: String,
+    pub frames: u64,
+    pub faces: u64,
+    pub processes: u32,
+    pub wall_s: f64,
+    pub cpu_s: f64,
+    pub frames_per_s: f64,
+    pub cpu_ms_per_frame: f64,
+}
+
+/// lfr's best step within budget against the reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub reference: Reference,
+    /// Frames a second sustained by the step within budget that sustained the most (0: none was
+    /// within budget).
+    pub lfr_fps: f64,
+    /// CPU milliseconds per frame of nats-server and the services together at that step.
+    pub lfr_cpu_ms_per_frame: f64,
+    /// The same, per process.
+    pub lfr_stage_cpu_ms_per_frame: Vec<(String, f64)>,
+    /// That step's cameras and frame rate.
+    pub step: Option<(u32, f64)>,
+    /// `lfr_fps / reference.frames_per_s`: above 1, lfr carries more.
+    pub fps_ratio: f64,
+    /// `reference.cpu_ms_per_frame / lfr_cpu_ms_per_frame`: above 1, lfr spends less per frame.
+    pub cpu_ratio: f64,
 }

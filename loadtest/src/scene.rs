@@ -20,7 +20,7 @@
 use lfr_vision::image::encode_jpeg;
 use opencv::core::{Mat, Rect, Scalar, Size, CV_8UC3};
 use opencv::prelude::*;
-use opencv::{core, imgcodecs, imgproc};
+use opencv::{core, imgcodecs, imgproc, videoio};
 use std::path::{Path, PathBuf};
 
 /// A watch-listed person of the load test.
@@ -53,6 +53,8 @@ const CROWD_SIZES: [f64; 4] = [1.0, 0.85, 0.7, 0.55];
 /// How far a passing person moves between frames, pixels.
 const STEP_PX: i32 = 12;
 const JPEG_QUALITY: i32 = 85;
+/// Most frames a replayed video may have (held in memory as JPEG: about 50 KiB each at 640x480).
+pub const MAX_REPLAY_FRAMES: usize = 36_000;
 
 /// Where the sample photos are (`scripts/setup.sh` puts them under `~/.cache/lfr/samples`).
 #[derive(Debug, Clone)]
@@ -105,6 +107,8 @@ pub struct Scene {
     pub pass_background: Vec<Vec<usize>>,
     /// Frames in one pass.
     pub pass_frames: usize,
+    /// A replay (`--video`): `crowd` is a video's frames, played in order, and nobody passes.
+    pub replay: bool,
 }
 
 impl Scene {
@@ -166,6 +170,42 @@ impl Scene {
             passes,
             pass_background,
             pass_frames,
+            replay: false,
+        })
+    }
+
+    /// A replay of a video file: its frames, scaled to fit `width` x `height` where larger, each
+    /// encoded once as the cameras will send it. Nobody on the load test's list walks past, so
+    /// every alert of a replay counts as unexpected.
+    pub fn from_video(path: &Path, width: u32, height: u32) -> anyhow::Result<Scene> {
+        let mut capture = videoio::VideoCapture::from_file_def(path)?;
+        anyhow::ensure!(capture.is_opened()?, "cannot open video {}", path.display());
+        let mut crowd = Vec::new();
+        let (mut w, mut h) = (0, 0);
+        let mut frame = Mat::default();
+        while capture.read(&mut frame)? && !frame.empty() {
+            let fitted = if frame.cols() as u32 > width || frame.rows() as u32 > height {
+                fit(&frame, height as i32, width as i32)?
+            } else {
+                frame.try_clone()?
+            };
+            (w, h) = (fitted.cols() as u32, fitted.rows() as u32);
+            crowd.push(encode_jpeg(&fitted, JPEG_QUALITY)?);
+            anyhow::ensure!(
+                crowd.len() <= MAX_REPLAY_FRAMES,
+                "{} has over {MAX_REPLAY_FRAMES} frames: cut it shorter",
+                path.display()
+            );
+        }
+        anyhow::ensure!(!crowd.is_empty(), "{} holds no frame", path.display());
+        Ok(Scene {
+            width: w,
+            height: h,
+            crowd,
+            passes: vec![Vec::new(); IDENTITIES.len()],
+            pass_background: vec![Vec::new(); IDENTITIES.len()],
+            pass_frames: 2,
+            replay: true,
         })
     }
 
@@ -177,6 +217,16 @@ impl Scene {
     /// One line for the report.
     pub fn describe(&self) -> String {
         let bytes: usize = self.crowd.iter().map(Vec::len).sum();
+        if self.replay {
+            return format!(
+                "replay of a {}-frame video, {}x{} JPEG (mean {} KiB), played in order and looped \
+                 by every camera, each from its own starting frame",
+                self.crowd.len(),
+                self.width,
+                self.height,
+                bytes / self.crowd.len().max(1) / 1024,
+            );
+        }
         format!(
             "{}x{} JPEG (mean {} KiB), {} crowd frames from the group photos (strangers only), {} watch-listed people \
              walking past in {}-frame passes ({} variants: photo x size); watch list enrolled from other photos",

@@ -96,6 +96,22 @@ pub fn plan(cameras: usize, fps: f64, seconds: f64, shape: PassShape) -> Plan {
     }
 }
 
+/// [`plan`] for a step showing `scene`: nobody on the list walks past in a replay (`--video`),
+/// so there any alert is unexpected.
+pub fn plan_for(
+    scene: &crate::scene::Scene,
+    cameras: usize,
+    fps: f64,
+    seconds: f64,
+    shape: PassShape,
+) -> Plan {
+    let mut plan = plan(cameras, fps, seconds, shape);
+    if scene.replay {
+        plan.passes.clear();
+    }
+    plan
+}
+
 impl Plan {
     /// The pass camera `camera` shows at `frame`, if any.
     pub fn pass_at(&self, camera: usize, frame: u64) -> Option<&Pass> {

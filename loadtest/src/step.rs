@@ -68,7 +68,13 @@ async fn scrape_all(system: &System) -> HashMap<String, Scrape> {
 
 impl Bench<'_> {
     pub async fn step(&self, cameras: usize, fps: f64, seconds: f64) -> anyhow::Result<StepResult> {
-        let plan = Arc::new(schedule::plan(cameras, fps, seconds, self.shape));
+        let plan = Arc::new(schedule::plan_for(
+            &self.scene,
+            cameras,
+            fps,
+            seconds,
+            self.shape,
+        ));
         // The matcher remembers the last step's alerts and tracks: let them lapse, so this step's
         // first pass is not taken for the last one's person still in view.
         tokio::time::sleep(self.shape.realert_after.max(self.shape.track_gap)).await;

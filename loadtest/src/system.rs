@@ -16,6 +16,7 @@ use crate::usage::Watched;
 use lfr_common::config::NatsConfig;
 use lfr_common::http::free_port;
 use lfr_common::local_nats::{LocalNats, Setup};
+use lfr_detect::tracks::Tracking;
 use lfr_identity::{Credentials, ServerConfig};
 use lfr_schemas::permissions::Identity;
 use std::net::SocketAddr;
@@ -110,6 +111,8 @@ pub struct LocalSettings {
     pub realert_after: Duration,
     /// `models.detector_input` of the detect service.
     pub detector_input: [u32; 2],
+    /// `detect.tracking` of the detect service.
+    pub tracking: Tracking,
     /// Where each service's log goes (`<service>.log`).
     pub log_dir: PathBuf,
 }
@@ -288,10 +291,14 @@ fn config_toml(url: &str, ca: &Path, endpoints: &[Endpoint], settings: &LocalSet
     };
     format!(
         "[nats]\nurl = \"{url}\"\nca = {ca:?}\n\n[log]\nfilter = \"info\"\n\n\
-         [detect]\nhttp_addr = \"{}\"\n\n[embed]\nhttp_addr = \"{}\"\n\n\
+         [detect]\nhttp_addr = \"{}\"\n\n\
+         [detect.tracking]\nfull_every = {:?}\nfaces_per_second = {:?}\ntrack_gap = {:?}\n\n[embed]\nhttp_addr = \"{}\"\n\n\
          [match]\nhttp_addr = \"{}\"\nreplica = \"loadtest\"\n\n\
          [match.corroboration]\nrealert_after = {:?}\n\n[models]\ndetector_input = [{}, {}]\n",
         addr("detect"),
+        settings.tracking.full_every.as_secs_f64(),
+        settings.tracking.faces_per_second,
+        settings.tracking.track_gap.as_secs_f64(),
         addr("embed"),
         addr("match"),
         settings.realert_after.as_secs_f64(),
@@ -341,14 +348,21 @@ mod tests {
 
     #[test]
     fn config_names_every_endpoint_and_the_window() {
-        let e = vec![Endpoint {
-            service: "match".into(),
-            addr: "127.0.0.1:1234".parse().unwrap(),
-        }];
+        let e: Vec<Endpoint> = [("detect", 1232), ("embed", 1233), ("match", 1234)]
+            .into_iter()
+            .map(|(service, port)| Endpoint {
+                service: service.into(),
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            })
+            .collect();
         let settings = LocalSettings {
             bin_dir: PathBuf::new(),
             realert_after: Duration::from_secs(3),
             detector_input: [480, 360],
+            tracking: Tracking {
+                faces_per_second: 2.0,
+                ..Tracking::default()
+            },
             log_dir: PathBuf::new(),
         };
         let text = config_toml(
@@ -371,5 +385,8 @@ mod tests {
             parsed["models"]["detector_input"].as_array().unwrap()[0].as_integer(),
             Some(480)
         );
+        // What detect reads back is the rule given.
+        let detect: lfr_detect::Config = toml::from_str(&text).unwrap();
+        assert_eq!(detect.detect.tracking, settings.tracking);
     }
 }

@@ -25,6 +25,9 @@ fn one_camera_step_meets_the_budget_and_reports_every_figure() {
             "8",
             "--max-minutes",
             "4",
+            "--reference",
+            "--reference-seconds",
+            "5",
         ])
         .arg("--metrics-addr")
         .arg(format!("127.0.0.1:{port}"))
@@ -95,8 +98,22 @@ fn one_camera_step_meets_the_budget_and_reports_every_figure() {
         "{overhead:?}"
     );
 
+    // The naive reference read camera 0's first 5 s (25 frames) of the same scene.
+    let c = report.reference.expect("the reference ran");
+    assert_eq!(c.reference.frames, 25, "{c:?}");
+    assert!(
+        c.reference.faces >= 25 && c.reference.frames_per_s > 0.0,
+        "{c:?}"
+    );
+    assert_eq!(c.step, Some((1, 5.0)));
+    assert!(c.fps_ratio > 0.0 && c.lfr_cpu_ms_per_frame > 0.0, "{c:?}");
+
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(md.contains("| 5 |") || md.contains("|   5 |"), "{md}");
+    assert!(
+        md.contains("## Against the naive reference pipeline"),
+        "{md}"
+    );
     for plot in ["latency.svg", "throughput.svg", "stages.svg", "usage.svg"] {
         let svg = std::fs::read_to_string(out.path().join(plot)).unwrap();
         assert!(
@@ -107,6 +124,69 @@ fn one_camera_step_meets_the_budget_and_reports_every_figure() {
     }
 }
 
+/// Replay: a video file (a group photo held for 20 frames) is played as two cameras, and the
+/// reference reads the same file. Nobody on the list is in it, so no alert is expected or raised.
+#[test]
+fn a_video_replays_as_cameras_and_the_reference_reads_the_same_file() {
+    use opencv::prelude::*;
+    use opencv::{core::Size, imgcodecs, videoio};
+    let out = tempfile::tempdir().unwrap();
+    let video = out.path().join("crowd.avi");
+    let photo = imgcodecs::imread(
+        lfr_testkit::sample_photo("group/sample1.jpg"),
+        imgcodecs::IMREAD_COLOR,
+    )
+    .unwrap();
+    let mut frame = opencv::core::Mat::default();
+    opencv::imgproc::resize_def(&photo, &mut frame, Size::new(640, 480)).unwrap();
+    let fourcc = videoio::VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
+    let mut writer =
+        videoio::VideoWriter::new_def(&video, fourcc, 5.0, Size::new(640, 480)).unwrap();
+    for _ in 0..20 {
+        writer.write(&frame).unwrap();
+    }
+    writer.release().unwrap();
+
+    let status = loadtest()
+        .args([
+            "--fps",
+            "5",
+            "--cameras",
+            "2",
+            "--step-seconds",
+            "4",
+            "--max-minutes",
+            "3",
+            "--no-baseline",
+            "--reference",
+        ])
+        .arg("--video")
+        .arg(&video)
+        .arg("--metrics-addr")
+        .arg(format!("127.0.0.1:{}", lfr_testkit::free_port()))
+        .arg("--out")
+        .arg(out.path().join("report"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "lfr-loadtest failed: {status}");
+    let json = std::fs::read_to_string(out.path().join("report/results.json")).unwrap();
+    let report: Report = serde_json::from_str(&json).unwrap();
+    assert!(
+        report.scene.contains("replay of a 20-frame video"),
+        "{}",
+        report.scene
+    );
+    let step = &report.ramps[0].steps[0];
+    assert_eq!(step.frames_published, 40);
+    assert!(step.faces > 0, "no face found in the replay");
+    let a = step.alerts;
+    assert_eq!((a.expected, a.raised, a.unexpected), (0, 0, 0), "{a:?}");
+    let c = report.reference.expect("the reference ran");
+    assert_eq!(c.reference.video, video.display().to_string());
+    assert_eq!(c.reference.frames, 20);
+    assert!(c.reference.faces >= 40, "{c:?}");
+}
+
 #[test]
 fn limits_and_foreign_targets_are_refused_before_anything_starts() {
     for args in [
@@ -115,6 +195,10 @@ fn limits_and_foreign_targets_are_refused_before_anything_starts() {
         vec!["--step-seconds", "3600"],
         vec!["--max-minutes", "600"],
         vec!["--fps", "0"],
+        vec!["--reference-seconds", "1"],
+        vec!["--video", "/nonexistent/walk.avi"],
+        vec!["--faces-per-second", "-1"],
+        vec!["--full-every", "-1"],
         vec!["--scrape", "detect=127.0.0.1:9102"],
         vec![
             "--nats-url",

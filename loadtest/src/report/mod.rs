@@ -236,6 +236,7 @@ mod tests {
                 cameras: 1,
                 fps: 5.0,
             }),
+            reference: None,
         }
     }
 
@@ -251,7 +252,39 @@ mod tests {
             ramps: Vec::new(),
             baseline: None,
             overhead: None,
+            reference: None,
         }
+    }
+
+    #[test]
+    fn the_reference_is_compared_with_the_step_within_budget_that_carried_most() {
+        let mut report = sample();
+        let reference = crate::results::Reference {
+            video: "camera0.avi".to_string(),
+            frames: 600,
+            faces: 960,
+            processes: 2,
+            wall_s: 10.0,
+            cpu_s: 20.0,
+            frames_per_s: 5.0,
+            cpu_ms_per_frame: 33.3,
+        };
+        let c = crate::reference::compare(&report, reference);
+        // Within budget: 5 fps x 1 and x 2 cameras (10 fps sustained); 10 fps never.
+        assert_eq!(c.step, Some((2, 5.0)));
+        assert_eq!(c.lfr_fps, 10.0);
+        assert!((c.fps_ratio - 2.0).abs() < 1e-9);
+        // nats 0.2 + detect 3.0 + embed 0.8 + match 0.1 cores over 10 frames a second; the
+        // load generator (cameras) is not lfr's.
+        assert!((c.lfr_cpu_ms_per_frame - 410.0).abs() < 1e-6, "{c:?}");
+        assert!((c.cpu_ratio - 33.3 / 410.0).abs() < 1e-9);
+        report.reference = Some(c);
+        let md = markdown::render(&report);
+        assert!(md.contains("## Against the naive reference pipeline"));
+        assert!(md.contains("**2.00x**"), "{md}");
+        assert!(md.contains("the step of 2 cameras at 5 fps"));
+        let none = markdown::render(&empty());
+        assert!(none.contains("The reference pipeline was not run"));
     }
 
     #[test]

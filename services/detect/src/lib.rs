@@ -1,10 +1,13 @@
 //! # lfr-detect: frames in, faces out
 //!
-//! Consumes FRAMES through the shared `detect` consumer. For each frame: decode the JPEG (refusing
-//! corrupt, tiny or absurdly large images), find faces, drop those that fail the quality gate,
-//! align each survivor to the embedder's template and crop its upper-torso context, publish them to
-//! `lfr.faces.<camera>` with the transient TTL, and only then acknowledge the frame. A frame with no
-//! face leaves nothing behind. A frame of a camera that no live deployment covers is acknowledged
+//! Consumes FRAMES through the shared `detect` consumer. For each frame: plan what to search from
+//! the camera's tracks ([`tracks`]: the whole frame every `full_every`, only around the tracked
+//! faces that are due a face in between, nothing when none is), decode the JPEG (refusing corrupt,
+//! tiny or absurdly large images), find faces, drop those that fail the quality gate, align each
+//! survivor whose track is due to the embedder's template and crop its upper-torso context,
+//! publish them to `lfr.faces.<camera>` with the transient TTL, and only then acknowledge the
+//! frame. So each person in view goes on to embed and match at most `faces_per_second` times a
+//! second, and at least once. A frame with no face leaves nothing behind. A frame of a camera that no live deployment covers is acknowledged
 //! unread ([`lfr_watchlist::gate`]): faces are searched for only inside an authorised deployment.
 //!
 //! The context crop is what an alert keeps and shows: before it leaves detect, every other face of
@@ -14,6 +17,7 @@
 //! blurred are counted in `lfr_detect_context_faces_blurred_total`.
 
 mod metrics;
+pub mod tracks;
 
 use lfr_common::bus::Bus;
 use lfr_common::config::Common;
@@ -24,16 +28,19 @@ use lfr_schemas::{
     streams, subjects, BoundingBox, DetectedFace, FaceRef, Frame, Point, RgbImage, Timestamp,
 };
 use lfr_vision::config::ModelsConfig;
-use lfr_vision::faces::{FaceFinder, Found};
+use lfr_vision::detector::{iou, Detection};
+use lfr_vision::faces::{FaceFinder, Found, ProbeFace};
 use lfr_vision::image::{decode_jpeg, ImageError};
 use lfr_watchlist::coverage;
 use lfr_watchlist::gate::Gated;
 use metrics::DetectMetrics;
+use opencv::core::{Mat, Rect};
 use opencv::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracks::{region_around, Plan, TrackId, Tracker, Tracking};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -49,12 +56,15 @@ pub struct Config {
 pub struct DetectConfig {
     /// Where `/metrics`, `/healthz` and `/readyz` listen.
     pub http_addr: SocketAddr,
+    /// How often frames are searched in full and how many faces of a person go on ([`tracks`]).
+    pub tracking: Tracking,
 }
 
 impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
             http_addr: "127.0.0.1:9102".parse().unwrap(),
+            tracking: Tracking::default(),
         }
     }
 }
@@ -73,6 +83,7 @@ pub fn spec() -> StageSpec {
 
 struct DetectStage {
     finder: Arc<Mutex<FaceFinder>>,
+    tracker: Arc<Mutex<Tracker>>,
     /// The detector's longer input side: frames are decoded at a reduced scale down to this.
     input_side: u32,
     bus: Bus,
@@ -84,16 +95,27 @@ impl Handler for DetectStage {
 
     async fn handle(&self, frame: Frame) -> Result<(), HandleError> {
         let started = Instant::now();
-        let finder = self.finder.clone();
+        let camera = frame.source.camera.clone();
+        let captured_at = frame.source.captured_at;
+        let plan = lock(&self.tracker).plan(&camera, captured_at);
+        if plan == Plan::Skip {
+            self.metrics.skipped();
+            return Ok(());
+        }
+        let (finder, tracker) = (self.finder.clone(), self.tracker.clone());
         let input_side = self.input_side;
         let jpeg = frame.jpeg.0;
-        let found = tokio::task::spawn_blocking(move || find(&finder, &jpeg, input_side))
-            .await
-            .map_err(|e| HandleError::reject("internal", e))??;
-        let (found, scale) = found;
-        self.metrics.observe(&found, started.elapsed());
+        let plan_name = plan.name();
+        let (found, scale) = tokio::task::spawn_blocking(move || {
+            let (image, scale) = decode(&jpeg, input_side)?;
+            let found = search(&finder, &tracker, &camera, captured_at, &image, plan)?;
+            Ok::<_, HandleError>((found, scale))
+        })
+        .await
+        .map_err(|e| HandleError::reject("internal", e))??;
+        self.metrics.searched(plan_name, &found, started.elapsed());
         let detected_at = Timestamp::now();
-        for (index, face) in found.faces.into_iter().enumerate() {
+        for (index, (track, face)) in found.faces.into_iter().enumerate() {
             let message = detected_face(&frame.source, index, face, scale, detected_at)
                 .map_err(|e| HandleError::reject("internal", e))?;
             let published = self
@@ -109,6 +131,7 @@ impl Handler for DetectStage {
                 .acknowledged()
                 .await
                 .map_err(|e| HandleError::Retry(e.into()))?;
+            lock(&self.tracker).took_turn(&frame.source.camera, track, captured_at);
         }
         Ok(())
     }
@@ -118,19 +141,139 @@ impl Handler for DetectStage {
     }
 }
 
-/// Decode and search one frame (blocking: runs on the blocking pool). Public, with
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The faces one frame gives, each with its track, and the reasons the others were refused.
+#[derive(Default)]
+pub struct Searched {
+    pub faces: Vec<(TrackId, ProbeFace)>,
+    pub rejected: Vec<&'static str>,
+    /// Faces found whose track was not due: neither cropped nor published.
+    pub held: usize,
+}
+
+/// Decode a frame's JPEG at a reduced scale down to `input_side` (blocking).
+fn decode(jpeg: &[u8], input_side: u32) -> Result<(Mat, f32), HandleError> {
+    decode_jpeg(jpeg, input_side).map_err(|e: ImageError| HandleError::reject(e.reason(), e))
+}
+
+/// Carry out a frame's plan (blocking: runs on the blocking pool): a full search joins every face
+/// to a track, a region search looks for each due track near its predicted box; only faces of due
+/// tracks are made probes (chip and context crop), the others are counted as held.
+fn search(
+    finder: &Mutex<FaceFinder>,
+    tracker: &Mutex<Tracker>,
+    camera: &str,
+    at: Timestamp,
+    image: &Mat,
+    plan: Plan,
+) -> Result<Searched, HandleError> {
+    let mut search = FrameSearch {
+        finder: &mut lock(finder),
+        tracker,
+        camera,
+        at,
+        image,
+        out: Searched::default(),
+    };
+    match plan {
+        Plan::Skip => {}
+        Plan::Full => search.whole_frame()?,
+        Plan::Regions(due) => search.regions(due)?,
+    }
+    Ok(search.out)
+}
+
+/// One frame being searched.
+struct FrameSearch<'a> {
+    finder: &'a mut FaceFinder,
+    tracker: &'a Mutex<Tracker>,
+    camera: &'a str,
+    at: Timestamp,
+    image: &'a Mat,
+    out: Searched,
+}
+
+fn detector_failed(e: anyhow::Error) -> HandleError {
+    HandleError::reject("detector_failed", e)
+}
+
+impl FrameSearch<'_> {
+    fn whole_frame(&mut self) -> Result<(), HandleError> {
+        let everyone = self
+            .finder
+            .detect_everyone(self.image)
+            .map_err(detector_failed)?;
+        let candidates: Vec<Detection> = self.finder.candidates(&everyone).cloned().collect();
+        let boxes: Vec<[f32; 4]> = candidates.iter().map(|d| d.bbox).collect();
+        let tracks = lock(self.tracker).searched(self.camera, self.at, &boxes);
+        for (detection, (track, due)) in candidates.iter().zip(tracks) {
+            if due {
+                self.probe(track, detection, &everyone)?;
+            } else {
+                self.out.held += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn regions(&mut self, due: Vec<(TrackId, [f32; 4])>) -> Result<(), HandleError> {
+        for (track, predicted) in due {
+            let [x1, y1, x2, y2] = region_around(&predicted);
+            let region = Rect::new(x1 as i32, y1 as i32, (x2 - x1) as i32, (y2 - y1) as i32);
+            let everyone = self
+                .finder
+                .detect_everyone_in(self.image, region)
+                .map_err(detector_failed)?;
+            let again = self
+                .finder
+                .candidates(&everyone)
+                .map(|d| (iou(&d.bbox, &predicted), d))
+                .filter(|(overlap, _)| *overlap > 0.0)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, d)| d.clone());
+            lock(self.tracker).refound(self.camera, track, self.at, again.as_ref().map(|d| d.bbox));
+            if let Some(detection) = again {
+                self.probe(track, &detection, &everyone)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Make a due track's face a probe (chip and context crop). A face the quality gate refuses
+    /// takes the track's turn at once; a probe takes it once it is published.
+    fn probe(
+        &mut self,
+        track: TrackId,
+        detection: &Detection,
+        everyone: &[Detection],
+    ) -> Result<(), HandleError> {
+        match self
+            .finder
+            .probe(self.image, detection, everyone, true)
+            .map_err(detector_failed)?
+        {
+            Ok(face) => self.out.faces.push((track, face)),
+            Err(reason) => {
+                self.out.rejected.push(reason);
+                lock(self.tracker).took_turn(self.camera, track, self.at);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decode and search one whole frame, every face a probe (blocking). Public, with
 /// [`detected_face`], so the load test's in-process baseline runs the stage's own code.
 pub fn find(
     finder: &Mutex<FaceFinder>,
     jpeg: &[u8],
     input_side: u32,
 ) -> Result<(Found, f32), HandleError> {
-    let (image, scale) = decode_jpeg(jpeg, input_side)
-        .map_err(|e: ImageError| HandleError::reject(e.reason(), e))?;
-    let mut finder = finder.lock().unwrap_or_else(|p| p.into_inner());
-    let found = finder
-        .find(&image)
-        .map_err(|e| HandleError::reject("detector_failed", e))?;
+    let (image, scale) = decode(jpeg, input_side)?;
+    let found = lock(finder).find(&image).map_err(detector_failed)?;
     Ok((found, scale))
 }
 
@@ -176,6 +319,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
     let store = config.models.store()?;
     let finder = config.models.face_finder(&store)?;
     let input_side = config.models.detector_input[0].max(config.models.detector_input[1]);
+    config.detect.tracking.validate()?;
+    let tracking = config.detect.tracking.clone();
     stage::start_batched_service(
         "detect",
         &config.common,
@@ -184,6 +329,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
         |ctx| {
             let stage = DetectStage {
                 finder: Arc::new(Mutex::new(finder)),
+                tracker: Arc::new(Mutex::new(Tracker::new(tracking))),
                 input_side,
                 bus: ctx.bus.clone(),
                 metrics: DetectMetrics::new(&ctx.registry)?,

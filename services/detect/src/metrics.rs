@@ -1,14 +1,17 @@
-//! Detection metrics: faces found, faces refused by the quality gate, faces blurred in context
-//! crops (bystanders), and detection time. No label carries face data.
+//! Detection metrics: frames by plan (searched in full, in regions, skipped), faces published,
+//! faces held back (their track was not due), faces refused by the quality gate, faces blurred in
+//! context crops (bystanders), and search time. No label carries face data.
 
+use crate::Searched;
 use lfr_common::telemetry::LATENCY_BUCKETS;
-use lfr_vision::faces::Found;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use std::time::Duration;
 
 #[derive(Clone)]
 pub struct DetectMetrics {
+    frames: IntCounterVec,
     faces: IntCounter,
+    faces_held: IntCounter,
     frames_without_face: IntCounter,
     quality_rejects: IntCounterVec,
     context_blurred: IntCounterVec,
@@ -19,7 +22,19 @@ pub struct DetectMetrics {
 impl DetectMetrics {
     pub fn new(registry: &Registry) -> anyhow::Result<DetectMetrics> {
         let m = DetectMetrics {
+            frames: IntCounterVec::new(
+                Opts::new(
+                    "detect_frames_total",
+                    "Frames by what was done with them: searched in full, searched only around \
+                     tracked faces (regions), or skipped (no track due, no full search due)",
+                ),
+                &["plan"],
+            )?,
             faces: IntCounter::new("detect_faces_total", "Faces published to FACES")?,
+            faces_held: IntCounter::new(
+                "detect_faces_held_total",
+                "Faces found whose track had published a face too recently: not published",
+            )?,
             frames_without_face: IntCounter::new(
                 "detect_frames_without_face_total",
                 "Frames in which no face passed the quality gate",
@@ -53,7 +68,9 @@ impl DetectMetrics {
                 .buckets(LATENCY_BUCKETS.to_vec()),
             )?,
         };
+        registry.register(Box::new(m.frames.clone()))?;
         registry.register(Box::new(m.faces.clone()))?;
+        registry.register(Box::new(m.faces_held.clone()))?;
         registry.register(Box::new(m.frames_without_face.clone()))?;
         registry.register(Box::new(m.quality_rejects.clone()))?;
         registry.register(Box::new(m.context_blurred.clone()))?;
@@ -65,19 +82,30 @@ impl DetectMetrics {
         for found_by in ["frame", "recheck"] {
             m.context_blurred.with_label_values(&[found_by]);
         }
+        for plan in ["full", "regions", "skipped"] {
+            m.frames.with_label_values(&[plan]);
+        }
         Ok(m)
     }
 
-    pub fn observe(&self, found: &Found, took: Duration) {
+    /// A frame skipped by its plan: counted, not timed.
+    pub fn skipped(&self) {
+        self.frames.with_label_values(&["skipped"]).inc();
+    }
+
+    /// A frame searched as `plan` planned, what the search gave and how long it took.
+    pub fn searched(&self, plan: &str, found: &Searched, took: Duration) {
+        self.frames.with_label_values(&[plan]).inc();
         self.seconds.observe(took.as_secs_f64());
         self.faces.inc_by(found.faces.len() as u64);
+        self.faces_held.inc_by(found.held as u64);
         if found.faces.is_empty() {
             self.frames_without_face.inc();
         }
         for reason in &found.rejected {
             self.quality_rejects.with_label_values(&[reason]).inc();
         }
-        for face in &found.faces {
+        for (_, face) in &found.faces {
             let b = &face.bystanders;
             self.context_blurred
                 .with_label_values(&["frame"])

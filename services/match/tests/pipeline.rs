@@ -294,8 +294,10 @@ async fn obama_alerts_once_per_pass_and_nobody_else_does() {
         Some(1.0)
     );
     let no_match = metric(&m, "lfr_match_probes_total", &[("outcome", "no_match")]).unwrap();
+    // Six crowd frames of 2-5 faces at 5 fps: detect searches in full every 0.3 s (every other
+    // frame here) and publishes each face it tracks, so at least a few of them reach the matcher.
     assert!(
-        no_match >= 10.0,
+        no_match >= 5.0,
         "the crowd's faces were compared: {no_match}"
     );
     assert_eq!(

@@ -206,7 +206,8 @@ pub fn non_maximum_suppression(mut found: Vec<Detection>, iou_limit: f32) -> Vec
     kept
 }
 
-fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+/// Overlap of two `[x1, y1, x2, y2]` boxes: intersection over union, 0 for disjoint boxes.
+pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
     let inter = iw * ih;

@@ -87,57 +87,113 @@ impl FaceFinder {
 
     fn find_faces(&mut self, bgr: &Mat, with_context: bool) -> anyhow::Result<Found> {
         let mut found = Found::default();
-        let threshold = self.detector.score_threshold();
-        // One run serves both: non-maximum suppression makes the detections at or above the live
-        // threshold the same as a run at that threshold would give.
-        let everyone = self
-            .detector
-            .detect_from(bgr, BYSTANDER_SCORE.min(threshold))?;
-        for detection in everyone.iter().filter(|d| d.score >= threshold).cloned() {
-            let eyes = eye_distance(&detection.landmarks);
-            if eyes < self.gate.min_eye_distance_px {
-                found.rejected.push("too_small");
-                continue;
+        let everyone = self.detect_everyone(bgr)?;
+        for detection in self.candidates(&everyone) {
+            match self.probe(bgr, detection, &everyone, with_context)? {
+                Ok(face) => found.faces.push(face),
+                Err(reason) => found.rejected.push(reason),
             }
-            let yaw = yaw_degrees(&detection.landmarks);
-            if yaw.abs() > self.gate.max_yaw_deg {
-                found.rejected.push("turned");
-                continue;
-            }
-            let chip_bgr = align(bgr, &detection.landmarks, &self.template, self.chip_size)?;
-            let mut chip_rgb = Mat::default();
-            imgproc::cvt_color_def(&chip_bgr, &mut chip_rgb, imgproc::COLOR_BGR2RGB)?;
-            let sharp = sharpness(&chip_rgb)?;
-            if sharp < self.gate.min_sharpness {
-                found.rejected.push("blurred");
-                continue;
-            }
-            let context = if with_context {
-                blur_bystanders(
-                    &mut self.detector,
-                    bgr,
-                    upper_torso_rect(bgr.cols(), bgr.rows(), &detection.bbox),
-                    &detection.bbox,
-                    &everyone,
-                    CONTEXT_QUALITY,
-                )?
-            } else {
-                Default::default()
-            };
-            found.faces.push(ProbeFace {
-                quality: FaceQuality {
-                    score: detection.score,
-                    sharpness: sharp,
-                    yaw_deg: yaw,
-                    eye_distance_px: eyes,
-                },
-                detection,
-                chip_rgb,
-                context_jpeg: context.jpeg,
-                bystanders: context.bystanders,
-            });
         }
         Ok(found)
+    }
+
+    /// Every face the detector finds in a BGR frame down to [`BYSTANDER_SCORE`], best first: the
+    /// candidates for probes ([`FaceFinder::candidates`]) and the bystanders to blur, in one run
+    /// (non-maximum suppression makes the detections at or above the live threshold the same as a
+    /// run at that threshold would give).
+    pub fn detect_everyone(&mut self, bgr: &Mat) -> anyhow::Result<Vec<Detection>> {
+        let threshold = self.detector.score_threshold();
+        self.detector
+            .detect_from(bgr, BYSTANDER_SCORE.min(threshold))
+    }
+
+    /// [`FaceFinder::detect_everyone`] in one region of the frame only (clipped to it), in frame
+    /// coordinates: a tracked face is found again at a fraction of a whole frame's cost.
+    pub fn detect_everyone_in(
+        &mut self,
+        bgr: &Mat,
+        region: Rect,
+    ) -> anyhow::Result<Vec<Detection>> {
+        let region = region & Rect::new(0, 0, bgr.cols(), bgr.rows());
+        if region.width < 8 || region.height < 8 {
+            return Ok(Vec::new());
+        }
+        let crop = Mat::roi(bgr, region)?.try_clone()?;
+        let (dx, dy) = (region.x as f32, region.y as f32);
+        Ok(self
+            .detect_everyone(&crop)?
+            .into_iter()
+            .map(|d| Detection {
+                score: d.score,
+                bbox: [
+                    d.bbox[0] + dx,
+                    d.bbox[1] + dy,
+                    d.bbox[2] + dx,
+                    d.bbox[3] + dy,
+                ],
+                landmarks: d.landmarks.map(|[x, y]| [x + dx, y + dy]),
+            })
+            .collect())
+    }
+
+    /// The detections of `everyone` confident enough to be probes (the detector's own threshold).
+    pub fn candidates<'a>(
+        &self,
+        everyone: &'a [Detection],
+    ) -> impl Iterator<Item = &'a Detection> + use<'a> {
+        let threshold = self.detector.score_threshold();
+        everyone.iter().filter(move |d| d.score >= threshold)
+    }
+
+    /// One candidate made a probe: the quality gate (`Err` with the reason it refused the face:
+    /// `too_small`, `turned` or `blurred`), the aligned chip and, `with_context`, the context crop
+    /// with every other face of `everyone` and of the crop itself blurred.
+    pub fn probe(
+        &mut self,
+        bgr: &Mat,
+        detection: &Detection,
+        everyone: &[Detection],
+        with_context: bool,
+    ) -> anyhow::Result<Result<ProbeFace, &'static str>> {
+        let eyes = eye_distance(&detection.landmarks);
+        if eyes < self.gate.min_eye_distance_px {
+            return Ok(Err("too_small"));
+        }
+        let yaw = yaw_degrees(&detection.landmarks);
+        if yaw.abs() > self.gate.max_yaw_deg {
+            return Ok(Err("turned"));
+        }
+        let chip_bgr = align(bgr, &detection.landmarks, &self.template, self.chip_size)?;
+        let mut chip_rgb = Mat::default();
+        imgproc::cvt_color_def(&chip_bgr, &mut chip_rgb, imgproc::COLOR_BGR2RGB)?;
+        let sharp = sharpness(&chip_rgb)?;
+        if sharp < self.gate.min_sharpness {
+            return Ok(Err("blurred"));
+        }
+        let context = if with_context {
+            blur_bystanders(
+                &mut self.detector,
+                bgr,
+                upper_torso_rect(bgr.cols(), bgr.rows(), &detection.bbox),
+                &detection.bbox,
+                everyone,
+                CONTEXT_QUALITY,
+            )?
+        } else {
+            Default::default()
+        };
+        Ok(Ok(ProbeFace {
+            quality: FaceQuality {
+                score: detection.score,
+                sharpness: sharp,
+                yaw_deg: yaw,
+                eye_distance_px: eyes,
+            },
+            detection: detection.clone(),
+            chip_rgb,
+            context_jpeg: context.jpeg,
+            bystanders: context.bystanders,
+        }))
     }
 }
 

@@ -32,7 +32,7 @@
 
 use crate::align::align;
 use crate::config::ModelsConfig;
-use crate::detector::{non_maximum_suppression, Detection, Detector};
+use crate::detector::{iou, non_maximum_suppression, Detection, Detector};
 use crate::embedder::{cosine, Embedder};
 use crate::faces::FaceFinder;
 use crate::image::encode_jpeg;
@@ -405,14 +405,6 @@ fn is_subject(d: &[f32; 4], own: &[f32; 4]) -> bool {
     let ih = (d[3].min(own[3]) - d[1].max(own[1])).max(0.0);
     let area = (d[2] - d[0]).max(0.0) * (d[3] - d[1]).max(0.0);
     iou(d, own) > SAME_FACE_IOU || iw * ih > 0.5 * area
-}
-
-fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
-    inter / (area(a) + area(b) - inter).max(1e-9)
 }
 
 #[cfg(test)]
