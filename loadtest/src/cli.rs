@@ -101,6 +101,9 @@ pub struct Args {
     /// (`detect.tracking.faces_per_second`; 0 publishes every face of every frame).
     #[arg(long, default_value_t = Tracking::default().faces_per_second)]
     pub faces_per_second: f32,
+    /// Locally: ONNX Runtime intra-op threads per model in detect and embed (`models.threads`).
+    #[arg(long, default_value_t = 1)]
+    pub model_threads: usize,
     /// Replay: the cameras play this video file (in order, looped, each from its own starting
     /// frame) instead of the synthetic scene; nobody on the list walks past, so any alert counts
     /// as unexpected.
@@ -148,6 +151,10 @@ impl Args {
             "--max-minutes must be 1 to {MAX_MINUTES}"
         );
         anyhow::ensure!(self.budget > 0.0, "--budget must be positive");
+        anyhow::ensure!(
+            (1..=64).contains(&self.model_threads),
+            "--model-threads must be 1 to 64"
+        );
         anyhow::ensure!(
             (5.0..=600.0).contains(&self.reference_seconds),
             "--reference-seconds must be 5 to 600"
@@ -403,6 +410,7 @@ async fn start_system(
                 realert_after,
                 detector_input: args.detector_input,
                 tracking: args.tracking()?,
+                model_threads: args.model_threads,
                 log_dir: log_dir.to_path_buf(),
             })
             .await?,

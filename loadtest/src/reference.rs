@@ -114,20 +114,17 @@ pub fn compare(report: &Report, reference: Reference) -> Comparison {
         if fps <= 0.0 {
             return Vec::new();
         }
+        // The load generator is not lfr: it stands in for the cameras.
         usage
             .iter()
+            .filter(|u| u.service != "cameras")
             .map(|u| (u.service.clone(), 1000.0 * u.cpu_cores / fps))
             .collect()
     };
     let (fps, cpu_ms, stages, step) = match best {
         Some(s) => {
             let stages = per_frame(&s.usage, s.sustained_fps);
-            // The load generator is not lfr: it stands in for the cameras.
-            let cpu: f64 = stages
-                .iter()
-                .filter(|(name, _)| name != "cameras")
-                .map(|(_, ms)| ms)
-                .sum();
+            let cpu: f64 = stages.iter().map(|(_, ms)| ms).sum();
             (s.sustained_fps, cpu, stages, Some((s.cameras, s.fps)))
         }
         None => (0.0, 0.0, Vec::new(), None),

@@ -113,6 +113,8 @@ pub struct LocalSettings {
     pub detector_input: [u32; 2],
     /// `detect.tracking` of the detect service.
     pub tracking: Tracking,
+    /// `models.threads`: ONNX Runtime intra-op threads per model, in detect and embed.
+    pub model_threads: usize,
     /// Where each service's log goes (`<service>.log`).
     pub log_dir: PathBuf,
 }
@@ -294,7 +296,7 @@ fn config_toml(url: &str, ca: &Path, endpoints: &[Endpoint], settings: &LocalSet
          [detect]\nhttp_addr = \"{}\"\n\n\
          [detect.tracking]\nfull_every = {:?}\nfaces_per_second = {:?}\ntrack_gap = {:?}\n\n[embed]\nhttp_addr = \"{}\"\n\n\
          [match]\nhttp_addr = \"{}\"\nreplica = \"loadtest\"\n\n\
-         [match.corroboration]\nrealert_after = {:?}\n\n[models]\ndetector_input = [{}, {}]\n",
+         [match.corroboration]\nrealert_after = {:?}\n\n[models]\ndetector_input = [{}, {}]\nthreads = {}\n",
         addr("detect"),
         settings.tracking.full_every.as_secs_f64(),
         settings.tracking.faces_per_second,
@@ -304,6 +306,7 @@ fn config_toml(url: &str, ca: &Path, endpoints: &[Endpoint], settings: &LocalSet
         settings.realert_after.as_secs_f64(),
         settings.detector_input[0],
         settings.detector_input[1],
+        settings.model_threads,
     )
 }
 
@@ -363,6 +366,7 @@ mod tests {
                 faces_per_second: 2.0,
                 ..Tracking::default()
             },
+            model_threads: 2,
             log_dir: PathBuf::new(),
         };
         let text = config_toml(
@@ -388,5 +392,6 @@ mod tests {
         // What detect reads back is the rule given.
         let detect: lfr_detect::Config = toml::from_str(&text).unwrap();
         assert_eq!(detect.detect.tracking, settings.tracking);
+        assert_eq!(detect.models.threads, 2);
     }
 }

@@ -14,7 +14,8 @@
 //! - **Skip**: no track is due and no full search is: the frame is acknowledged unread (not even
 //!   decoded).
 //!
-//! A track is **due** when it has published nothing yet (its first face goes out at once) or when
+//! A track is **due** when it has published fewer than `first_faces` (2) faces (a new person's
+//! first two faces go out back to back, so the matcher can corroborate them at once) or when
 //! `1 / faces_per_second` has passed since its last published face (give or take a quarter of
 //! that, so that a face a full search found is taken rather than searched for again a frame
 //! later). So the embedder and matcher get about `faces_per_second` faces per person per second at
@@ -23,7 +24,7 @@
 //! searched for around every frame while they are too far away.
 //!
 //! Faces found in a full search are joined to tracks by overlap with their predicted boxes; a
-//! face that overlaps none starts a track. Time is the frames' capture time, so a backlog is
+//! face that overlaps none starts a track, and a track that no face joined has ended. Time is the frames' capture time, so a backlog is
 //! planned as it was captured. Tracks end `track_gap` after they were last seen; a camera that
 //! sends nothing for [`CAMERA_IDLE`] is forgotten.
 
@@ -43,8 +44,11 @@ pub struct Tracking {
     /// little early is searched rather than the next).
     #[serde(with = "lfr_common::config::secs")]
     pub full_every: Duration,
-    /// Most faces of one track published per second of capture time (0: every face).
+    /// Most faces of one track published per second of capture time (0: every face)...
     pub faces_per_second: f32,
+    /// ...after its first `first_faces`, which go out back to back (the next frames), so that the
+    /// matcher can corroborate a new person at once rather than a whole interval later.
+    pub first_faces: u32,
     /// A track not seen for this long has ended.
     #[serde(with = "lfr_common::config::secs")]
     pub track_gap: Duration,
@@ -58,6 +62,7 @@ impl Default for Tracking {
         Tracking {
             full_every: Duration::from_millis(300),
             faces_per_second: 3.0,
+            first_faces: 2,
             track_gap: Duration::from_secs(1),
             track_iou: 0.2,
         }
@@ -135,6 +140,8 @@ struct Track {
     last_seen: Timestamp,
     /// When the track may publish again; `None` until its first face is published.
     next_publish: Option<Timestamp>,
+    /// Faces published (or refused by the quality gate) so far.
+    turns: u32,
 }
 
 impl Track {
@@ -148,9 +155,11 @@ impl Track {
     /// Due from a quarter of an interval before `next_publish`: frames come at whole frame
     /// intervals, and a face a full search found a little early is worth more than a region
     /// search for it a frame later.
-    fn due(&self, at: Timestamp, early: Duration) -> bool {
-        self.next_publish
-            .is_none_or(|next| Timestamp(at.0 + early.as_nanos() as u64) >= next)
+    fn due(&self, at: Timestamp, early: Duration, first_faces: u32) -> bool {
+        self.turns < first_faces
+            || self
+                .next_publish
+                .is_none_or(|next| Timestamp(at.0 + early.as_nanos() as u64) >= next)
     }
 
     fn seen(&mut self, bbox: Box4, at: Timestamp) {
@@ -208,6 +217,7 @@ impl Tracker {
         let gap = self.rule.track_gap;
         let full_every = self.rule.full_every;
         let early = self.rule.publish_interval() / 4;
+        let first = self.rule.first_faces;
         let cam = self.cameras.entry(camera.to_owned()).or_default();
         cam.last_frame = cam.last_frame.max(at);
         cam.tracks.retain(|t| t.last_seen.until(at) < gap);
@@ -222,7 +232,7 @@ impl Tracker {
         let due: Vec<(TrackId, Box4)> = cam
             .tracks
             .iter()
-            .filter(|t| t.due(at, early))
+            .filter(|t| t.due(at, early, first))
             .map(|t| (t.id, t.predicted(at)))
             .collect();
         if due.is_empty() {
@@ -243,6 +253,7 @@ impl Tracker {
     ) -> Vec<(TrackId, bool)> {
         let min_iou = self.rule.track_iou;
         let early = self.rule.publish_interval() / 4;
+        let first = self.rule.first_faces;
         let cam = self.cameras.entry(camera.to_owned()).or_default();
         cam.last_full = Some(cam.last_full.map_or(at, |last| last.max(at)));
         cam.search_again = false;
@@ -272,14 +283,21 @@ impl Tracker {
                         velocity: [0.0, 0.0],
                         last_seen: at,
                         next_publish: None,
+                        turns: 0,
                     });
                     id
                 }
             };
             taken.push(id);
-            let due = cam.tracks.iter().any(|t| t.id == id && t.due(at, early));
+            let due = cam
+                .tracks
+                .iter()
+                .any(|t| t.id == id && t.due(at, early, first));
             out.push((id, due));
         }
+        // A full search is the truth: a track it did not find has ended (the person left, turned
+        // away or was hidden), rather than be searched for around where it might be.
+        cam.tracks.retain(|t| taken.contains(&t.id));
         out
     }
 
@@ -299,12 +317,17 @@ impl Tracker {
     /// due `1 / faces_per_second` later.
     pub fn took_turn(&mut self, camera: &str, track: TrackId, at: Timestamp) {
         let interval = self.rule.publish_interval();
+        let first = self.rule.first_faces;
         if let Some(t) = self
             .cameras
             .get_mut(camera)
             .and_then(|c| c.tracks.iter_mut().find(|t| t.id == track))
         {
-            t.next_publish = Some(Timestamp(at.0 + interval.as_nanos() as u64));
+            // The first faces' burst keeps the first face's cadence, which full searches share.
+            if t.next_publish.is_none() || t.turns >= first {
+                t.next_publish = Some(Timestamp(at.0 + interval.as_nanos() as u64));
+            }
+            t.turns += 1;
         }
     }
 }
@@ -336,8 +359,12 @@ mod tests {
         [x, 100.0, x + 80.0, 180.0]
     }
 
+    /// The default rule but one first face: the tests of the rate.
     fn tracker() -> Tracker {
-        Tracker::new(Tracking::default())
+        Tracker::new(Tracking {
+            first_faces: 1,
+            ..Tracking::default()
+        })
     }
 
     #[test]
@@ -370,6 +397,7 @@ mod tests {
     fn a_track_due_between_full_searches_is_searched_in_its_region() {
         let mut t = Tracker::new(Tracking {
             faces_per_second: 5.0,
+            first_faces: 1,
             ..Tracking::default()
         });
         t.plan("cam", at(0));
@@ -389,6 +417,7 @@ mod tests {
     fn a_face_not_found_again_makes_the_next_frame_a_full_search() {
         let mut t = Tracker::new(Tracking {
             faces_per_second: 10.0,
+            first_faces: 1,
             ..Tracking::default()
         });
         t.plan("cam", at(0));
@@ -435,6 +464,7 @@ mod tests {
     fn a_track_is_due_until_it_takes_its_turn() {
         let mut t = Tracker::new(Tracking {
             faces_per_second: 2.0,
+            first_faces: 1,
             ..Tracking::default()
         });
         t.plan("cam", at(0));
@@ -451,6 +481,39 @@ mod tests {
         assert!(!due);
         assert_eq!(t.plan("cam", at(400)), Plan::Skip);
         assert!(matches!(t.plan("cam", at(500)), Plan::Regions(_)));
+    }
+
+    #[test]
+    fn a_new_track_publishes_its_first_two_faces_back_to_back_then_keeps_the_full_cadence() {
+        let mut t = Tracker::new(Tracking::default());
+        t.plan("cam", at(0));
+        let id = t.searched("cam", at(0), &[face(0.0)])[0].0;
+        t.took_turn("cam", id, at(0));
+        // The second face at once, from the next frame.
+        assert_eq!(t.plan("cam", at(100)), Plan::Regions(vec![(id, face(0.0))]));
+        t.refound("cam", id, at(100), Some(face(0.0)));
+        t.took_turn("cam", id, at(100));
+        // Then on the first face's cadence: the full searches take it, no region search.
+        assert_eq!(t.plan("cam", at(200)), Plan::Skip);
+        assert_eq!(t.plan("cam", at(300)), Plan::Full);
+        assert!(t.searched("cam", at(300), &[face(0.0)])[0].1);
+        t.took_turn("cam", id, at(300));
+        assert_eq!(t.plan("cam", at(400)), Plan::Skip);
+        assert_eq!(t.plan("cam", at(500)), Plan::Skip);
+        assert_eq!(t.plan("cam", at(600)), Plan::Full);
+    }
+
+    #[test]
+    fn a_track_a_full_search_does_not_find_ends() {
+        let mut t = tracker();
+        t.plan("cam", at(0));
+        let found = t.searched("cam", at(0), &[face(0.0), face(300.0)]);
+        t.took_turn("cam", found[0].0, at(0));
+        t.took_turn("cam", found[1].0, at(0));
+        t.plan("cam", at(300));
+        let again = t.searched("cam", at(300), &[face(300.0)]);
+        assert_eq!(again[0].0, found[1].0);
+        assert_eq!(t.tracks(), 1);
     }
 
     #[test]
