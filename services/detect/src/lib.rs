@@ -7,7 +7,9 @@
 //! survivor whose track is due to the embedder's template and crop its upper-torso context,
 //! publish them to `lfr.faces.<camera>` with the transient TTL, and only then acknowledge the
 //! frame. So each person in view goes on to embed and match at most `faces_per_second` times a
-//! second, and at least once. A frame with no face leaves nothing behind. A frame of a camera that no live deployment covers is acknowledged
+//! second, and at least once. A frame with no face leaves nothing behind. Frames of different
+//! cameras are searched at once, one per worker (`workers`, one per core by default); a camera's
+//! own frames one after another, in order. A frame of a camera that no live deployment covers is acknowledged
 //! unread ([`lfr_watchlist::gate`]): faces are searched for only inside an authorised deployment.
 //!
 //! The context crop is what an alert keeps and shows: before it leaves detect, every other face of
@@ -22,7 +24,7 @@ pub mod tracks;
 use lfr_common::bus::Bus;
 use lfr_common::config::Common;
 use lfr_common::service::Running;
-use lfr_common::stage::{self, HandleError, Handler, OneByOne, StageSpec};
+use lfr_common::stage::{self, BatchHandler, HandleError, StageSpec};
 use lfr_common::Shutdown;
 use lfr_schemas::{
     streams, subjects, BoundingBox, DetectedFace, FaceRef, Frame, Point, RgbImage, Timestamp,
@@ -58,6 +60,9 @@ pub struct DetectConfig {
     pub http_addr: SocketAddr,
     /// How often frames are searched in full and how many faces of a person go on ([`tracks`]).
     pub tracking: Tracking,
+    /// Frames of different cameras searched at once, each with its own detector (0: one per
+    /// core). A camera's own frames are always searched in order, as its tracks follow them.
+    pub workers: usize,
 }
 
 impl Default for DetectConfig {
@@ -65,6 +70,7 @@ impl Default for DetectConfig {
         DetectConfig {
             http_addr: "127.0.0.1:9102".parse().unwrap(),
             tracking: Tracking::default(),
+            workers: 0,
         }
     }
 }
@@ -74,7 +80,8 @@ pub fn spec() -> StageSpec {
         name: "detect",
         stream: streams::FRAMES,
         durable: streams::consumers::DETECT,
-        max_batch: 1,
+        // What is waiting, up to this: frames of different cameras are searched at once.
+        max_batch: 8,
         max_wait: Duration::ZERO,
         // Half the budget: a frame taken later would reach embed too old to be worth its face.
         shed_at: Some(0.5),
@@ -82,7 +89,8 @@ pub fn spec() -> StageSpec {
 }
 
 struct DetectStage {
-    finder: Arc<Mutex<FaceFinder>>,
+    /// One per worker: a batch's cameras take them in turn.
+    finders: Vec<Arc<Mutex<FaceFinder>>>,
     tracker: Arc<Mutex<Tracker>>,
     /// The detector's longer input side: frames are decoded at a reduced scale down to this.
     input_side: u32,
@@ -90,10 +98,56 @@ struct DetectStage {
     metrics: DetectMetrics,
 }
 
-impl Handler for DetectStage {
+impl BatchHandler for DetectStage {
     type Input = Frame;
 
-    async fn handle(&self, frame: Frame) -> Result<(), HandleError> {
+    /// Each camera's frames in order, one after another (its tracks follow them); different
+    /// cameras at once, each with a detector of its own while there are enough.
+    async fn handle_batch(&self, frames: Vec<Frame>) -> Vec<Result<(), HandleError>> {
+        let count = frames.len();
+        let mut cameras: Vec<Vec<(usize, Frame)>> = Vec::new();
+        for (i, frame) in frames.into_iter().enumerate() {
+            let camera = &frame.source.camera;
+            match cameras.iter_mut().find(|c| c[0].1.source.camera == *camera) {
+                Some(mine) => mine.push((i, frame)),
+                None => cameras.push(vec![(i, frame)]),
+            }
+        }
+        let each_camera = cameras.into_iter().enumerate().map(|(k, frames)| {
+            let finder = self.finders[k % self.finders.len()].clone();
+            async move {
+                let mut done = Vec::with_capacity(frames.len());
+                for (i, frame) in frames {
+                    done.push((i, self.handle(frame, finder.clone()).await));
+                }
+                done
+            }
+        });
+        let mut results: Vec<Option<Result<(), HandleError>>> = (0..count).map(|_| None).collect();
+        for (i, result) in futures::future::join_all(each_camera)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            results[i] = Some(result);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every frame of the batch was handled"))
+            .collect()
+    }
+
+    fn captured_at(frame: &Frame) -> Option<Timestamp> {
+        Some(frame.source.captured_at)
+    }
+}
+
+impl DetectStage {
+    async fn handle(
+        &self,
+        frame: Frame,
+        finder: Arc<Mutex<FaceFinder>>,
+    ) -> Result<(), HandleError> {
         let started = Instant::now();
         let camera = frame.source.camera.clone();
         let captured_at = frame.source.captured_at;
@@ -102,7 +156,7 @@ impl Handler for DetectStage {
             self.metrics.skipped();
             return Ok(());
         }
-        let (finder, tracker) = (self.finder.clone(), self.tracker.clone());
+        let tracker = self.tracker.clone();
         let input_side = self.input_side;
         let jpeg = frame.jpeg.0;
         let plan_name = plan.name();
@@ -134,10 +188,6 @@ impl Handler for DetectStage {
             lock(&self.tracker).took_turn(&frame.source.camera, track, captured_at);
         }
         Ok(())
-    }
-
-    fn captured_at(frame: &Frame) -> Option<Timestamp> {
-        Some(frame.source.captured_at)
     }
 }
 
@@ -317,7 +367,13 @@ pub fn detected_face(
 
 pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let store = config.models.store()?;
-    let finder = config.models.face_finder(&store)?;
+    let workers = match config.detect.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let finders = (0..workers)
+        .map(|_| Ok(Arc::new(Mutex::new(config.models.face_finder(&store)?))))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let input_side = config.models.detector_input[0].max(config.models.detector_input[1]);
     config.detect.tracking.validate()?;
     let tracking = config.detect.tracking.clone();
@@ -328,7 +384,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
         spec(),
         |ctx| {
             let stage = DetectStage {
-                finder: Arc::new(Mutex::new(finder)),
+                finders,
                 tracker: Arc::new(Mutex::new(Tracker::new(tracking))),
                 input_side,
                 bus: ctx.bus.clone(),
@@ -340,7 +396,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
                 coverage::REFRESH,
                 ctx.shutdown.clone(),
             );
-            Gated::new("detect", OneByOne(stage), coverage, &ctx.registry)
+            Gated::new("detect", stage, coverage, &ctx.registry)
         },
         shutdown,
     )

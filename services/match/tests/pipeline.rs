@@ -146,6 +146,11 @@ async fn obama_alerts_once_per_pass_and_nobody_else_does() {
     let mut embed = lfr_embed::Config::default();
     embed.common.nats = nats.nats_config(lfr_testkit::Identity::Embed);
     embed.embed.http_addr = "127.0.0.1:0".parse().unwrap();
+    // Every frame must go through, even on a CI box busy with other tests: nothing is shed for
+    // age before it expires (shedding has tests of its own, common/tests/stage.rs).
+    for bus in [&mut detect.common.bus, &mut embed.common.bus] {
+        bus.latency_budget = bus.transient_ttl;
+    }
     let detect = lfr_detect::start(detect, shutdown.clone()).await.unwrap();
     let embed = lfr_embed::start(embed, shutdown.clone()).await.unwrap();
     eventually(Duration::from_secs(10), || async {
