@@ -93,7 +93,7 @@ pub struct Args {
     /// How long messages live in the transient streams (`bus.transient_ttl`), seconds.
     #[arg(long, default_value_t = 5.0)]
     pub transient_ttl: f64,
-    /// Locally: detect searches a camera's frame in full at most this often, seconds
+    /// Locally: detect searches a camera's frame in full every this many seconds
     /// (`detect.tracking.full_every`; 0 searches every frame).
     #[arg(long, default_value_t = Tracking::default().full_every.as_secs_f64())]
     pub full_every: f64,

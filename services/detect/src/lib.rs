@@ -9,8 +9,9 @@
 //! frame. So each person in view goes on to embed and match at most `faces_per_second` times a
 //! second, and at least once. A frame with no face leaves nothing behind. Frames of different
 //! cameras are searched at once, one per worker (`workers`, one per core by default); a camera's
-//! own frames one after another, in order. A frame of a camera that no live deployment covers is acknowledged
-//! unread ([`lfr_watchlist::gate`]): faces are searched for only inside an authorised deployment.
+//! own frames one after another, in order. A frame of a camera that no live deployment covers is
+//! acknowledged unread ([`lfr_watchlist::gate`]): faces are searched for only inside an
+//! authorised deployment.
 //!
 //! The context crop is what an alert keeps and shows: before it leaves detect, every other face of
 //! the frame that reaches into it is blurred, down to a detector score of 0.05, and the crop is

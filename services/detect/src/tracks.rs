@@ -91,6 +91,18 @@ impl Tracking {
         Ok(())
     }
 
+    /// Whether `track` may publish a face captured `at`: one of its first `first_faces`, or from
+    /// a quarter of an interval before `next_publish` (frames come at whole frame intervals, and
+    /// a face a full search found a little early is worth more than a region search for it a
+    /// frame later).
+    fn due(&self, track: &Track, at: Timestamp) -> bool {
+        let early = self.publish_interval() / 4;
+        track.turns < self.first_faces
+            || track
+                .next_publish
+                .is_none_or(|next| later(at, early) >= next)
+    }
+
     fn publish_interval(&self) -> Duration {
         if self.faces_per_second > 0.0 {
             Duration::from_secs_f32(1.0 / self.faces_per_second)
@@ -152,16 +164,6 @@ impl Track {
         [x1 + vx * dt, y1 + vy * dt, x2 + vx * dt, y2 + vy * dt]
     }
 
-    /// Due from a quarter of an interval before `next_publish`: frames come at whole frame
-    /// intervals, and a face a full search found a little early is worth more than a region
-    /// search for it a frame later.
-    fn due(&self, at: Timestamp, early: Duration, first_faces: u32) -> bool {
-        self.turns < first_faces
-            || self
-                .next_publish
-                .is_none_or(|next| Timestamp(at.0 + early.as_nanos() as u64) >= next)
-    }
-
     fn seen(&mut self, bbox: Box4, at: Timestamp) {
         let dt = self.last_seen.until(at).as_secs_f32();
         if dt > 0.0 {
@@ -199,7 +201,7 @@ impl Tracker {
         }
     }
 
-    /// Cameras with state kept (for tests and the gauge).
+    /// Cameras with state kept.
     pub fn cameras(&self) -> usize {
         self.cameras.len()
     }
@@ -214,10 +216,8 @@ impl Tracker {
     pub fn plan(&mut self, camera: &str, at: Timestamp) -> Plan {
         self.cameras
             .retain(|name, c| name == camera || c.last_frame.until(at) < CAMERA_IDLE);
-        let gap = self.rule.track_gap;
-        let full_every = self.rule.full_every;
-        let early = self.rule.publish_interval() / 4;
-        let first = self.rule.first_faces;
+        let rule = &self.rule;
+        let (gap, full_every) = (rule.track_gap, rule.full_every);
         let cam = self.cameras.entry(camera.to_owned()).or_default();
         cam.last_frame = cam.last_frame.max(at);
         cam.tracks.retain(|t| t.last_seen.until(at) < gap);
@@ -232,7 +232,7 @@ impl Tracker {
         let due: Vec<(TrackId, Box4)> = cam
             .tracks
             .iter()
-            .filter(|t| t.due(at, early, first))
+            .filter(|t| rule.due(t, at))
             .map(|t| (t.id, t.predicted(at)))
             .collect();
         if due.is_empty() {
@@ -251,9 +251,7 @@ impl Tracker {
         at: Timestamp,
         faces: &[Box4],
     ) -> Vec<(TrackId, bool)> {
-        let min_iou = self.rule.track_iou;
-        let early = self.rule.publish_interval() / 4;
-        let first = self.rule.first_faces;
+        let rule = &self.rule;
         let cam = self.cameras.entry(camera.to_owned()).or_default();
         cam.last_full = Some(cam.last_full.map_or(at, |last| last.max(at)));
         cam.search_again = false;
@@ -265,35 +263,30 @@ impl Tracker {
                 .iter()
                 .filter(|t| !taken.contains(&t.id))
                 .map(|t| (t.id, iou(&t.predicted(at), bbox)))
-                .filter(|(_, overlap)| *overlap >= min_iou)
+                .filter(|(_, overlap)| *overlap >= rule.track_iou)
                 .max_by(|a, b| a.1.total_cmp(&b.1))
                 .map(|(id, _)| id);
-            let id = match best {
+            let track = match best {
                 Some(id) => {
                     let track = cam.tracks.iter_mut().find(|t| t.id == id).expect("found");
                     track.seen(*bbox, at);
-                    id
+                    track
                 }
                 None => {
-                    let id = cam.next_id;
-                    cam.next_id += 1;
                     cam.tracks.push(Track {
-                        id,
+                        id: cam.next_id,
                         bbox: *bbox,
                         velocity: [0.0, 0.0],
                         last_seen: at,
                         next_publish: None,
                         turns: 0,
                     });
-                    id
+                    cam.next_id += 1;
+                    cam.tracks.last_mut().expect("just pushed")
                 }
             };
-            taken.push(id);
-            let due = cam
-                .tracks
-                .iter()
-                .any(|t| t.id == id && t.due(at, early, first));
-            out.push((id, due));
+            taken.push(track.id);
+            out.push((track.id, rule.due(track, at)));
         }
         // A full search is the truth: a track it did not find has ended (the person left, turned
         // away or was hidden), rather than be searched for around where it might be.
@@ -325,11 +318,15 @@ impl Tracker {
         {
             // The first faces' burst keeps the first face's cadence, which full searches share.
             if t.next_publish.is_none() || t.turns >= first {
-                t.next_publish = Some(Timestamp(at.0 + interval.as_nanos() as u64));
+                t.next_publish = Some(later(at, interval));
             }
             t.turns += 1;
         }
     }
+}
+
+fn later(at: Timestamp, by: Duration) -> Timestamp {
+    Timestamp(at.0 + by.as_nanos() as u64)
 }
 
 /// Where to search for a tracked face: its predicted box grown by one box size on every side (the
@@ -361,7 +358,13 @@ mod tests {
 
     /// The default rule but one first face: the tests of the rate.
     fn tracker() -> Tracker {
+        at_rate(Tracking::default().faces_per_second)
+    }
+
+    /// [`tracker`] at `faces_per_second`.
+    fn at_rate(faces_per_second: f32) -> Tracker {
         Tracker::new(Tracking {
+            faces_per_second,
             first_faces: 1,
             ..Tracking::default()
         })
@@ -395,11 +398,7 @@ mod tests {
 
     #[test]
     fn a_track_due_between_full_searches_is_searched_in_its_region() {
-        let mut t = Tracker::new(Tracking {
-            faces_per_second: 5.0,
-            first_faces: 1,
-            ..Tracking::default()
-        });
+        let mut t = at_rate(5.0);
         t.plan("cam", at(0));
         let id = t.searched("cam", at(0), &[face(0.0)])[0].0;
         t.took_turn("cam", id, at(0));
@@ -415,11 +414,7 @@ mod tests {
 
     #[test]
     fn a_face_not_found_again_makes_the_next_frame_a_full_search() {
-        let mut t = Tracker::new(Tracking {
-            faces_per_second: 10.0,
-            first_faces: 1,
-            ..Tracking::default()
-        });
+        let mut t = at_rate(10.0);
         t.plan("cam", at(0));
         let id = t.searched("cam", at(0), &[face(0.0)])[0].0;
         t.took_turn("cam", id, at(0));
@@ -462,11 +457,7 @@ mod tests {
 
     #[test]
     fn a_track_is_due_until_it_takes_its_turn() {
-        let mut t = Tracker::new(Tracking {
-            faces_per_second: 2.0,
-            first_faces: 1,
-            ..Tracking::default()
-        });
+        let mut t = at_rate(2.0);
         t.plan("cam", at(0));
         let (id, due) = t.searched("cam", at(0), &[face(0.0)])[0];
         assert!(due);
