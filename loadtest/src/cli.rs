@@ -104,6 +104,13 @@ pub struct Args {
     /// Locally: ONNX Runtime intra-op threads per model in detect and embed (`models.threads`).
     #[arg(long, default_value_t = 1)]
     pub model_threads: usize,
+    /// Locally: when detect makes a face's context crop (`detect.context`): when the matcher
+    /// asks, for the faces that alert only, or with every face it publishes.
+    #[arg(long, value_enum, default_value_t = ContextArg::OnRequest)]
+    pub context: ContextArg,
+    /// Locally: inference calls embed makes at once (`embed.workers`; 0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub embed_workers: usize,
     /// Replay: the cameras play this video file (in order, looped, each from its own starting
     /// frame) instead of the synthetic scene; nobody on the list walks past, so any alert counts
     /// as unexpected.
@@ -152,7 +159,7 @@ impl Args {
         );
         anyhow::ensure!(self.budget > 0.0, "--budget must be positive");
         anyhow::ensure!(
-            (1..=64).contains(&self.model_threads),
+            (1..=64).contains(&self.model_threads) && self.embed_workers <= 64,
             "--model-threads must be 1 to 64"
         );
         anyhow::ensure!(
@@ -383,8 +390,15 @@ fn system_name(args: &Args) -> String {
         let [w, h] = args.detector_input;
         format!(
             "local (nats-server and lfr-detect, lfr-embed, lfr-match started by the load test; \
-             detector input {w}x{h}; full search every {} s, {} faces per person per second)",
-            args.full_every, args.faces_per_second
+             detector input {w}x{h}; full search every {} s, {} faces per person per second; \
+             context crops {}; embed workers {})",
+            args.full_every,
+            args.faces_per_second,
+            args.context.describe(),
+            match args.embed_workers {
+                0 => "one per core".to_string(),
+                n => n.to_string(),
+            }
         )
     }
 }
@@ -411,6 +425,8 @@ async fn start_system(
                 detector_input: args.detector_input,
                 tracking: args.tracking()?,
                 model_threads: args.model_threads,
+                context: args.context.toml(),
+                embed_workers: args.embed_workers,
                 log_dir: log_dir.to_path_buf(),
             })
             .await?,
@@ -571,4 +587,28 @@ fn overhead(b: &crate::results::Baseline, step: &StepResult) -> Option<Overhead>
         cameras: step.cameras,
         fps: step.fps,
     })
+}
+
+/// `--context`: when detect makes the context crops (`[detect] context`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ContextArg {
+    OnRequest,
+    WithFace,
+}
+
+impl ContextArg {
+    /// The value of `detect.context` in lfr.toml.
+    pub fn toml(self) -> &'static str {
+        match self {
+            ContextArg::OnRequest => "on_request",
+            ContextArg::WithFace => "with_face",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ContextArg::OnRequest => "on request",
+            ContextArg::WithFace => "with every face",
+        }
+    }
 }

@@ -115,6 +115,10 @@ pub struct LocalSettings {
     pub tracking: Tracking,
     /// `models.threads`: ONNX Runtime intra-op threads per model, in detect and embed.
     pub model_threads: usize,
+    /// `detect.context`: `on_request` or `with_face`.
+    pub context: &'static str,
+    /// `embed.workers` (0: one per core).
+    pub embed_workers: usize,
     /// Where each service's log goes (`<service>.log`).
     pub log_dir: PathBuf,
 }
@@ -293,15 +297,18 @@ fn config_toml(url: &str, ca: &Path, endpoints: &[Endpoint], settings: &LocalSet
     };
     format!(
         "[nats]\nurl = \"{url}\"\nca = {ca:?}\n\n[log]\nfilter = \"info\"\n\n\
-         [detect]\nhttp_addr = \"{}\"\n\n\
-         [detect.tracking]\nfull_every = {:?}\nfaces_per_second = {:?}\ntrack_gap = {:?}\n\n[embed]\nhttp_addr = \"{}\"\n\n\
+         [detect]\nhttp_addr = \"{}\"\ncontext = \"{}\"\n\n\
+         [detect.tracking]\nfull_every = {:?}\nfaces_per_second = {:?}\ntrack_gap = {:?}\n\n\
+         [embed]\nhttp_addr = \"{}\"\nworkers = {}\n\n\
          [match]\nhttp_addr = \"{}\"\nreplica = \"loadtest\"\n\n\
          [match.corroboration]\nrealert_after = {:?}\n\n[models]\ndetector_input = [{}, {}]\nthreads = {}\n",
         addr("detect"),
+        settings.context,
         settings.tracking.full_every.as_secs_f64(),
         settings.tracking.faces_per_second,
         settings.tracking.track_gap.as_secs_f64(),
         addr("embed"),
+        settings.embed_workers,
         addr("match"),
         settings.realert_after.as_secs_f64(),
         settings.detector_input[0],
@@ -367,6 +374,8 @@ mod tests {
                 ..Tracking::default()
             },
             model_threads: 2,
+            context: "on_request",
+            embed_workers: 0,
             log_dir: PathBuf::new(),
         };
         let text = config_toml(

@@ -121,6 +121,8 @@ impl Identity {
                     stream: streams::FACES,
                     subject: "lfr.faces.*".into(),
                 },
+                // The context crop of a face that matched, made when the matcher asks for it.
+                Serve(subjects::CONTEXT_ALL.into()),
                 Read(bucket(buckets::DEPLOYMENTS)),
                 Read(bucket(buckets::LOADS)),
             ],
@@ -147,6 +149,8 @@ impl Identity {
                 write(buckets::KEYS),
                 alerts("candidate"),
                 alerts("blue"),
+                // The context crop of a face that matched, from the detect replica holding it.
+                Request(subjects::CONTEXT_ALL.into()),
                 Audit,
             ],
             Identity::Dispatch => vec![
@@ -580,7 +584,7 @@ mod tests {
     }
 
     #[test]
-    fn inboxes_are_private_and_only_purge_answers_requests() {
+    fn inboxes_are_private_and_only_purge_and_detect_answer_requests() {
         for i in Identity::ALL {
             let p = i.permissions();
             assert!(p
@@ -590,7 +594,8 @@ mod tests {
                 .subscribe_allow
                 .iter()
                 .any(|s| s == "_INBOX.>" || s == ">"));
-            assert_eq!(p.allow_responses, i == Identity::Purge, "{i:?}");
+            let answers = [Identity::Purge, Identity::Detect].contains(&i);
+            assert_eq!(p.allow_responses, answers, "{i:?}");
             assert_eq!(Identity::of(i.name()), Some(i));
         }
         assert_eq!(Identity::of("cli"), Some(Identity::Admin));

@@ -19,6 +19,7 @@
 //! | `lfr.watchlist.<deployment>.list`  | WATCHLISTS | the list (templates) |
 //! | `lfr.watchlist.<deployment>.image.<sha256>` | WATCHLISTS | a reference image |
 //! | `lfr.purge.run`                    | (request)  | run a purge pass now |
+//! | `lfr.context.<replica>`            | (request)  | [`ContextRequest`] to one detect replica, [`ContextReply`] back |
 //!
 //! [`Frame`]: crate::Frame
 //! [`DetectedFace`]: crate::DetectedFace
@@ -32,6 +33,8 @@
 //! [`HoldLifted`]: crate::HoldLifted
 //! [`AlertsErased`]: crate::AlertsErased
 //! [`BlueWalk`]: crate::BlueWalk
+//! [`ContextRequest`]: crate::ContextRequest
+//! [`ContextReply`]: crate::ContextReply
 
 pub const FRAMES_ALL: &str = "lfr.frames.>";
 pub const FACES_ALL: &str = "lfr.faces.>";
@@ -41,6 +44,14 @@ pub const AUDIT_ALL: &str = "lfr.audit.>";
 pub const WATCHLISTS_ALL: &str = "lfr.watchlist.>";
 /// Requests for a purge pass now (answered by the purge service).
 pub const PURGE_RUN: &str = "lfr.purge.run";
+
+/// Context-crop requests, to any detect replica (each answers on its own [`context`] subject).
+pub const CONTEXT_ALL: &str = "lfr.context.*";
+
+/// Where one detect replica answers for the faces it found (`replica`: its own random token).
+pub fn context(replica: &str) -> String {
+    format!("lfr.context.{replica}")
+}
 
 /// Audit subject token for events that belong to no deployment (logins, configuration).
 pub const SYSTEM: &str = "system";

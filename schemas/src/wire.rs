@@ -37,6 +37,8 @@ pub enum Kind {
     HoldPlaced = 10,
     HoldLifted = 11,
     BlueWalk = 12,
+    ContextRequest = 13,
+    ContextReply = 14,
 }
 
 impl Kind {
@@ -54,6 +56,8 @@ impl Kind {
             10 => Kind::HoldPlaced,
             11 => Kind::HoldLifted,
             12 => Kind::BlueWalk,
+            13 => Kind::ContextRequest,
+            14 => Kind::ContextReply,
             _ => return None,
         })
     }

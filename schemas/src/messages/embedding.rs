@@ -1,6 +1,6 @@
 //! An embedding: the template of one probe face, with what an alert would need to show it.
 
-use super::{BoundingBox, FaceQuality, FaceRef, Redacted, Timestamp};
+use super::{BoundingBox, Context, FaceQuality, FaceRef, Redacted, Timestamp};
 use crate::wire::{Kind, Message};
 use serde::{Deserialize, Serialize};
 
@@ -16,10 +16,11 @@ pub struct Embedding {
     pub quality: FaceQuality,
     /// The aligned probe chip as JPEG, shown to the operator beside the watch-list image.
     pub probe_jpeg: Redacted,
-    pub context_jpeg: Redacted,
+    /// The face's context crop, or where to ask for it (passed on from detect as it came).
+    pub context: Context,
 }
 
 impl Message for Embedding {
     const KIND: Kind = Kind::Embedding;
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
 }

@@ -57,11 +57,57 @@ pub struct DetectedFace {
     pub quality: FaceQuality,
     /// The face aligned to the embedder's template (e.g. 112x112).
     pub chip: RgbImage,
-    /// Head and upper torso cropped from the frame: what lets an officer stop the right person.
-    pub context_jpeg: Redacted,
+    /// Head and upper torso from the frame, bystanders blurred: what lets an officer stop the
+    /// right person. Usually made only for a face that matches ([`Context::OnRequest`]).
+    pub context: Context,
 }
 
 impl Message for DetectedFace {
     const KIND: Kind = Kind::DetectedFace;
+    const VERSION: u8 = 2;
+}
+
+/// Where a face's context crop (head and upper torso, every other face blurred) comes from.
+///
+/// Only an alert shows the crop, and almost no face makes one: so detect makes it only when the
+/// matcher asks ([`ContextRequest`]), from the frame it holds in memory for a few seconds. The
+/// crops of the faces that match nothing are never made at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Context {
+    /// The crop itself, made with the face (JPEG).
+    Crop(Redacted),
+    /// Made on request: ask `subject` (one detect replica's own, [`crate::subjects::context`]).
+    OnRequest { subject: String },
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context::Crop(Redacted::default())
+    }
+}
+
+/// The matcher asks the detect replica that found `face` for its context crop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextRequest {
+    pub face: FaceRef,
+}
+
+impl Message for ContextRequest {
+    const KIND: Kind = Kind::ContextRequest;
+    const VERSION: u8 = 1;
+}
+
+/// The answer to a [`ContextRequest`]: the crop as JPEG, bystanders blurred, or why there is none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ContextReply {
+    Crop(Redacted),
+    /// The frame is no longer held (older than the replica keeps frames, or the replica restarted).
+    Gone,
+    /// The crop could not be made (the reason is a fixed label).
+    Failed(String),
+}
+
+impl Message for ContextReply {
+    const KIND: Kind = Kind::ContextReply;
     const VERSION: u8 = 1;
 }

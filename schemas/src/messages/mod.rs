@@ -22,7 +22,10 @@ pub use alert::{
 };
 pub use audit::{hex, AuditAction, AuditEvent, AuditObject};
 pub use embedding::Embedding;
-pub use face::{BoundingBox, DetectedFace, FaceQuality, FaceRef, Point, RgbImage};
+pub use face::{
+    BoundingBox, Context, ContextReply, ContextRequest, DetectedFace, FaceQuality, FaceRef, Point,
+    RgbImage,
+};
 pub use frame::{Frame, FrameRef};
 pub use time::Timestamp;
 pub use walk::{BlueWalk, Walker};

@@ -4,31 +4,34 @@
 //! the camera's tracks ([`tracks`]: the whole frame every `full_every`, only around the tracked
 //! faces that are due a face in between, nothing when none is), decode the JPEG (refusing corrupt,
 //! tiny or absurdly large images), find faces, drop those that fail the quality gate, align each
-//! survivor whose track is due to the embedder's template and crop its upper-torso context,
-//! publish them to `lfr.faces.<camera>` with the transient TTL, and only then acknowledge the
-//! frame. So each person in view goes on to embed and match at most `faces_per_second` times a
+//! survivor whose track is due to the embedder's template, publish them to `lfr.faces.<camera>`
+//! with the transient TTL, and only then acknowledge the frame. So each person in view goes on to embed and match at most `faces_per_second` times a
 //! second, and at least once. A frame with no face leaves nothing behind. Frames of different
 //! cameras are searched at once, one per worker (`workers`, one per core by default); a camera's
 //! own frames one after another, in order. A frame of a camera that no live deployment covers is
 //! acknowledged unread ([`lfr_watchlist::gate`]): faces are searched for only inside an
 //! authorised deployment.
 //!
-//! The context crop is what an alert keeps and shows: before it leaves detect, every other face of
-//! the frame that reaches into it is blurred, down to a detector score of 0.05, and the crop is
-//! searched again at that score until it holds no face but its own
-//! (`lfr_vision::faces::FaceFinder::find`, `lfr_vision::redact::blur_bystanders`). The faces
-//! blurred are counted in `lfr_detect_context_faces_blurred_total`.
+//! The context crop (head and upper torso) is what an alert keeps and shows, so it is made only for
+//! a face that matched, when the matcher asks for it ([`context`]): detect holds the frame for a
+//! few seconds to answer. Before it leaves detect, every other face of the frame that reaches into
+//! it is blurred, down to a detector score of 0.05, and the crop is searched again at that score
+//! until it holds no face but its own (`lfr_vision::redact::blur_bystanders`). The faces blurred
+//! are counted in `lfr_detect_context_faces_blurred_total`.
 
+pub mod context;
 mod metrics;
 pub mod tracks;
 
+use context::{ContextMode, HeldFace, HeldFaces, Responder};
 use lfr_common::bus::Bus;
 use lfr_common::config::Common;
 use lfr_common::service::Running;
 use lfr_common::stage::{self, BatchHandler, HandleError, StageSpec};
 use lfr_common::Shutdown;
 use lfr_schemas::{
-    streams, subjects, BoundingBox, DetectedFace, FaceRef, Frame, Point, RgbImage, Timestamp,
+    streams, subjects, BoundingBox, Context, DetectedFace, FaceRef, Frame, Point, RgbImage,
+    Timestamp,
 };
 use lfr_vision::config::ModelsConfig;
 use lfr_vision::detector::{iou, Detection};
@@ -64,6 +67,14 @@ pub struct DetectConfig {
     /// Frames of different cameras searched at once, each with its own detector (0: one per
     /// core). A camera's own frames are always searched in order, as its tracks follow them.
     pub workers: usize,
+    /// When a face's context crop is made: when the matcher asks (`on_request`) or with every
+    /// face (`with_face`) ([`context`]).
+    pub context: ContextMode,
+    /// How long a published face's frame is held to make its crop on request.
+    #[serde(with = "lfr_common::config::secs")]
+    pub context_hold: Duration,
+    /// Most JPEG bytes held for that, in MiB (the oldest go first).
+    pub context_hold_mib: usize,
 }
 
 impl Default for DetectConfig {
@@ -72,6 +83,9 @@ impl Default for DetectConfig {
             http_addr: "127.0.0.1:9102".parse().unwrap(),
             tracking: Tracking::default(),
             workers: 0,
+            context: ContextMode::OnRequest,
+            context_hold: Duration::from_secs(15),
+            context_hold_mib: 64,
         }
     }
 }
@@ -97,6 +111,12 @@ struct DetectStage {
     input_side: u32,
     bus: Bus,
     metrics: DetectMetrics,
+    context: ContextMode,
+    /// The published faces whose crops can still be asked for (`on_request`).
+    held: Arc<Mutex<HeldFaces>>,
+    /// Where this replica answers for them: subscribed before the first face names it.
+    context_subject: tokio::sync::OnceCell<String>,
+    shutdown: Shutdown,
 }
 
 impl BatchHandler for DetectStage {
@@ -159,20 +179,54 @@ impl DetectStage {
         }
         let tracker = self.tracker.clone();
         let input_side = self.input_side;
-        let jpeg = frame.jpeg.0;
+        let jpeg = Arc::new(frame.jpeg.0);
         let plan_name = plan.name();
-        let (found, scale) = tokio::task::spawn_blocking(move || {
-            let (image, scale) = decode(&jpeg, input_side)?;
-            let found = search(&finder, &tracker, &camera, captured_at, &image, plan)?;
-            Ok::<_, HandleError>((found, scale))
+        let with_context = self.context == ContextMode::WithFace;
+        let (found, scale) = tokio::task::spawn_blocking({
+            let jpeg = jpeg.clone();
+            move || {
+                let (image, scale) = decode(&jpeg, input_side)?;
+                let found = search(
+                    &finder,
+                    &tracker,
+                    &camera,
+                    captured_at,
+                    &image,
+                    plan,
+                    with_context,
+                )?;
+                Ok::<_, HandleError>((found, scale))
+            }
         })
         .await
         .map_err(|e| HandleError::reject("internal", e))??;
         self.metrics.searched(plan_name, &found, started.elapsed());
+        let on_request = match self.context {
+            ContextMode::WithFace => None,
+            ContextMode::OnRequest if found.faces.is_empty() => None,
+            ContextMode::OnRequest => Some(self.context_subject().await?),
+        };
         let detected_at = Timestamp::now();
-        for (index, (track, face)) in found.faces.into_iter().enumerate() {
-            let message = detected_face(&frame.source, index, face, scale, detected_at)
+        for (index, face) in found.faces.into_iter().enumerate() {
+            let SearchedFace {
+                track,
+                probe,
+                everyone,
+            } = face;
+            let held = on_request.as_ref().map(|_| HeldFace {
+                jpeg: jpeg.clone(),
+                detection: probe.detection.clone(),
+                everyone,
+            });
+            let mut message = detected_face(&frame.source, index, probe, scale, detected_at)
                 .map_err(|e| HandleError::reject("internal", e))?;
+            if let (Some(subject), Some(held)) = (&on_request, held) {
+                message.context = Context::OnRequest {
+                    subject: subject.clone(),
+                };
+                // Held before it is published: the matcher may ask as soon as it is.
+                lock(&self.held).hold(message.face.clone(), held, Instant::now());
+            }
             let published = self
                 .bus
                 .publish_transient(
@@ -190,6 +244,31 @@ impl DetectStage {
         }
         Ok(())
     }
+
+    /// This replica's context subject, answered from the first time a face names it.
+    async fn context_subject(&self) -> Result<String, HandleError> {
+        self.context_subject
+            .get_or_try_init(|| async {
+                // The inbox's last token is a fresh random id (NUID): this replica's own.
+                let inbox = self.bus.client.new_inbox();
+                let replica = inbox.rsplit('.').next().unwrap_or_default().to_string();
+                let subject = subjects::context(&replica);
+                let responder = Arc::new(Responder {
+                    held: self.held.clone(),
+                    finder: self.finders[0].clone(),
+                    input_side: self.input_side,
+                    metrics: self.metrics.clone(),
+                });
+                responder
+                    .serve(&self.bus, subject.clone(), self.shutdown.clone())
+                    .await?;
+                tracing::info!("answering context requests");
+                Ok::<_, anyhow::Error>(subject)
+            })
+            .await
+            .cloned()
+            .map_err(HandleError::Retry)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -199,10 +278,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The faces one frame gives, each with its track, and the reasons the others were refused.
 #[derive(Default)]
 pub struct Searched {
-    pub faces: Vec<(TrackId, ProbeFace)>,
+    pub faces: Vec<SearchedFace>,
     pub rejected: Vec<&'static str>,
     /// Faces found whose track was not due: neither cropped nor published.
     pub held: usize,
+}
+
+/// A face to publish: its track, the probe and every detection of the search that found it (the
+/// bystanders its context crop blurs).
+pub struct SearchedFace {
+    pub track: TrackId,
+    pub probe: ProbeFace,
+    pub everyone: Vec<Detection>,
 }
 
 /// Decode a frame's JPEG at a reduced scale down to `input_side` (blocking).
@@ -212,7 +299,8 @@ fn decode(jpeg: &[u8], input_side: u32) -> Result<(Mat, f32), HandleError> {
 
 /// Carry out a frame's plan (blocking: runs on the blocking pool): a full search joins every face
 /// to a track, a region search looks for each due track near its predicted box; only faces of due
-/// tracks are made probes (chip and context crop), the others are counted as held.
+/// tracks are made probes (chip, and `with_context` the context crop), the others are counted as
+/// held.
 fn search(
     finder: &Mutex<FaceFinder>,
     tracker: &Mutex<Tracker>,
@@ -220,6 +308,7 @@ fn search(
     at: Timestamp,
     image: &Mat,
     plan: Plan,
+    with_context: bool,
 ) -> Result<Searched, HandleError> {
     let mut search = FrameSearch {
         finder: &mut lock(finder),
@@ -227,6 +316,7 @@ fn search(
         camera,
         at,
         image,
+        with_context,
         out: Searched::default(),
     };
     match plan {
@@ -244,6 +334,7 @@ struct FrameSearch<'a> {
     camera: &'a str,
     at: Timestamp,
     image: &'a Mat,
+    with_context: bool,
     out: Searched,
 }
 
@@ -293,8 +384,9 @@ impl FrameSearch<'_> {
         Ok(())
     }
 
-    /// Make a due track's face a probe (chip and context crop). A face the quality gate refuses
-    /// takes the track's turn at once; a probe takes it once it is published.
+    /// Make a due track's face a probe (its chip, and its context crop if made with the face). A
+    /// face the quality gate refuses takes the track's turn at once; a probe takes it once it is
+    /// published.
     fn probe(
         &mut self,
         track: TrackId,
@@ -303,10 +395,18 @@ impl FrameSearch<'_> {
     ) -> Result<(), HandleError> {
         match self
             .finder
-            .probe(self.image, detection, everyone, true)
+            .probe(self.image, detection, everyone, self.with_context)
             .map_err(detector_failed)?
         {
-            Ok(face) => self.out.faces.push((track, face)),
+            Ok(probe) => self.out.faces.push(SearchedFace {
+                track,
+                probe,
+                everyone: if self.with_context {
+                    Vec::new()
+                } else {
+                    everyone.to_vec()
+                },
+            }),
             Err(reason) => {
                 self.out.rejected.push(reason);
                 lock(self.tracker).took_turn(self.camera, track, self.at);
@@ -362,7 +462,7 @@ pub fn detected_face(
             height: chip.rows() as u32,
             pixels: chip.data_bytes()?.to_vec().into(),
         },
-        context_jpeg: face.context_jpeg.into(),
+        context: Context::Crop(face.context_jpeg.into()),
     })
 }
 
@@ -378,6 +478,11 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
     let input_side = config.models.detector_input[0].max(config.models.detector_input[1]);
     config.detect.tracking.validate()?;
     let tracking = config.detect.tracking.clone();
+    let context_mode = config.detect.context;
+    let held = HeldFaces::new(
+        config.detect.context_hold,
+        config.detect.context_hold_mib.saturating_mul(1 << 20),
+    );
     stage::start_batched_service(
         "detect",
         &config.common,
@@ -390,6 +495,10 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
                 input_side,
                 bus: ctx.bus.clone(),
                 metrics: DetectMetrics::new(&ctx.registry)?,
+                context: context_mode,
+                held: Arc::new(Mutex::new(held)),
+                context_subject: tokio::sync::OnceCell::new(),
+                shutdown: ctx.shutdown.clone(),
             };
             // Second line of gated capture: frames of an uncovered camera are never searched.
             let coverage = coverage::watch(

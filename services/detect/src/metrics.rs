@@ -1,9 +1,11 @@
 //! Detection metrics: frames by plan (searched in full, in regions, skipped), faces published,
 //! faces held back (their track was not due), faces refused by the quality gate, faces blurred in
-//! context crops (bystanders), and search time. No label carries face data.
+//! context crops (bystanders), context requests answered, and search time. No label carries face
+//! data.
 
 use crate::Searched;
 use lfr_common::telemetry::LATENCY_BUCKETS;
+use lfr_vision::redact::Bystanders;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ pub struct DetectMetrics {
     quality_rejects: IntCounterVec,
     context_blurred: IntCounterVec,
     context_unverified: IntCounter,
+    context_requests: IntCounterVec,
     seconds: Histogram,
 }
 
@@ -60,6 +63,14 @@ impl DetectMetrics {
                 "Context crops published with a face still found in them after the last search \
                  (it was blurred again, but not searched again)",
             )?,
+            context_requests: IntCounterVec::new(
+                Opts::new(
+                    "detect_context_requests_total",
+                    "Context crops asked for by the matcher, by outcome: made, gone (the frame \
+                     is no longer held), malformed, no_reply_subject or failed",
+                ),
+                &["outcome"],
+            )?,
             seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "detect_seconds",
@@ -75,7 +86,11 @@ impl DetectMetrics {
         registry.register(Box::new(m.quality_rejects.clone()))?;
         registry.register(Box::new(m.context_blurred.clone()))?;
         registry.register(Box::new(m.context_unverified.clone()))?;
+        registry.register(Box::new(m.context_requests.clone()))?;
         registry.register(Box::new(m.seconds.clone()))?;
+        for outcome in ["made", "gone", "malformed", "no_reply_subject", "failed"] {
+            m.context_requests.with_label_values(&[outcome]);
+        }
         for reason in ["too_small", "blurred", "turned"] {
             m.quality_rejects.with_label_values(&[reason]);
         }
@@ -105,17 +120,28 @@ impl DetectMetrics {
         for reason in &found.rejected {
             self.quality_rejects.with_label_values(&[reason]).inc();
         }
-        for (_, face) in &found.faces {
-            let b = &face.bystanders;
-            self.context_blurred
-                .with_label_values(&["frame"])
-                .inc_by(b.from_frame as u64);
-            self.context_blurred
-                .with_label_values(&["recheck"])
-                .inc_by(b.on_recheck as u64);
-            if !b.verified {
-                self.context_unverified.inc();
+        for face in &found.faces {
+            if !face.probe.context_jpeg.is_empty() {
+                self.context_made(&face.probe.bystanders);
             }
         }
+    }
+
+    /// A context crop made, with the faces blurred in it.
+    pub fn context_made(&self, b: &Bystanders) {
+        self.context_blurred
+            .with_label_values(&["frame"])
+            .inc_by(b.from_frame as u64);
+        self.context_blurred
+            .with_label_values(&["recheck"])
+            .inc_by(b.on_recheck as u64);
+        if !b.verified {
+            self.context_unverified.inc();
+        }
+    }
+
+    /// A context request answered (or not), by outcome.
+    pub fn context_request(&self, outcome: &str) {
+        self.context_requests.with_label_values(&[outcome]).inc();
     }
 }

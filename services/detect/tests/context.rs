@@ -1,8 +1,9 @@
 //! Bystanders blurred at source: group photos through the detect stage's own path (in process,
-//! and over a real nats-server), with the real detector. For every published face, the context
-//! crop holds exactly one face the detector finds even at a score of 0.05, and it is that face;
-//! every other face that was in the crop's part of the frame is changed beyond JPEG noise, and the
-//! published face is not.
+//! and over a real nats-server, the crops asked for as the matcher asks), with the real detector.
+//! For every published face, the context crop holds exactly one face the detector finds even at a
+//! score of 0.05, and it is that face; every other face that was in the crop's part of the frame
+//! is changed beyond JPEG noise, and the published face is not. Only the matcher may ask for a
+//! crop, and a face no longer held has none.
 //!
 //! `LFR_TEST_CONTEXT_DIR=/some/dir` writes each crop there, before and as published, to look at.
 //! `cost_of_blurring_bystanders` (ignored) prints what the blur costs a frame.
@@ -10,7 +11,9 @@
 use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
 use lfr_common::Shutdown;
-use lfr_schemas::{streams, subjects, DetectedFace, Message, Timestamp};
+use lfr_schemas::{
+    streams, subjects, Context, ContextReply, ContextRequest, DetectedFace, Message, Timestamp,
+};
 use lfr_testkit::{frame, metric, sample_photo, scrape, Identity, NatsServer};
 use lfr_vision::config::ModelsConfig;
 use lfr_vision::detector::Detector;
@@ -84,8 +87,14 @@ struct Seen {
 /// change little, and it is enough that the detector no longer finds it.
 const REAL_FACE: f32 = 0.5;
 
-/// Check every published face of one frame (`jpeg`, decoded as the stage decodes it).
-fn check(detector: &mut Detector, jpeg: &[u8], faces: &[DetectedFace], name: &str) -> Seen {
+/// Check every published face of one frame (`jpeg`, decoded as the stage decodes it), each with
+/// its context crop.
+fn check(
+    detector: &mut Detector,
+    jpeg: &[u8],
+    faces: &[(DetectedFace, Vec<u8>)],
+    name: &str,
+) -> Seen {
     let input_side = {
         let c = ModelsConfig::default();
         c.detector_input[0].max(c.detector_input[1])
@@ -93,7 +102,7 @@ fn check(detector: &mut Detector, jpeg: &[u8], faces: &[DetectedFace], name: &st
     let (frame, scale) = decode_jpeg(jpeg, input_side).unwrap();
     let in_frame = detector.detect(&frame).unwrap();
     let mut seen = Seen::default();
-    for face in faces {
+    for (face, crop) in faces {
         let b = &face.bbox;
         let bbox = [b.x, b.y, b.x + b.width, b.y + b.height].map(|v| v / scale);
         let rect = upper_torso_rect(frame.cols(), frame.rows(), &bbox);
@@ -101,11 +110,8 @@ fn check(detector: &mut Detector, jpeg: &[u8], faces: &[DetectedFace], name: &st
         let to_crop = |b: &[f32; 4]| [b[0] - ox, b[1] - oy, b[2] - ox, b[3] - oy];
         let own = to_crop(&bbox);
         let original = Mat::roi(&frame, rect).unwrap().try_clone().unwrap();
-        let published = imgcodecs::imdecode(
-            &Vector::from_slice(&face.context_jpeg.0),
-            imgcodecs::IMREAD_COLOR,
-        )
-        .unwrap();
+        let published =
+            imgcodecs::imdecode(&Vector::from_slice(crop), imgcodecs::IMREAD_COLOR).unwrap();
         let label = format!("{name} face {} (crop {rect:?})", face.face.index);
         assert_eq!(
             published.size().unwrap(),
@@ -201,11 +207,18 @@ fn context_crops_of_group_photos_show_one_face_each_in_process() {
             from_frame += face.bystanders.from_frame;
             on_recheck += face.bystanders.on_recheck;
         }
-        let faces: Vec<DetectedFace> = found
+        let faces: Vec<(DetectedFace, Vec<u8>)> = found
             .faces
             .into_iter()
             .enumerate()
-            .map(|(i, f)| lfr_detect::detected_face(&source, i, f, scale, Timestamp::now()))
+            .map(|(i, f)| {
+                let face = lfr_detect::detected_face(&source, i, f, scale, Timestamp::now())?;
+                let Context::Crop(crop) = &face.context else {
+                    panic!("{name}: find makes the crop with the face");
+                };
+                let crop = crop.0.clone();
+                Ok((face, crop))
+            })
             .collect::<anyhow::Result<_>>()
             .unwrap();
         let seen = check(&mut detector, &jpeg, &faces, &name);
@@ -220,9 +233,27 @@ fn context_crops_of_group_photos_show_one_face_each_in_process() {
     assert!(from_frame + on_recheck >= total.others, "{total:?}");
 }
 
-/// The stage itself: a group photo on FRAMES, its faces read off FACES through embed's consumer.
+/// Ask detect for a face's context crop as the matcher does, as `identity`.
+async fn ask(
+    client: &async_nats::Client,
+    face: &DetectedFace,
+) -> Result<ContextReply, async_nats::RequestError> {
+    let Context::OnRequest { subject } = &face.context else {
+        panic!("the face carries its crop: {:?}", face.context);
+    };
+    let request = ContextRequest {
+        face: face.face.clone(),
+    };
+    let reply = client
+        .request(subject.clone(), request.encode().into())
+        .await?;
+    Ok(ContextReply::decode(&reply.payload).unwrap())
+}
+
+/// The stage itself: a group photo on FRAMES, its faces read off FACES through embed's consumer,
+/// their crops asked for by the matcher.
 #[tokio::test]
-async fn faces_published_for_a_group_photo_carry_context_crops_with_one_face_each() {
+async fn faces_published_for_a_group_photo_have_context_crops_with_one_face_each() {
     let nats = NatsServer::start().await;
     let mut cfg = lfr_detect::Config::default();
     cfg.common.nats = nats.nats_config(Identity::Detect);
@@ -282,9 +313,48 @@ async fn faces_published_for_a_group_photo_carry_context_crops_with_one_face_eac
         );
     };
     assert!(faces.len() >= 3, "{} faces published:\n{text}", faces.len());
+    // No crop was made for them yet: none of them has matched anything.
+    assert_eq!(
+        metric(
+            &text,
+            "lfr_detect_context_requests_total",
+            &[("outcome", "made")]
+        ),
+        Some(0.0)
+    );
+
+    // The embedder may not ask (nor may anyone else but the matcher): the bus refuses.
+    let embed = nats.client(Identity::Embed).await;
+    let refused = tokio::time::timeout(Duration::from_secs(5), ask(&embed, &faces[0])).await;
+    assert!(
+        !matches!(refused, Ok(Ok(_))),
+        "the embedder got a context crop"
+    );
+    let matcher = nats.client(Identity::Match).await;
+    let mut cropped = Vec::new();
+    for face in faces {
+        match ask(&matcher, &face).await.unwrap() {
+            ContextReply::Crop(crop) => cropped.push((face, crop.0)),
+            other => panic!("face {}: {other:?}", face.face.index),
+        }
+    }
+    // A face detect never published (or no longer holds) has no crop.
+    let mut unknown = cropped[0].0.clone();
+    unknown.face.frame.seq += 1000;
+    assert_eq!(ask(&matcher, &unknown).await.unwrap(), ContextReply::Gone);
+    let text = scrape(running.metrics_addr).await;
+    let requests = |outcome| {
+        metric(
+            &text,
+            "lfr_detect_context_requests_total",
+            &[("outcome", outcome)],
+        )
+    };
+    assert_eq!(requests("made"), Some(cropped.len() as f64));
+    assert_eq!(requests("gone"), Some(1.0));
 
     let mut detector = checking_detector(&ModelsConfig::default());
-    let seen = check(&mut detector, &jpeg, &faces, name);
+    let seen = check(&mut detector, &jpeg, &cropped, name);
     assert!(seen.others >= 3, "{seen:?}");
     let blurred = |found_by| {
         metric(

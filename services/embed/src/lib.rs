@@ -1,10 +1,11 @@
 //! # lfr-embed: faces in, templates out
 //!
-//! Consumes FACES through the shared `embed` consumer, in batches across cameras (up to
-//! `max_batch` faces, waiting at most `max_wait` for a batch to fill), runs the embedder once per
-//! batch, L2-normalises, and publishes each template to `lfr.embeddings.<camera>` with the probe
-//! chip (as JPEG, for the operator) and the context crop. A face is acknowledged only once its
-//! template is on the bus. A face of a camera no live deployment covers is acknowledged without
+//! Consumes FACES through the shared `embed` consumer, in batches across cameras (what is waiting,
+//! up to `workers` x `max_batch` faces, waiting at most `max_wait` for more), runs the embedder
+//! once per `max_batch` faces, on `workers` embedders at once (one per core by default),
+//! L2-normalises, and publishes each template to `lfr.embeddings.<camera>`, in the order the faces
+//! came, with the probe chip (as JPEG, for the operator) and the face's context crop or where to
+//! ask for it. A face is acknowledged only once its template is on the bus. A face of a camera no live deployment covers is acknowledged without
 //! being embedded ([`lfr_watchlist::gate`]).
 
 mod metrics;
@@ -46,7 +47,10 @@ pub struct EmbedConfig {
     /// MobileFaceNet 7.2 ms/face at batch 1, 8.4 ms/face at batch 8), so the default is 1; raise it
     /// for a GPU build of ONNX Runtime.
     pub max_batch: usize,
-    /// Longest wait for a batch to fill once a face has arrived.
+    /// Inference calls made at once, each with its own embedder (0: one per core). One call at a
+    /// time leaves a core idle while faces queue, however busy the box is.
+    pub workers: usize,
+    /// Longest wait for a batch to fill once a face has arrived (0: take what is waiting).
     #[serde(with = "secs")]
     pub max_wait: Duration,
 }
@@ -56,8 +60,24 @@ impl Default for EmbedConfig {
         EmbedConfig {
             http_addr: "127.0.0.1:9103".parse().unwrap(),
             max_batch: 1,
-            max_wait: Duration::from_millis(20),
+            workers: 0,
+            max_wait: Duration::ZERO,
         }
+    }
+}
+
+impl EmbedConfig {
+    /// `workers`, with 0 resolved to the cores this process may use.
+    pub fn workers(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// `max_batch`, within what the stage takes.
+    fn per_call(&self) -> usize {
+        self.max_batch.clamp(1, 64)
     }
 }
 
@@ -66,14 +86,17 @@ pub fn spec(config: &EmbedConfig) -> StageSpec {
         name: "embed",
         stream: streams::FACES,
         durable: streams::consumers::EMBED,
-        max_batch: config.max_batch.clamp(1, 64),
+        // Enough for every worker's call.
+        max_batch: (config.per_call() * config.workers()).clamp(1, 64),
         max_wait: config.max_wait,
         shed_at: Some(1.0),
     }
 }
 
 struct EmbedStage {
-    embedder: Arc<Mutex<Embedder>>,
+    /// One per worker: a batch's calls take them in turn.
+    embedders: Vec<Arc<Mutex<Embedder>>>,
+    per_call: usize,
     bus: Bus,
     metrics: EmbedMetrics,
 }
@@ -81,23 +104,39 @@ struct EmbedStage {
 impl BatchHandler for EmbedStage {
     type Input = DetectedFace;
 
+    /// The batch cut into calls of `max_batch` faces, run at once on the workers' embedders; the
+    /// templates published in the order the faces came.
     async fn handle_batch(&self, faces: Vec<DetectedFace>) -> Vec<Result<(), HandleError>> {
-        let embedder = self.embedder.clone();
-        let started = Instant::now();
-        let batch = faces.len();
-        let computed = tokio::task::spawn_blocking(move || embed_all(&embedder, faces)).await;
-        let computed = match computed {
-            Ok(c) => c,
-            Err(e) => {
-                let error = anyhow::anyhow!("embedding task failed: {e}");
-                return (0..batch)
-                    .map(|_| Err(HandleError::Retry(anyhow::anyhow!("{error}"))))
-                    .collect();
+        let mut calls = Vec::new();
+        let mut faces = faces.into_iter().peekable();
+        while faces.peek().is_some() {
+            calls.push(faces.by_ref().take(self.per_call).collect::<Vec<_>>());
+        }
+        let calls = calls.into_iter().enumerate().map(|(k, faces)| {
+            let embedder = self.embedders[k % self.embedders.len()].clone();
+            async move {
+                let started = Instant::now();
+                let batch = faces.len();
+                let computed =
+                    tokio::task::spawn_blocking(move || embed_all(&embedder, faces)).await;
+                match computed {
+                    Ok(computed) => {
+                        self.metrics.observe(batch, started.elapsed());
+                        computed
+                    }
+                    Err(e) => (0..batch)
+                        .map(|_| {
+                            Err(HandleError::Retry(anyhow::anyhow!(
+                                "embedding task failed: {e}"
+                            )))
+                        })
+                        .collect(),
+                }
             }
-        };
-        self.metrics.observe(batch, started.elapsed());
-        let mut results = Vec::with_capacity(computed.len());
-        for item in computed {
+        });
+        let computed = futures::future::join_all(calls).await;
+        let mut results = Vec::new();
+        for item in computed.into_iter().flatten() {
             results.push(match item {
                 Ok(embedding) => self.publish(embedding).await,
                 Err(e) => Err(e),
@@ -170,7 +209,7 @@ pub fn embed_all(
                 bbox: face.bbox,
                 quality: face.quality,
                 probe_jpeg: probe_jpeg.into(),
-                context_jpeg: face.context_jpeg,
+                context: face.context,
             })
         })
         .collect()
@@ -207,7 +246,10 @@ fn probe_jpeg(rgb_chip: &Mat) -> opencv::Result<Vec<u8>> {
 
 pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let store = config.models.store()?;
-    let embedder = config.models.embedder(&store)?;
+    let embedders = (0..config.embed.workers())
+        .map(|_| Ok(Arc::new(Mutex::new(config.models.embedder(&store)?))))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let per_call = config.embed.per_call();
     stage::start_batched_service(
         "embed",
         &config.common,
@@ -215,7 +257,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
         spec(&config.embed),
         |ctx| {
             let stage = EmbedStage {
-                embedder: Arc::new(Mutex::new(embedder)),
+                embedders,
+                per_call,
                 bus: ctx.bus.clone(),
                 metrics: EmbedMetrics::new(&ctx.registry)?,
             };

@@ -88,7 +88,23 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
     .unwrap();
     use opencv::prelude::MatTraitConst;
     assert_eq!((probe.cols(), probe.rows()), (112, 112));
-    assert!(template.context_jpeg.len() > 1000);
+    // The context crop is made only when the matcher asks the replica that found the face.
+    let lfr_schemas::Context::OnRequest { subject } = &template.context else {
+        panic!("the crop was made with the face: {:?}", template.context);
+    };
+    let request = lfr_schemas::ContextRequest {
+        face: template.face.clone(),
+    };
+    let reply = nats
+        .client(Identity::Match)
+        .await
+        .request(subject.clone(), request.encode().into())
+        .await
+        .unwrap();
+    match lfr_schemas::ContextReply::decode(&reply.payload).unwrap() {
+        lfr_schemas::ContextReply::Crop(crop) => assert!(crop.len() > 1000),
+        other => panic!("no crop: {other:?}"),
+    }
 
     // A group photo on another camera: every face detect publishes becomes a template too.
     let group = std::fs::read(sample_photo("group/sample5.jpg")).unwrap();

@@ -35,6 +35,8 @@ enum Try {
     DeleteMessage(&'static str),
     /// Watch a subject live.
     Subscribe(&'static str),
+    /// Send a request (a core publish: no stream holds it).
+    Ask(&'static str),
 }
 
 use Identity::*;
@@ -82,6 +84,9 @@ fn cases() -> Vec<(Identity, Try, bool)> {
         (Admin, Get("lfr-audit-anchors", "head"), true),
         (Loadtest, Publish("lfr.frames.loadtest-01"), true),
         (Loadtest, Subscribe("lfr.faces.loadtest-01"), true),
+        // Context crops: detect answers, the matcher asks, nobody else does either.
+        (Detect, Subscribe("lfr.context.replica-a"), true),
+        (Match, Ask("lfr.context.replica-a"), true),
         // A faulty or compromised detect.
         (Detect, Publish("lfr.alerts.day-1.decision"), false),
         (Detect, Publish("lfr.alerts.day-1.release"), false),
@@ -98,6 +103,7 @@ fn cases() -> Vec<(Identity, Try, bool)> {
         (Detect, Subscribe("_INBOX_dispatch.>"), false),
         (Detect, Pull("EMBEDDINGS", "match"), false),
         (Detect, Publish("lfr.alerts.day-1.lift"), false),
+        (Detect, Ask("lfr.context.replica-b"), false),
         // The other stages and services.
         (Ingest, Put("lfr-deployments", "day-7"), false),
         (Ingest, Put("lfr-watchlist-loads", "day-1.fake"), false),
@@ -112,6 +118,11 @@ fn cases() -> Vec<(Identity, Try, bool)> {
         (Ingest, Replay("FRAMES"), false),
         (Embed, Replay("ALERTS"), false),
         (Embed, Publish("lfr.frames.gate-1"), false),
+        (Embed, Ask("lfr.context.replica-a"), false),
+        (Ingest, Ask("lfr.context.replica-a"), false),
+        (Dispatch, Ask("lfr.context.replica-a"), false),
+        (Match, Subscribe("lfr.context.replica-c"), false),
+        (Loadtest, Ask("lfr.context.replica-a"), false),
         (Match, Publish("lfr.alerts.day-1.decision"), false),
         (Match, Put("lfr-sessions", "forged"), false),
         (Match, Replay("ALERTS"), false),
@@ -272,6 +283,16 @@ async fn attempt(client: &async_nats::Client, what: &Try) -> Result<(), String> 
             let s = js.get_stream_no_info(*stream).await.map_err(|x| e(&x))?;
             s.delete_message(1).await.map(|_| ()).map_err(|x| e(&x))
         }
+        Ask(subject) => {
+            client
+                .publish(*subject, "probe".into())
+                .await
+                .map_err(|x| e(&x))?;
+            client.flush().await.map_err(|x| e(&x))?;
+            // A refused publish is answered by an asynchronous error.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(())
+        }
         Subscribe(subject) => {
             let _sub = client.subscribe(*subject).await.map_err(|x| e(&x))?;
             client.flush().await.map_err(|x| e(&x))?;
@@ -380,7 +401,7 @@ async fn every_identity_may_do_its_job_and_nothing_more() {
 /// The subjects whose refusal by the server stops an attempt (the first step that is refused).
 fn refused_subjects(what: &Try) -> Vec<String> {
     match what {
-        Publish(s) | Subscribe(s) => vec![s.to_string()],
+        Publish(s) | Subscribe(s) | Ask(s) => vec![s.to_string()],
         Put(b, k) | Get(b, k) | Delete(b, k) => vec![
             format!("$JS.API.STREAM.INFO.KV_{b}"),
             format!("$KV.{b}.{k}"),

@@ -9,13 +9,16 @@
 //! 3. let the deployment's tracker decide whether the match is corroborated ([`corroborate`]: k of
 //!    n frames of one track, or one very high score; one alert per person passing);
 //! 4. publish a corroborated match as a candidate alert on ALERTS ([`matcher`]), its images (probe
-//!    chip, context crop, watch-list image) sealed under the deployment's data key ([`lfr_vault`]).
+//!    chip, context crop, watch-list image) sealed under the deployment's data key ([`lfr_vault`]);
+//!    the context crop is asked of the detect replica that found the face ([`context`]): only a
+//!    face that alerts ever has one made.
 //!
 //! A probe that matches nothing is acknowledged and forgotten at once: it never leaves memory.
 //! The service refuses to start without the master key (`LFR_MASTER_KEY`): alerts are kept on
 //! disk, and never in clear.
 
 pub mod alerted;
+pub mod context;
 pub mod corroborate;
 pub mod index;
 pub mod matcher;

@@ -16,6 +16,7 @@
 //! anywhere, and the work-queue acknowledgement removes it from EMBEDDINGS.
 
 use crate::alerted::Ledger;
+use crate::context;
 use crate::corroborate::{Hit, Sighting, Tracker, Verdict};
 use crate::index::WatchlistIndex;
 use crate::metrics::{MatchMetrics, ProbeOutcome};
@@ -24,8 +25,8 @@ use lfr_common::audit::Audit;
 use lfr_common::bus::Bus;
 use lfr_common::stage::{HandleError, Handler};
 use lfr_schemas::{
-    streams, subjects, AuditAction, AuditObject, CandidateAlert, Embedding, Sealed, Timestamp,
-    WatchlistCategory,
+    streams, subjects, AuditAction, AuditObject, CandidateAlert, Embedding, Redacted, Sealed,
+    Timestamp, WatchlistCategory,
 };
 use lfr_vault::{AlertImage, Vault};
 use lfr_watchlist::deployment::Phase;
@@ -144,9 +145,16 @@ impl MatchStage {
         }
         let alert_id = alert_id(&list.deployment, &evidence, &meta.reference);
         let probe_sha256 = sha256_hex(&evidence.probe_jpeg);
+        let context = self.context_of(&evidence).await;
         let raised = async {
             let [probe_jpeg, context_jpeg, reference_jpeg] = self
-                .seal_images(&list.deployment, &alert_id, &evidence, &meta.image_sha256)
+                .seal_images(
+                    &list.deployment,
+                    &alert_id,
+                    &evidence,
+                    &context,
+                    &meta.image_sha256,
+                )
                 .await
                 .inspect_err(|_| self.metrics.seal_failures.inc())?;
             let alert = CandidateAlert {
@@ -207,6 +215,20 @@ impl MatchStage {
         }
     }
 
+    /// The context crop of the alert's probe: with the face, or from detect on request; empty
+    /// (and counted) when detect no longer has it.
+    async fn context_of(&self, evidence: &Evidence) -> Redacted {
+        let (jpeg, fetched) = context::fetch(&self.bus, &evidence.probe, &evidence.context).await;
+        self.metrics.context(fetched);
+        if jpeg.is_empty() {
+            tracing::warn!(
+                outcome = fetched.label(),
+                "alert raised without its context crop"
+            );
+        }
+        jpeg
+    }
+
     /// The probe chip, the context crop and the watch-list image, each sealed under the
     /// deployment's data key with associated data naming the alert and the image. A reference
     /// image missing from the store (it should not be, while the list is live) is sealed empty.
@@ -215,6 +237,7 @@ impl MatchStage {
         deployment: &str,
         alert_id: &str,
         evidence: &Evidence,
+        context: &[u8],
         reference_sha256: &str,
     ) -> anyhow::Result<[Sealed; 3]> {
         let store = self
@@ -231,7 +254,7 @@ impl MatchStage {
         let mut sealed = Vec::with_capacity(3);
         for (image, bytes) in [
             (AlertImage::Probe, &evidence.probe_jpeg[..]),
-            (AlertImage::Context, &evidence.context_jpeg[..]),
+            (AlertImage::Context, context),
             (AlertImage::Reference, &reference[..]),
         ] {
             let aad = image.aad(deployment, alert_id);
@@ -335,7 +358,7 @@ pub fn compare(
             evidence: Evidence {
                 probe: probe.face.clone(),
                 probe_jpeg: probe.probe_jpeg.clone(),
-                context_jpeg: probe.context_jpeg.clone(),
+                context: probe.context.clone(),
             },
         });
     let matched = hit.is_some();

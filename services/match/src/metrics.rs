@@ -4,6 +4,7 @@
 //! Labels are outcomes, categories and deployment ids: never an entry reference, a name or a score
 //! of a named person.
 
+use crate::context::Fetched;
 use lfr_common::telemetry::LATENCY_BUCKETS;
 use lfr_schemas::WatchlistCategory;
 use prometheus::{
@@ -53,6 +54,7 @@ pub struct MatchMetrics {
     pub audit_failures: IntCounter,
     pub duplicates_suppressed: IntCounter,
     pub ledger_failures: IntCounter,
+    contexts: IntCounterVec,
     pub best_score: Histogram,
     pub search_seconds: Histogram,
     /// Capture of the frame to the verdict on its face: the pipeline's end-to-end latency for
@@ -99,6 +101,15 @@ impl MatchMetrics {
             ledger_failures: IntCounter::new(
                 "match_ledger_failures_total",
                 "Reads or writes of the replicas' shared alert ledger that failed (alerts still raised)",
+            )?,
+            contexts: IntCounterVec::new(
+                Opts::new(
+                    "match_context_total",
+                    "Context crops of raised alerts, by how they were had: with_face, made (by \
+                     detect, on request); or why the alert went without one: gone, failed, \
+                     unanswered, bad_subject",
+                ),
+                &["outcome"],
             )?,
             best_score: Histogram::with_opts(
                 HistogramOpts::new(
@@ -147,6 +158,10 @@ impl MatchMetrics {
         registry.register(Box::new(m.audit_failures.clone()))?;
         registry.register(Box::new(m.duplicates_suppressed.clone()))?;
         registry.register(Box::new(m.ledger_failures.clone()))?;
+        registry.register(Box::new(m.contexts.clone()))?;
+        for fetched in Fetched::ALL {
+            m.contexts.with_label_values(&[fetched.label()]);
+        }
         registry.register(Box::new(m.best_score.clone()))?;
         registry.register(Box::new(m.search_seconds.clone()))?;
         registry.register(Box::new(m.decision_seconds.clone()))?;
@@ -162,6 +177,11 @@ impl MatchMetrics {
 
     pub fn alert(&self, category: WatchlistCategory) {
         self.alerts.with_label_values(&[category.as_str()]).inc();
+    }
+
+    /// How an alert's context crop was had.
+    pub fn context(&self, fetched: Fetched) {
+        self.contexts.with_label_values(&[fetched.label()]).inc();
     }
 
     /// `outcome`: `loaded`, `failed` or `dropped`.

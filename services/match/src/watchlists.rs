@@ -23,7 +23,7 @@ use crate::index::{IndexKind, WatchlistIndex};
 use crate::metrics::MatchMetrics;
 use futures::StreamExt;
 use lfr_common::Shutdown;
-use lfr_schemas::{FaceRef, Redacted, Timestamp, WatchlistCategory};
+use lfr_schemas::{Context, FaceRef, Redacted, Timestamp, WatchlistCategory};
 use lfr_watchlist::deployment::{Deployment, Phase};
 use lfr_watchlist::store::{LoadReport, Store, Verification};
 use std::collections::HashMap;
@@ -37,7 +37,8 @@ use tokio::sync::watch;
 pub struct Evidence {
     pub probe: FaceRef,
     pub probe_jpeg: Redacted,
-    pub context_jpeg: Redacted,
+    /// The context crop, or where detect answers for it ([`crate::context`]).
+    pub context: Context,
 }
 
 /// One entry as the matcher needs it: no template (that is in the index), no note.

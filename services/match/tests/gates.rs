@@ -46,7 +46,7 @@ fn probe(camera: &str, seq: u64, model: &str, vector: &[f32]) -> Embedding {
             eye_distance_px: 50.0,
         },
         probe_jpeg: vec![0xff, 0xd8, 1, 2, 3].into(),
-        context_jpeg: vec![0xff, 0xd8, 4, 5, 6, 7].into(),
+        context: lfr_schemas::Context::Crop(vec![0xff, 0xd8, 4, 5, 6, 7].into()),
     }
 }
 

@@ -13,7 +13,7 @@
 use crate::align::align;
 use crate::detector::{Detection, Detector};
 use crate::quality::{eye_distance, sharpness, yaw_degrees};
-use crate::redact::{blur_bystanders, Bystanders, BYSTANDER_SCORE};
+use crate::redact::{blur_bystanders, Bystanders, ContextCrop, BYSTANDER_SCORE};
 use lfr_schemas::FaceQuality;
 use opencv::core::{Mat, Rect};
 use opencv::imgproc;
@@ -171,14 +171,7 @@ impl FaceFinder {
             return Ok(Err("blurred"));
         }
         let context = if with_context {
-            blur_bystanders(
-                &mut self.detector,
-                bgr,
-                upper_torso_rect(bgr.cols(), bgr.rows(), &detection.bbox),
-                &detection.bbox,
-                everyone,
-                CONTEXT_QUALITY,
-            )?
+            self.context(bgr, detection, everyone)?
         } else {
             Default::default()
         };
@@ -194,6 +187,26 @@ impl FaceFinder {
             context_jpeg: context.jpeg,
             bystanders: context.bystanders,
         }))
+    }
+
+    /// The context crop of a face of `bgr` (its head and upper torso, [`upper_torso_rect`]) as
+    /// JPEG, with every other face of `everyone` and of the crop itself blurred
+    /// ([`blur_bystanders`]). [`FaceFinder::probe`] makes it with the face; detect makes it later,
+    /// from the same frame and detections, when an alert asks for it.
+    pub fn context(
+        &mut self,
+        bgr: &Mat,
+        detection: &Detection,
+        everyone: &[Detection],
+    ) -> anyhow::Result<ContextCrop> {
+        blur_bystanders(
+            &mut self.detector,
+            bgr,
+            upper_torso_rect(bgr.cols(), bgr.rows(), &detection.bbox),
+            &detection.bbox,
+            everyone,
+            CONTEXT_QUALITY,
+        )
     }
 }
 
