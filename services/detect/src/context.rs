@@ -110,7 +110,7 @@ impl HeldFaces {
 /// What answers this replica's context requests.
 pub struct Responder {
     pub held: Arc<Mutex<HeldFaces>>,
-    /// Borrowed from the workers (requests are rare): the crop is searched again with it.
+    /// The crop is searched again with it (not a worker's: a request never waits for a frame).
     pub finder: Arc<Mutex<FaceFinder>>,
     pub input_side: u32,
     pub metrics: DetectMetrics,

@@ -112,6 +112,8 @@ struct DetectStage {
     bus: Bus,
     metrics: DetectMetrics,
     context: ContextMode,
+    /// Makes the crops asked for: its own detector, so a request never waits for a frame.
+    context_finder: Arc<Mutex<FaceFinder>>,
     /// The published faces whose crops can still be asked for (`on_request`).
     held: Arc<Mutex<HeldFaces>>,
     /// Where this replica answers for them: subscribed before the first face names it.
@@ -255,7 +257,7 @@ impl DetectStage {
                 let subject = subjects::context(&replica);
                 let responder = Arc::new(Responder {
                     held: self.held.clone(),
-                    finder: self.finders[0].clone(),
+                    finder: self.context_finder.clone(),
                     input_side: self.input_side,
                     metrics: self.metrics.clone(),
                 });
@@ -479,6 +481,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
     config.detect.tracking.validate()?;
     let tracking = config.detect.tracking.clone();
     let context_mode = config.detect.context;
+    let context_finder = Arc::new(Mutex::new(config.models.face_finder(&store)?));
     let held = HeldFaces::new(
         config.detect.context_hold,
         config.detect.context_hold_mib.saturating_mul(1 << 20),
@@ -496,6 +499,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
                 bus: ctx.bus.clone(),
                 metrics: DetectMetrics::new(&ctx.registry)?,
                 context: context_mode,
+                context_finder,
                 held: Arc::new(Mutex::new(held)),
                 context_subject: tokio::sync::OnceCell::new(),
                 shutdown: ctx.shutdown.clone(),

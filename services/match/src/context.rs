@@ -7,13 +7,77 @@
 //! restarted or does not answer, the alert goes out without one, counted in
 //! `lfr_match_context_total{outcome}` and logged (the operator still sees the probe and the
 //! watch-list image).
+//!
+//! The crop is asked for as soon as a face matches ([`Prefetch::start`]), not when its track
+//! alerts: the second matching face that corroborates the alert comes a few hundred milliseconds
+//! later, and by then the crop is made. A crop that no alert takes is dropped after [`KEEP`].
 
 use lfr_common::bus::Bus;
 use lfr_schemas::{subjects, Context, ContextReply, ContextRequest, FaceRef, Message, Redacted};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
 
 /// How long the matcher waits for a crop before raising the alert without it.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a crop asked for ahead is kept for an alert to take it (a track's evidence is its
+/// best matching face while the track lasts; an older one is asked for again).
+pub const KEEP: Duration = Duration::from_secs(10);
+
+type Slot = Arc<OnceCell<(Redacted, Fetched)>>;
+
+/// Crops asked for ahead, by face: only faces that matched an entry, kept in memory for [`KEEP`]
+/// at most, and taken out by the alert that shows one.
+#[derive(Default)]
+pub struct Prefetch {
+    slots: Arc<Mutex<HashMap<FaceRef, (Instant, Slot)>>>,
+}
+
+impl Prefetch {
+    /// Ask for the crop of a face that matched, in the background.
+    pub fn start(&self, bus: &Bus, face: &FaceRef, context: &Context) {
+        if matches!(context, Context::Crop(_)) {
+            return;
+        }
+        let now = Instant::now();
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.retain(|_, (at, _)| now.duration_since(*at) < KEEP);
+            if slots.contains_key(face) {
+                return;
+            }
+            let slot = Slot::default();
+            slots.insert(face.clone(), (now, slot.clone()));
+            slot
+        };
+        let (bus, face, context) = (bus.clone(), face.clone(), context.clone());
+        let slots = self.slots.clone();
+        tokio::spawn(async move {
+            slot.get_or_init(|| fetch(&bus, &face, &context)).await;
+            // Not taken by an alert within KEEP: let it go, even if no face matches again.
+            tokio::time::sleep(KEEP).await;
+            let mut slots = slots.lock().unwrap_or_else(|p| p.into_inner());
+            if slots.get(&face).is_some_and(|(_, s)| Arc::ptr_eq(s, &slot)) {
+                slots.remove(&face);
+            }
+        });
+    }
+
+    /// The crop of an alert's probe: the one asked for ahead (waiting for it if it is still on
+    /// its way), or asked for now.
+    pub async fn take(&self, bus: &Bus, face: &FaceRef, context: &Context) -> (Redacted, Fetched) {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(face)
+            .map(|(_, slot)| slot)
+            .unwrap_or_default();
+        slot.get_or_init(|| fetch(bus, face, context)).await.clone()
+    }
+}
 
 /// What became of an alert's context crop (the metric's label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

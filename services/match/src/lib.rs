@@ -186,6 +186,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running
                 loaded: loaded_rx,
                 ledger,
                 realert_after: settings_realert,
+                prefetch: Default::default(),
             })
         },
         shutdown,

@@ -62,6 +62,8 @@ pub struct MatchStage {
     pub ledger: Arc<OnceLock<Ledger>>,
     /// How long one entry's alert covers its later sightings (`corroboration.realert_after`).
     pub realert_after: Duration,
+    /// Context crops of matching faces, asked for before their alert is raised.
+    pub prefetch: context::Prefetch,
 }
 
 impl Handler for MatchStage {
@@ -113,6 +115,10 @@ impl MatchStage {
         };
         let judged = compare(&list.index, &list.entries, &list.tracker, probe, phase)?;
         list.compared(phase);
+        if judged.matched {
+            // Its crop is made while the track waits for the face that corroborates it.
+            self.prefetch.start(&self.bus, &probe.face, &probe.context);
+        }
         self.metrics.search_seconds.observe(judged.search_seconds);
         if let Some(best) = judged.best {
             self.metrics.best_score.observe(best as f64);
@@ -218,7 +224,10 @@ impl MatchStage {
     /// The context crop of the alert's probe: with the face, or from detect on request; empty
     /// (and counted) when detect no longer has it.
     async fn context_of(&self, evidence: &Evidence) -> Redacted {
-        let (jpeg, fetched) = context::fetch(&self.bus, &evidence.probe, &evidence.context).await;
+        let (jpeg, fetched) = self
+            .prefetch
+            .take(&self.bus, &evidence.probe, &evidence.context)
+            .await;
         self.metrics.context(fetched);
         if jpeg.is_empty() {
             tracing::warn!(
