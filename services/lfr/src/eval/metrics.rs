@@ -73,6 +73,8 @@ pub struct OperatingPoint {
     pub fnir: Option<f64>,
     /// TPIR = 1 − FNIR; `None` without mated searches.
     pub tpir: Option<f64>,
+    /// A 95 % bootstrap interval of `tpir` ([`Identification::tpir_interval`]), where computed.
+    pub tpir_ci95: Option<[f64; 2]>,
     /// False when the target is below 1 / `nonmated`: the threshold then lies above every non-mated
     /// score, and the data cannot tell whether the true FPIR there meets the target.
     pub resolvable: bool,
@@ -167,8 +169,47 @@ impl Identification {
             nonmated: n,
             fnir: self.fnir(threshold),
             tpir: self.tpir(threshold),
+            tpir_ci95: None,
             resolvable: allowed > 0,
         })
+    }
+
+    /// A 95 % percentile-bootstrap interval of the TPIR at `target_fpir`: `rounds` resamples (with
+    /// replacement) of the mated and of the non-mated searches, each recalibrated to the target, so
+    /// the interval holds the threshold's own uncertainty as well as the mated searches'. The
+    /// resamples come from `seed` alone, so a report is reproducible. `None` without mated or
+    /// non-mated searches.
+    pub fn tpir_interval(&self, target_fpir: f64, rounds: usize, seed: u64) -> Option<[f64; 2]> {
+        let (n, m) = (self.nonmated.len(), self.mated);
+        if n == 0 || m == 0 || rounds == 0 {
+            return None;
+        }
+        // Mated searches as scores a threshold may reach: a mate not at rank 1 never does.
+        let mated: Vec<f32> = self
+            .rank1_mates
+            .0
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n(
+                f32::NEG_INFINITY,
+                m - self.rank1_mates.len(),
+            ))
+            .collect();
+        let allowed = allowed_errors(target_fpir, n);
+        let floor = self.nonmated.min().min(self.rank1_mates.min());
+        let mut rng = SplitMix64(seed);
+        let mut tpirs: Vec<f64> = (0..rounds)
+            .map(|_| {
+                let nonmated =
+                    Ascending::new((0..n).map(|_| self.nonmated.0[rng.below(n)]).collect());
+                let threshold = nonmated.lowest_threshold(allowed, floor);
+                let hits = (0..m).filter(|_| mated[rng.below(m)] >= threshold).count();
+                hits as f64 / m as f64
+            })
+            .collect();
+        tpirs.sort_unstable_by(f64::total_cmp);
+        let at = |q: f64| tpirs[((q * (rounds - 1) as f64).round() as usize).min(rounds - 1)];
+        Some([at(0.025), at(0.975)])
     }
 
     /// (FPIR, FNIR) at every distinct score, thinned to at most `max_points` (at least 2) evenly
@@ -252,6 +293,30 @@ impl Verification {
             tar: self.tar(threshold),
             resolvable: allowed > 0,
         })
+    }
+}
+
+/// Bootstrap resamples per reported operating point.
+pub const BOOTSTRAP_ROUNDS: usize = 1000;
+
+/// The bootstrap's seed: a report is the same every time it is run on the same searches.
+const BOOTSTRAP_SEED: u64 = 0x6c66_725f_6576_616c;
+
+/// A small, fast, seeded generator (SplitMix64): enough for resampling, and no dependency.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0), by multiply-shift: bias below 2^-32 for any n used here.
+    fn below(&mut self, n: usize) -> usize {
+        (((self.next() >> 32) * n as u64) >> 32) as usize
     }
 }
 
@@ -412,7 +477,12 @@ impl EvalReport {
             rank1_rate: identification.rank1_rate(),
             identification: REPORT_FPIRS
                 .iter()
-                .filter_map(|&t| identification.operating_point(t))
+                .filter_map(|&t| {
+                    let mut point = identification.operating_point(t)?;
+                    point.tpir_ci95 =
+                        identification.tpir_interval(t, BOOTSTRAP_ROUNDS, BOOTSTRAP_SEED);
+                    Some(point)
+                })
                 .collect(),
             verification: REPORT_FARS
                 .iter()
@@ -462,11 +532,11 @@ impl EvalReport {
         if self.identification.is_empty() {
             line("No non-mated searches: FPIR cannot be measured, so no threshold can be set.");
         } else {
-            line("| target FPIR | threshold | measured FPIR | FNIR | TPIR |");
-            line("|---|---|---|---|---|");
+            line("| target FPIR | threshold | measured FPIR | FNIR | TPIR | TPIR 95 % interval |");
+            line("|---|---|---|---|---|---|");
             for p in &self.identification {
                 line(&format!(
-                    "| {} | {} | {} ({} of {}){} | {} | {} |",
+                    "| {} | {} | {} ({} of {}){} | {} | {} | {} |",
                     one_in(p.target_fpir),
                     p.threshold,
                     percent(p.fpir),
@@ -475,6 +545,11 @@ impl EvalReport {
                     if p.resolvable { "" } else { " ⚠" },
                     p.fnir.map_or("–".into(), percent),
                     p.tpir.map_or("–".into(), percent),
+                    p.tpir_ci95.map_or("–".into(), |[lo, hi]| format!(
+                        "{}–{}",
+                        percent(lo),
+                        percent(hi)
+                    )),
                 ));
             }
             line("");
@@ -482,7 +557,10 @@ impl EvalReport {
                 "Each threshold is the lowest that keeps to its target on this data: any lower one \
                  exceeds it. Thresholds are given in full; to shorten one, round it up, never \
                  down. FPIR grows with the size of the watch list, so calibrate with a gallery as \
-                 large as the deployment's.",
+                 large as the deployment's. The interval is a percentile bootstrap over 1,000 \
+                 resamples of the mated and non-mated searches, each recalibrated to its target: \
+                 it includes the threshold's own uncertainty, which at a target near one error in \
+                 the non-mated searches dominates.",
             );
             unresolvable_note(
                 &mut line,
@@ -632,6 +710,50 @@ mod tests {
 
     fn tar_at_far(genuine: &[f32], impostor: &[f32], target: f64) -> Option<VerificationPoint> {
         Verification::new(genuine, impostor).tar_at_far(target)
+    }
+
+    /// `n` non-mated and `m` mated searches with scores spread evenly: impostors over [0, 0.6),
+    /// mates over [0.4, 1.0), one mate in ten missed at rank 1.
+    fn spread(n: usize, m: usize) -> Vec<Search> {
+        let non_scores = (0..n).map(|i| non(0.6 * i as f32 / n as f32));
+        let mates = (0..m).map(|i| {
+            let s = 0.4 + 0.6 * i as f32 / m as f32;
+            if i % 10 == 0 {
+                missed(s)
+            } else {
+                hit(s)
+            }
+        });
+        non_scores.chain(mates).collect()
+    }
+
+    #[test]
+    fn the_tpir_interval_holds_the_estimate_narrows_with_data_and_is_reproducible() {
+        let width = |[lo, hi]: [f64; 2]| hi - lo;
+        let small = Identification::new(&spread(200, 100));
+        let large = Identification::new(&spread(5_000, 2_500));
+        for id in [&small, &large] {
+            let p = id.operating_point(1e-2).unwrap();
+            let [lo, hi] = id.tpir_interval(1e-2, 200, 7).unwrap();
+            let tpir = p.tpir.unwrap();
+            assert!(lo <= tpir && tpir <= hi, "{lo} {tpir} {hi}");
+            assert!(hi <= 0.9, "a mate missed at rank 1 is never found: {hi}");
+        }
+        let (a, b) = (
+            small.tpir_interval(1e-2, 200, 7).unwrap(),
+            large.tpir_interval(1e-2, 200, 7).unwrap(),
+        );
+        assert!(width(b) < width(a) / 3.0, "{a:?} {b:?}");
+        assert_eq!(small.tpir_interval(1e-2, 200, 7), Some(a));
+        // Nothing to resample: no interval.
+        assert_eq!(
+            Identification::new(&[hit(0.9)]).tpir_interval(1e-2, 500, 7),
+            None
+        );
+        assert_eq!(
+            Identification::new(&[non(0.9)]).tpir_interval(1e-2, 500, 7),
+            None
+        );
     }
 
     #[test]
