@@ -257,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn the_reference_is_compared_with_the_step_within_budget_that_carried_most() {
+    fn the_reference_is_compared_with_the_summary_step_that_carried_most() {
         let mut report = sample();
         let reference = crate::results::Reference {
             video: "camera0.avi".to_string(),
@@ -285,6 +285,21 @@ mod tests {
         assert!(md.contains("the step of 2 cameras at 5 fps"));
         let none = markdown::render(&empty());
         assert!(none.contains("The reference pipeline was not run"));
+
+        // A step within budget after one that was not is not the summary's: it is not compared.
+        let mut lucky = sample();
+        let ramp = &mut lucky.ramps[0];
+        let mut third = ramp.steps.last().unwrap().clone();
+        third.cameras += 1;
+        third.sustained_fps *= 2.0;
+        third.within_budget = true;
+        ramp.steps.last_mut().unwrap().within_budget = false;
+        ramp.steps.push(third);
+        ramp.max_cameras = crate::ramp::max_within_budget(&ramp.steps);
+        let summary = ramp.max_cameras;
+        let reference = report.reference.as_ref().unwrap().reference.clone();
+        let c = crate::reference::compare(&lucky, reference);
+        assert_eq!(c.step.map(|(n, _)| n), summary, "{c:?}");
     }
 
     #[test]
