@@ -135,7 +135,8 @@ fn reference_paragraph(c: &Comparison) -> String {
          models, one process per core, every face of every frame detected and embedded) read \
          {} frames of `{}` ({} faces) as fast as it could, before the pipeline started. lfr's \
          figure is {step}, the most frames a second sustained within budget with no pass \
-         missed, every smaller camera count within budget too (the summary's step); its CPU is that of nats-server and the services (the load generator excluded).\n\n",
+         missed, every smaller camera count within budget too (the summary's step); its CPU is \
+         that of nats-server and the services (the load generator excluded).\n\n",
         r.frames, r.video, r.faces
     )
 }

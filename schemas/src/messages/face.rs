@@ -80,12 +80,6 @@ pub enum Context {
     OnRequest { subject: String },
 }
 
-impl Default for Context {
-    fn default() -> Self {
-        Context::Crop(Redacted::default())
-    }
-}
-
 /// The matcher asks the detect replica that found `face` for its context crop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContextRequest {

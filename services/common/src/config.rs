@@ -38,6 +38,15 @@ where
     })
 }
 
+/// A configured count of workers, where `0` means one per core this process may use (its CPU
+/// limit in a container).
+pub fn workers(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 /// Sections shared by every service.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

@@ -15,6 +15,7 @@
 //! replica that has since restarted, is [`ContextReply::Gone`], and the alert goes out without its
 //! crop rather than not at all (the matcher counts it).
 
+use crate::lock;
 use crate::metrics::DetectMetrics;
 use lfr_common::bus::Bus;
 use lfr_common::Shutdown;
@@ -193,10 +194,6 @@ impl Responder {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

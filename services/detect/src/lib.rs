@@ -5,8 +5,8 @@
 //! faces that are due a face in between, nothing when none is), decode the JPEG (refusing corrupt,
 //! tiny or absurdly large images), find faces, drop those that fail the quality gate, align each
 //! survivor whose track is due to the embedder's template, publish them to `lfr.faces.<camera>`
-//! with the transient TTL, and only then acknowledge the frame. So each person in view goes on to embed and match at most `faces_per_second` times a
-//! second, and at least once. A frame with no face leaves nothing behind. Frames of different
+//! with the transient TTL, and only then acknowledge the frame. So each person in view goes on to
+//! embed and match at most `faces_per_second` times a second, and at least once. A frame with no face leaves nothing behind. Frames of different
 //! cameras are searched at once, one per worker (`workers`, one per core by default); a camera's
 //! own frames one after another, in order. A frame of a camera that no live deployment covers is
 //! acknowledged unread ([`lfr_watchlist::gate`]): faces are searched for only inside an
@@ -215,18 +215,19 @@ impl DetectStage {
                 probe,
                 everyone,
             } = face;
-            let held = on_request.as_ref().map(|_| HeldFace {
-                jpeg: jpeg.clone(),
-                detection: probe.detection.clone(),
-                everyone,
-            });
+            let detection = probe.detection.clone();
             let mut message = detected_face(&frame.source, index, probe, scale, detected_at)
                 .map_err(|e| HandleError::reject("internal", e))?;
-            if let (Some(subject), Some(held)) = (&on_request, held) {
+            if let Some(subject) = &on_request {
                 message.context = Context::OnRequest {
                     subject: subject.clone(),
                 };
                 // Held before it is published: the matcher may ask as soon as it is.
+                let held = HeldFace {
+                    jpeg: jpeg.clone(),
+                    detection,
+                    everyone,
+                };
                 lock(&self.held).hold(message.face.clone(), held, Instant::now());
             }
             let published = self
@@ -470,11 +471,7 @@ pub fn detected_face(
 
 pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let store = config.models.store()?;
-    let workers = match config.detect.workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    let finders = (0..workers)
+    let finders = (0..lfr_common::config::workers(config.detect.workers))
         .map(|_| Ok(Arc::new(Mutex::new(config.models.face_finder(&store)?))))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let input_side = config.models.detector_input[0].max(config.models.detector_input[1]);

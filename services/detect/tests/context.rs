@@ -11,9 +11,7 @@
 use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
 use lfr_common::Shutdown;
-use lfr_schemas::{
-    streams, subjects, Context, ContextReply, ContextRequest, DetectedFace, Message, Timestamp,
-};
+use lfr_schemas::{streams, subjects, Context, ContextReply, DetectedFace, Message, Timestamp};
 use lfr_testkit::{frame, metric, sample_photo, scrape, Identity, NatsServer};
 use lfr_vision::config::ModelsConfig;
 use lfr_vision::detector::Detector;
@@ -233,21 +231,12 @@ fn context_crops_of_group_photos_show_one_face_each_in_process() {
     assert!(from_frame + on_recheck >= total.others, "{total:?}");
 }
 
-/// Ask detect for a face's context crop as the matcher does, as `identity`.
+/// Ask detect for a face's context crop as the matcher does, as whoever `client` is.
 async fn ask(
     client: &async_nats::Client,
     face: &DetectedFace,
 ) -> Result<ContextReply, async_nats::RequestError> {
-    let Context::OnRequest { subject } = &face.context else {
-        panic!("the face carries its crop: {:?}", face.context);
-    };
-    let request = ContextRequest {
-        face: face.face.clone(),
-    };
-    let reply = client
-        .request(subject.clone(), request.encode().into())
-        .await?;
-    Ok(ContextReply::decode(&reply.payload).unwrap())
+    lfr_testkit::ask_context(client, &face.face, &face.context).await
 }
 
 /// The stage itself: a group photo on FRAMES, its faces read off FACES through embed's consumer,

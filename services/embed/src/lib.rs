@@ -5,8 +5,8 @@
 //! once per `max_batch` faces, on `workers` embedders at once (one per core by default),
 //! L2-normalises, and publishes each template to `lfr.embeddings.<camera>`, in the order the faces
 //! came, with the probe chip (as JPEG, for the operator) and the face's context crop or where to
-//! ask for it. A face is acknowledged only once its template is on the bus. A face of a camera no live deployment covers is acknowledged without
-//! being embedded ([`lfr_watchlist::gate`]).
+//! ask for it. A face is acknowledged only once its template is on the bus. A face of a camera no
+//! live deployment covers is acknowledged without being embedded ([`lfr_watchlist::gate`]).
 
 mod metrics;
 
@@ -69,10 +69,7 @@ impl Default for EmbedConfig {
 impl EmbedConfig {
     /// `workers`, with 0 resolved to the cores this process may use.
     pub fn workers(&self) -> usize {
-        match self.workers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        }
+        lfr_common::config::workers(self.workers)
     }
 
     /// `max_batch`, within what the stage takes.

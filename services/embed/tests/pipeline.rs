@@ -89,19 +89,9 @@ async fn a_frame_becomes_a_template_and_leaves_nothing_behind() {
     use opencv::prelude::MatTraitConst;
     assert_eq!((probe.cols(), probe.rows()), (112, 112));
     // The context crop is made only when the matcher asks the replica that found the face.
-    let lfr_schemas::Context::OnRequest { subject } = &template.context else {
-        panic!("the crop was made with the face: {:?}", template.context);
-    };
-    let request = lfr_schemas::ContextRequest {
-        face: template.face.clone(),
-    };
-    let reply = nats
-        .client(Identity::Match)
-        .await
-        .request(subject.clone(), request.encode().into())
-        .await
-        .unwrap();
-    match lfr_schemas::ContextReply::decode(&reply.payload).unwrap() {
+    let matcher = nats.client(Identity::Match).await;
+    let reply = lfr_testkit::ask_context(&matcher, &template.face, &template.context).await;
+    match reply.unwrap() {
         lfr_schemas::ContextReply::Crop(crop) => assert!(crop.len() > 1000),
         other => panic!("no crop: {other:?}"),
     }

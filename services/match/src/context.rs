@@ -16,7 +16,7 @@ use lfr_common::bus::Bus;
 use lfr_schemas::{subjects, Context, ContextReply, ContextRequest, FaceRef, Message, Redacted};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::OnceCell;
 
 /// How long the matcher waits for a crop before raising the alert without it.
@@ -32,7 +32,7 @@ type Slot = Arc<OnceCell<(Redacted, Fetched)>>;
 /// at most, and taken out by the alert that shows one.
 #[derive(Default)]
 pub struct Prefetch {
-    slots: Arc<Mutex<HashMap<FaceRef, (Instant, Slot)>>>,
+    slots: Arc<Mutex<HashMap<FaceRef, Slot>>>,
 }
 
 impl Prefetch {
@@ -41,25 +41,24 @@ impl Prefetch {
         if matches!(context, Context::Crop(_)) {
             return;
         }
-        let now = Instant::now();
+        let asked = tokio::time::Instant::now();
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots.retain(|_, (at, _)| now.duration_since(*at) < KEEP);
             if slots.contains_key(face) {
                 return;
             }
             let slot = Slot::default();
-            slots.insert(face.clone(), (now, slot.clone()));
+            slots.insert(face.clone(), slot.clone());
             slot
         };
         let (bus, face, context) = (bus.clone(), face.clone(), context.clone());
         let slots = self.slots.clone();
         tokio::spawn(async move {
             slot.get_or_init(|| fetch(&bus, &face, &context)).await;
-            // Not taken by an alert within KEEP: let it go, even if no face matches again.
-            tokio::time::sleep(KEEP).await;
+            // Not taken by an alert within KEEP of asking: let it go.
+            tokio::time::sleep_until(asked + KEEP).await;
             let mut slots = slots.lock().unwrap_or_else(|p| p.into_inner());
-            if slots.get(&face).is_some_and(|(_, s)| Arc::ptr_eq(s, &slot)) {
+            if slots.get(&face).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
                 slots.remove(&face);
             }
         });
@@ -73,7 +72,6 @@ impl Prefetch {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(face)
-            .map(|(_, slot)| slot)
             .unwrap_or_default();
         slot.get_or_init(|| fetch(bus, face, context)).await.clone()
     }

@@ -354,6 +354,24 @@ pub fn frame(camera: &str, seq: u64, jpeg: Vec<u8>, width: u32, height: u32) -> 
     }
 }
 
+/// Ask the detect replica that found `face` for its context crop, as the matcher does, as
+/// whoever `client` is. Panics when the face carries its crop instead of naming a replica.
+pub async fn ask_context(
+    client: &async_nats::Client,
+    face: &lfr_schemas::FaceRef,
+    context: &lfr_schemas::Context,
+) -> Result<lfr_schemas::ContextReply, async_nats::RequestError> {
+    use lfr_schemas::Message;
+    let lfr_schemas::Context::OnRequest { subject } = context else {
+        panic!("the face carries its crop: {context:?}");
+    };
+    let request = lfr_schemas::ContextRequest { face: face.clone() };
+    let reply = client
+        .request(subject.clone(), request.encode().into())
+        .await?;
+    Ok(lfr_schemas::ContextReply::decode(&reply.payload).expect("a context reply"))
+}
+
 /// Messages a stream holds right now.
 pub async fn stream_messages(js: &async_nats::jetstream::Context, name: &str) -> u64 {
     js.get_stream(name)
